@@ -1,0 +1,361 @@
+//! The file as written: serde structs that refuse unknown keys, and the step that turns them into
+//! a typed [`Config`].
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::Place;
+use super::{
+    AdminConfig, ChallengeConfig, Config, ConfigError, HostPattern, HttpConfig, HttpsConfig,
+    OriginAddr, ServerConfig, Site, Sites, UnknownToken,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default = "default_state_dir")]
+    state_dir: PathBuf,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    https: RawHttps,
+    #[serde(default)]
+    challenge: RawChallenge,
+    #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    proxy: RawProxy,
+    #[serde(default, rename = "site")]
+    sites: Vec<RawSite>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default = "default_http_listen")]
+    listen: Vec<Parsed<SocketAddr>>,
+    #[serde(default)]
+    redirect_to_https: bool,
+    #[serde(default = "default_redirect_status")]
+    redirect_status: Spanned<u16>,
+    #[serde(default)]
+    redirect_port: Option<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttps {
+    #[serde(default = "default_https_listen")]
+    listen: Vec<Parsed<SocketAddr>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawChallenge {
+    #[serde(default)]
+    unknown_token: RawUnknownToken,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+enum RawUnknownToken {
+    #[default]
+    #[serde(rename = "404")]
+    NotFound,
+    #[serde(rename = "origin")]
+    Origin,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    #[serde(default = "default_admin_listen")]
+    listen: Parsed<SocketAddr>,
+    token_file: Option<PathBuf>,
+    #[serde(default = "default_max_body")]
+    max_body_bytes: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    #[serde(default = "default_threads")]
+    threads: Spanned<usize>,
+    #[serde(default = "default_grace")]
+    grace_period: Parsed<HumanDuration>,
+    #[serde(default = "default_log_level")]
+    log_level: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    default_origin: Option<Parsed<OriginAddr>>,
+    #[serde(default = "default_connect_timeout")]
+    connect_timeout: Parsed<HumanDuration>,
+    #[serde(default = "default_read_timeout")]
+    read_timeout: Parsed<HumanDuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    names: Spanned<Vec<Spanned<Parsed<HostPattern>>>>,
+    origin: Parsed<OriginAddr>,
+}
+
+/// Reads `text` into the raw structs, or says where and why not.
+pub(super) fn parse(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
+    let de = toml::Deserializer::parse(text).map_err(|e| toml_error(path, text, "", e))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        // toml::Spanned wraps values in a private struct; its field is not a key the user wrote.
+        let key = e
+            .path()
+            .to_string()
+            .replace(".$__serde_spanned_private_value", "");
+        toml_error(path, text, &key, e.into_inner())
+    })
+}
+
+fn toml_error(path: &Path, text: &str, key: &str, e: toml::de::Error) -> ConfigError {
+    let offset = e.span().map_or(0, |s| s.start);
+    ConfigError::Invalid {
+        place: Place::at(path, text, offset),
+        key: if key.is_empty() || key == "." {
+            "(document)".to_owned()
+        } else {
+            key.to_owned()
+        },
+        message: e.message().trim().to_owned(),
+    }
+}
+
+/// Cross-field checks and defaults that depend on other keys.
+pub(super) fn build(path: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigError> {
+    let invalid =
+        |span: std::ops::Range<usize>, key: String, message: String| ConfigError::Invalid {
+            place: Place::at(path, text, span.start),
+            key,
+            message,
+        };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let state_dir = base.join(&raw.state_dir);
+
+    let status = raw.http.redirect_status;
+    if ![301, 302, 307, 308].contains(status.get_ref()) {
+        return Err(invalid(
+            status.span(),
+            "http.redirect_status".into(),
+            format!(
+                "{} is not a redirect status (301, 302, 307 or 308)",
+                status.get_ref()
+            ),
+        ));
+    }
+    let threads = raw.server.threads;
+    if *threads.get_ref() == 0 || *threads.get_ref() > 1024 {
+        return Err(invalid(
+            threads.span(),
+            "server.threads".into(),
+            format!("{} is out of range (1 to 1024)", threads.get_ref()),
+        ));
+    }
+
+    let mut sites = Vec::with_capacity(raw.sites.len());
+    let mut seen: std::collections::HashMap<HostPattern, usize> = Default::default();
+    for (i, site) in raw.sites.into_iter().enumerate() {
+        if site.names.get_ref().is_empty() {
+            return Err(invalid(
+                site.names.span(),
+                format!("site[{i}].names"),
+                "a site needs at least one name".into(),
+            ));
+        }
+        let mut names = Vec::new();
+        for (j, name) in site.names.into_inner().into_iter().enumerate() {
+            let span = name.span();
+            let name = name.into_inner().0;
+            if let Some(first) = seen.insert(name.clone(), i) {
+                return Err(invalid(
+                    span,
+                    format!("site[{i}].names[{j}]"),
+                    format!("{name} is already a name of site[{first}]"),
+                ));
+            }
+            names.push(name);
+        }
+        sites.push(Site {
+            names,
+            origin: site.origin.0,
+        });
+    }
+
+    Ok(Config {
+        source: path.to_path_buf(),
+        http: HttpConfig {
+            listen: raw.http.listen.into_iter().map(|a| a.0).collect(),
+            redirect_to_https: raw.http.redirect_to_https,
+            redirect_status: *status.get_ref(),
+            redirect_port: raw.http.redirect_port.filter(|&p| p != 443),
+        },
+        https: HttpsConfig {
+            listen: raw.https.listen.into_iter().map(|a| a.0).collect(),
+        },
+        challenge: ChallengeConfig {
+            unknown_token: match raw.challenge.unknown_token {
+                RawUnknownToken::NotFound => UnknownToken::NotFound,
+                RawUnknownToken::Origin => UnknownToken::Origin,
+            },
+        },
+        admin: AdminConfig {
+            listen: raw.admin.listen.0,
+            token_file: raw
+                .admin
+                .token_file
+                .map(|p| base.join(p))
+                .unwrap_or_else(|| state_dir.join("admin.token")),
+            max_body_bytes: raw.admin.max_body_bytes,
+        },
+        server: ServerConfig {
+            threads: *threads.get_ref(),
+            grace_period: raw.server.grace_period.0 .0,
+            log_level: raw.server.log_level,
+            origin_connect_timeout: raw.proxy.connect_timeout.0 .0,
+            origin_read_timeout: raw.proxy.read_timeout.0 .0,
+        },
+        sites: Sites::new(raw.proxy.default_origin.map(|o| o.0), sites),
+        state_dir,
+    })
+}
+
+/// A value written as a string and parsed with its [`FromStr`], so that a bad value is reported
+/// by serde with the position of the string.
+pub(super) struct Parsed<T>(pub(super) T);
+
+impl<'de, T> Deserialize<'de> for Parsed<T>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ParsedVisitor<T>(PhantomData<T>);
+        impl<T> Visitor<'_> for ParsedVisitor<T>
+        where
+            T: FromStr,
+            T::Err: fmt::Display,
+        {
+            type Value = Parsed<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                v.parse().map(Parsed).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(ParsedVisitor(PhantomData))
+    }
+}
+
+/// A duration written like `30s`, `5m` or `1h 30m`.
+pub(super) struct HumanDuration(pub(super) Duration);
+
+impl FromStr for HumanDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        humantime::parse_duration(s)
+            .map(HumanDuration)
+            .map_err(|e| format!("{s:?} is not a duration like \"30s\" or \"5m\": {e}"))
+    }
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        Self {
+            listen: default_http_listen(),
+            redirect_to_https: false,
+            redirect_status: default_redirect_status(),
+            redirect_port: None,
+        }
+    }
+}
+
+impl Default for RawHttps {
+    fn default() -> Self {
+        Self {
+            listen: default_https_listen(),
+        }
+    }
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        Self {
+            listen: default_admin_listen(),
+            token_file: None,
+            max_body_bytes: default_max_body(),
+        }
+    }
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            threads: default_threads(),
+            grace_period: default_grace(),
+            log_level: default_log_level(),
+        }
+    }
+}
+
+impl Default for RawProxy {
+    fn default() -> Self {
+        Self {
+            default_origin: None,
+            connect_timeout: default_connect_timeout(),
+            read_timeout: default_read_timeout(),
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/dcv-proxy")
+}
+fn default_http_listen() -> Vec<Parsed<SocketAddr>> {
+    vec![Parsed(SocketAddr::from(([0, 0, 0, 0], 80)))]
+}
+fn default_https_listen() -> Vec<Parsed<SocketAddr>> {
+    vec![Parsed(SocketAddr::from(([0, 0, 0, 0], 443)))]
+}
+fn default_redirect_status() -> Spanned<u16> {
+    Spanned::new(0..0, 301)
+}
+fn default_admin_listen() -> Parsed<SocketAddr> {
+    Parsed(SocketAddr::from(([127, 0, 0, 1], 9180)))
+}
+fn default_max_body() -> usize {
+    1 << 20
+}
+fn default_threads() -> Spanned<usize> {
+    Spanned::new(0..0, 1)
+}
+fn default_grace() -> Parsed<HumanDuration> {
+    Parsed(HumanDuration(Duration::from_secs(30)))
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_connect_timeout() -> Parsed<HumanDuration> {
+    Parsed(HumanDuration(Duration::from_secs(5)))
+}
+fn default_read_timeout() -> Parsed<HumanDuration> {
+    Parsed(HumanDuration(Duration::from_secs(60)))
+}

@@ -1,0 +1,119 @@
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("/etc/dcv/test.toml"), text)
+}
+
+fn invalid(text: &str) -> (usize, usize, String, String) {
+    match parse(text).unwrap_err() {
+        ConfigError::Invalid {
+            place,
+            key,
+            message,
+        } => (place.line, place.column, key, message),
+        other => panic!("unexpected {other}"),
+    }
+}
+
+#[test]
+fn empty_file_gives_documented_defaults() {
+    let c = parse("").unwrap();
+    assert_eq!(c.http.listen, vec!["0.0.0.0:80".parse().unwrap()]);
+    assert_eq!(c.https.listen, vec!["0.0.0.0:443".parse().unwrap()]);
+    assert_eq!(c.admin.listen, "127.0.0.1:9180".parse().unwrap());
+    assert_eq!(c.challenge.unknown_token, UnknownToken::NotFound);
+    assert!(!c.http.redirect_to_https);
+    assert_eq!(c.state_dir, Path::new("/var/lib/dcv-proxy"));
+    assert_eq!(
+        c.admin.token_file,
+        Path::new("/var/lib/dcv-proxy/admin.token")
+    );
+}
+
+#[test]
+fn shipped_example_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_PATH);
+    Config::load(&path).unwrap();
+}
+
+#[test]
+fn unknown_key_names_line_column_and_key() {
+    let (line, col, key, msg) = invalid("[http]\nlisten = [\"127.0.0.1:80\"]\nredirect = true\n");
+    assert_eq!((line, col), (3, 1));
+    assert!(key.starts_with("http"), "{key}");
+    assert!(msg.contains("unknown field `redirect`"), "{msg}");
+}
+
+#[test]
+fn bad_address_names_its_index() {
+    let (line, col, key, msg) = invalid("[https]\nlisten = [\"127.0.0.1:443\", \"localhost\"]\n");
+    assert_eq!((line, col), (2, 28));
+    assert_eq!(key, "https.listen[1]");
+    assert!(msg.contains("invalid socket address"), "{msg}");
+}
+
+#[test]
+fn relative_state_dir_is_relative_to_the_file() {
+    let c = parse("state_dir = \"state\"\n").unwrap();
+    assert_eq!(c.state_dir, Path::new("/etc/dcv/state"));
+}
+
+#[test]
+fn duplicate_site_name_is_refused() {
+    let text = r#"
+[[site]]
+names = ["example.com"]
+origin = "127.0.0.1:8080"
+
+[[site]]
+names = ["www.example.com", "Example.com"]
+origin = "127.0.0.1:8081"
+"#;
+    let (line, _, key, msg) = invalid(text);
+    assert_eq!(line, 7);
+    assert_eq!(key, "site[1].names[1]");
+    assert!(msg.contains("site[0]"), "{msg}");
+}
+
+#[test]
+fn bad_name_and_bad_origin_are_refused() {
+    let (_, _, key, msg) =
+        invalid("[[site]]\nnames = [\"exa mple.com\"]\norigin = \"127.0.0.1:1\"\n");
+    assert_eq!(key, "site[0].names[0]");
+    assert!(msg.contains("not allowed"), "{msg}");
+    let (_, _, key, _) = invalid("[[site]]\nnames = [\"a.test\"]\norigin = \"ftp://x:1\"\n");
+    assert_eq!(key, "site[0].origin");
+}
+
+#[test]
+fn redirect_status_and_threads_are_range_checked() {
+    let (line, _, key, _) = invalid("[http]\nredirect_status = 200\n");
+    assert_eq!((line, key.as_str()), (2, "http.redirect_status"));
+    let (_, _, key, _) = invalid("[server]\nthreads = 0\n");
+    assert_eq!(key, "server.threads");
+}
+
+#[test]
+fn sites_match_exact_then_wildcard_then_default() {
+    let text = r#"
+[proxy]
+default_origin = "127.0.0.1:9000"
+[[site]]
+names = ["example.com", "*.example.com"]
+origin = "127.0.0.1:9001"
+[[site]]
+names = ["api.example.com"]
+origin = "127.0.0.1:9002"
+"#;
+    let c = parse(text).unwrap();
+    let port = |h: &str| c.sites.origin_for(h).unwrap().addr.port();
+    assert_eq!(port("example.com"), 9001);
+    assert_eq!(port("www.example.com"), 9001);
+    assert_eq!(port("api.example.com"), 9002);
+    assert_eq!(port("a.b.example.com"), 9000);
+    assert_eq!(port("other.test"), 9000);
+}

@@ -1,0 +1,501 @@
+//! The certificate store: every certificate the node may present, by name, behind one arc-swap
+//! snapshot that the TLS resolver loads per handshake.
+//!
+//! A certificate enters only as a [`ValidCert`] (see [`check`]), is written to disk atomically,
+//! and only then published. A refused certificate changes nothing: the one being served keeps
+//! being served. Open connections keep the key they negotiated; the next handshake sees the new
+//! snapshot.
+
+pub mod check;
+pub mod pem;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use prometheus::{IntCounterVec, Opts};
+use rustls::sign::CertifiedKey;
+
+pub use check::{name_covers, validate, CertRefusal, ValidCert};
+
+use super::fsio;
+
+/// The id of the certificate presented when no other covers the requested name (or no SNI was
+/// sent). A self-signed one is made at first start so that :443 answers from the first minute.
+pub const DEFAULT_ID: &str = "default";
+
+/// A certificate id: the file stem under `certs/`, `[a-z0-9][a-z0-9._-]{0,63}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CertId(Arc<str>);
+
+impl CertId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.as_bytes()[0].is_ascii_alphanumeric()
+            && s.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+            })
+            && !s.contains("..");
+        if ok {
+            Ok(CertId(s.into()))
+        } else {
+            Err(format!(
+                "{s:?} is not a certificate id (1-64 of a-z, 0-9, '.', '-', '_', starting with a letter or digit)"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn default_id() -> Self {
+        CertId(DEFAULT_ID.into())
+    }
+}
+
+impl fmt::Display for CertId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a certificate came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertSource {
+    /// Made by dcv-proxy at first start.
+    SelfSigned,
+    /// Read from the state directory at start.
+    Disk,
+    /// Uploaded through the admin API.
+    Upload,
+    /// Issued over ACME by this node.
+    Acme,
+    /// Received from the fleet.
+    Fleet,
+}
+
+impl CertSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertSource::SelfSigned => "self-signed",
+            CertSource::Disk => "disk",
+            CertSource::Upload => "upload",
+            CertSource::Acme => "acme",
+            CertSource::Fleet => "fleet",
+        }
+    }
+}
+
+/// A published certificate.
+#[derive(Debug)]
+pub struct CertEntry {
+    pub id: CertId,
+    pub cert: ValidCert,
+    pub source: CertSource,
+    pub published: SystemTime,
+}
+
+/// One consistent view: the name index and every entry.
+#[derive(Clone)]
+pub struct CertSnapshot {
+    exact: HashMap<Arc<str>, Arc<CertifiedKey>>,
+    /// `*.parent` certificates, keyed by `parent`.
+    wildcard: HashMap<Arc<str>, Arc<CertifiedKey>>,
+    default: Arc<CertifiedKey>,
+    entries: BTreeMap<CertId, Arc<CertEntry>>,
+    /// SAN (as written, `*.x` included) → ids of the entries carrying it.
+    owners: HashMap<Arc<str>, Vec<CertId>>,
+}
+
+/// Why an install did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The certificate failed a check; nothing changed.
+    #[error("certificate refused: {0}")]
+    Refused(#[from] CertRefusal),
+    /// Writing it to the state directory failed; nothing changed.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The self-signed default certificate could not be made.
+    #[error("cannot make the self-signed default certificate: {0}")]
+    SelfSigned(String),
+    /// The default certificate can be replaced but not removed.
+    #[error("the default certificate cannot be removed, only replaced")]
+    RemoveDefault,
+}
+
+/// A certificate file that could not be loaded at start.
+#[derive(Debug)]
+pub struct LoadFailure {
+    pub path: PathBuf,
+    pub error: String,
+}
+
+/// The store.
+pub struct CertStore {
+    snapshot: ArcSwap<CertSnapshot>,
+    writer: Mutex<()>,
+    dir: PathBuf,
+    loads: IntCounterVec,
+}
+
+impl CertStore {
+    /// Loads every `<id>.pem` under `dir`; files that fail a check are reported and skipped, the
+    /// rest load. Makes and persists a self-signed default certificate when there is none.
+    pub fn open(dir: &Path) -> Result<(Self, Vec<LoadFailure>), InstallError> {
+        let loads = IntCounterVec::new(
+            Opts::new(
+                "dcv_certificate_loads_total",
+                "Certificates offered to the store, by result (ok or the refusal reason)",
+            ),
+            &["result"],
+        )
+        .expect("metric name and labels are constant and valid");
+        loads.with_label_values(&["ok"]);
+        for reason in CertRefusal::REASONS {
+            loads.with_label_values(&[reason]);
+        }
+
+        let mut failures = Vec::new();
+        let mut loaded = Vec::new();
+        let read_dir = std::fs::read_dir(dir).map_err(|source| InstallError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut paths: Vec<PathBuf> = read_dir.filter_map(Result::ok).map(|e| e.path()).collect();
+        paths.sort();
+        let now = SystemTime::now();
+        for path in paths {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if fsio::is_temp_name(name) {
+                // A write interrupted before its rename: never a served file.
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            let Some(stem) = name.strip_suffix(".pem") else {
+                continue;
+            };
+            let id = match CertId::parse(stem) {
+                Ok(id) => id,
+                Err(e) => {
+                    failures.push(LoadFailure { path, error: e });
+                    continue;
+                }
+            };
+            let result = std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| {
+                    validate(&bytes, b"", &[], now).map_err(|e| {
+                        loads.with_label_values(&[e.reason()]).inc();
+                        e.to_string()
+                    })
+                });
+            match result {
+                Ok(cert) => {
+                    loads.with_label_values(&["ok"]).inc();
+                    loaded.push((id, cert));
+                }
+                Err(error) => failures.push(LoadFailure { path, error }),
+            }
+        }
+
+        let default_path = dir.join(format!("{DEFAULT_ID}.pem"));
+        let has_default = loaded.iter().any(|(id, _)| id.as_str() == DEFAULT_ID);
+        let mut default_source = CertSource::Disk;
+        if !has_default {
+            if default_path.exists() {
+                // It exists but was refused (e.g. expired): move it aside, never delete it.
+                let aside = dir.join(format!("{DEFAULT_ID}.pem.refused"));
+                let _ = std::fs::rename(&default_path, aside);
+            }
+            let cert = make_self_signed_default()?;
+            fsio::write_atomic(&default_path, &cert.pem, 0o600).map_err(|source| {
+                InstallError::Write {
+                    path: default_path.clone(),
+                    source,
+                }
+            })?;
+            loaded.push((CertId::default_id(), cert));
+            default_source = CertSource::SelfSigned;
+        }
+
+        let mut entries = BTreeMap::new();
+        for (id, cert) in loaded {
+            let source = if id.as_str() == DEFAULT_ID {
+                default_source
+            } else {
+                CertSource::Disk
+            };
+            entries.insert(
+                id.clone(),
+                Arc::new(CertEntry {
+                    id,
+                    cert,
+                    source,
+                    published: now,
+                }),
+            );
+        }
+        let snapshot = CertSnapshot::build(entries)
+            .ok_or_else(|| InstallError::SelfSigned("no default certificate was loaded".into()))?;
+        Ok((
+            Self {
+                snapshot: ArcSwap::from_pointee(snapshot),
+                writer: Mutex::new(()),
+                dir: dir.to_path_buf(),
+                loads,
+            },
+            failures,
+        ))
+    }
+
+    /// The key to present for `server_name` (SNI): exact name, then wildcard, then the default.
+    pub fn resolve(&self, server_name: Option<&str>) -> Arc<CertifiedKey> {
+        let snapshot = self.snapshot.load();
+        snapshot
+            .lookup(server_name)
+            .unwrap_or(&snapshot.default)
+            .clone()
+    }
+
+    /// The key for `server_name` if a certificate covers it (no fallback to the default).
+    pub fn covering(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
+        self.snapshot.load().lookup(Some(server_name)).cloned()
+    }
+
+    /// The current snapshot, for listing and metrics.
+    pub fn snapshot(&self) -> Arc<CertSnapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Counter of offered certificates by result; registered by the metrics module.
+    pub fn load_counter(&self) -> &IntCounterVec {
+        &self.loads
+    }
+
+    /// Checks PEM input, writes it, publishes it. On any error nothing changes.
+    pub fn install_pem(
+        &self,
+        id: &CertId,
+        chain_pem: &[u8],
+        key_pem: &[u8],
+        required_names: &[String],
+        source: CertSource,
+    ) -> Result<Arc<CertEntry>, InstallError> {
+        let cert = match validate(chain_pem, key_pem, required_names, SystemTime::now()) {
+            Ok(cert) => cert,
+            Err(e) => {
+                self.loads.with_label_values(&[e.reason()]).inc();
+                return Err(e.into());
+            }
+        };
+        self.install(id, cert, source)
+    }
+
+    /// Writes an already validated certificate and publishes it.
+    pub fn install(
+        &self,
+        id: &CertId,
+        cert: ValidCert,
+        source: CertSource,
+    ) -> Result<Arc<CertEntry>, InstallError> {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let path = self.path_of(id);
+        fsio::write_atomic(&path, &cert.pem, 0o600)
+            .map_err(|source| InstallError::Write { path, source })?;
+        self.loads.with_label_values(&["ok"]).inc();
+        let entry = Arc::new(CertEntry {
+            id: id.clone(),
+            cert,
+            source,
+            published: SystemTime::now(),
+        });
+        let mut next = CertSnapshot::clone(&self.snapshot.load());
+        next.put(entry.clone());
+        self.snapshot.store(Arc::new(next));
+        Ok(entry)
+    }
+
+    /// Publishes a validated certificate without writing it (it is already durable elsewhere,
+    /// e.g. in the fleet store).
+    pub fn publish(&self, id: &CertId, cert: ValidCert, source: CertSource) -> Arc<CertEntry> {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = Arc::new(CertEntry {
+            id: id.clone(),
+            cert,
+            source,
+            published: SystemTime::now(),
+        });
+        let mut next = CertSnapshot::clone(&self.snapshot.load());
+        next.put(entry.clone());
+        self.snapshot.store(Arc::new(next));
+        entry
+    }
+
+    /// Removes certificate `id` from disk and from serving; returns whether it existed.
+    pub fn remove(&self, id: &CertId) -> Result<bool, InstallError> {
+        if id.as_str() == DEFAULT_ID {
+            return Err(InstallError::RemoveDefault);
+        }
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let path = self.path_of(id);
+        fsio::remove_durable(&path).map_err(|source| InstallError::Write { path, source })?;
+        let current = self.snapshot.load();
+        if !current.entries.contains_key(id) {
+            return Ok(false);
+        }
+        let mut next = CertSnapshot::clone(&current);
+        next.remove(id);
+        self.snapshot.store(Arc::new(next));
+        Ok(true)
+    }
+
+    fn path_of(&self, id: &CertId) -> PathBuf {
+        self.dir.join(format!("{id}.pem"))
+    }
+}
+
+impl CertSnapshot {
+    /// Builds the index from scratch; `None` without a default entry.
+    fn build(entries: BTreeMap<CertId, Arc<CertEntry>>) -> Option<Self> {
+        let default = entries.get(&CertId::default_id())?.cert.key.clone();
+        let mut snapshot = CertSnapshot {
+            exact: HashMap::new(),
+            wildcard: HashMap::new(),
+            default,
+            entries: BTreeMap::new(),
+            owners: HashMap::new(),
+        };
+        for entry in entries.into_values() {
+            snapshot.put(entry);
+        }
+        Some(snapshot)
+    }
+
+    fn lookup(&self, server_name: Option<&str>) -> Option<&Arc<CertifiedKey>> {
+        let name = server_name?;
+        if let Some(key) = self.exact.get(name) {
+            return Some(key);
+        }
+        let (_, parent) = name.split_once('.')?;
+        self.wildcard.get(parent)
+    }
+
+    /// Adds or replaces `entry`, re-deciding only the names it touches.
+    fn put(&mut self, entry: Arc<CertEntry>) {
+        let mut touched: Vec<Arc<str>> = Vec::new();
+        if let Some(old) = self.entries.remove(&entry.id) {
+            self.forget_owner(&old, &mut touched);
+        }
+        for name in &entry.cert.names {
+            let name: Arc<str> = name.as_str().into();
+            self.owners
+                .entry(name.clone())
+                .or_default()
+                .push(entry.id.clone());
+            touched.push(name);
+        }
+        if entry.id.as_str() == DEFAULT_ID {
+            self.default = entry.cert.key.clone();
+        }
+        self.entries.insert(entry.id.clone(), entry);
+        self.redecide(touched);
+    }
+
+    fn remove(&mut self, id: &CertId) {
+        let mut touched = Vec::new();
+        if let Some(old) = self.entries.remove(id) {
+            self.forget_owner(&old, &mut touched);
+        }
+        self.redecide(touched);
+    }
+
+    fn forget_owner(&mut self, old: &CertEntry, touched: &mut Vec<Arc<str>>) {
+        for name in &old.cert.names {
+            if let Some(ids) = self.owners.get_mut(name.as_str()) {
+                ids.retain(|i| i != &old.id);
+                if ids.is_empty() {
+                    self.owners.remove(name.as_str());
+                }
+            }
+            touched.push(name.as_str().into());
+        }
+    }
+
+    /// For each touched SAN, the entry that lasts longest wins (a renewal replaces the old one
+    /// before the old one is removed; an older upload never shadows a newer issuance).
+    fn redecide(&mut self, touched: Vec<Arc<str>>) {
+        for name in touched {
+            let winner = self.owners.get(&name).and_then(|ids| {
+                ids.iter()
+                    .filter_map(|id| self.entries.get(id))
+                    .max_by_key(|e| (e.cert.not_after, e.published))
+                    .map(|e| e.cert.key.clone())
+            });
+            let (map, key) = match name.strip_prefix("*.") {
+                Some(parent) => (&mut self.wildcard, Arc::<str>::from(parent)),
+                None => (&mut self.exact, name),
+            };
+            match winner {
+                Some(k) => {
+                    map.insert(key, k);
+                }
+                None => {
+                    map.remove(&key);
+                }
+            }
+        }
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &Arc<CertEntry>> {
+        self.entries.values()
+    }
+
+    pub fn entry(&self, id: &CertId) -> Option<&Arc<CertEntry>> {
+        self.entries.get(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// A self-signed ECDSA P-256 certificate for `dcv-proxy.invalid`, valid ten years.
+fn make_self_signed_default() -> Result<ValidCert, InstallError> {
+    let make = || -> Result<ValidCert, String> {
+        let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+        let mut params = rcgen::CertificateParams::new(vec!["dcv-proxy.invalid".to_owned()])
+            .map_err(|e| e.to_string())?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "dcv-proxy default certificate");
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::hours(1);
+        params.not_after = now + time::Duration::days(3650);
+        let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+        validate(
+            cert.pem().as_bytes(),
+            key.serialize_pem().as_bytes(),
+            &[],
+            SystemTime::now(),
+        )
+        .map_err(|e| e.to_string())
+    };
+    make().map_err(InstallError::SelfSigned)
+}
+
+#[cfg(test)]
+mod tests;

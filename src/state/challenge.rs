@@ -1,0 +1,342 @@
+//! The challenge store: every answer the node gives to a domain-control validation request.
+//!
+//! - ACME HTTP-01 key authorizations by token (RFC 8555 §8.3), optionally bound to the one
+//!   identifier they were issued for, so a token is not answered for a foreign host that points
+//!   its DNS at this node (DNS-rebinding guard).
+//! - CA validation files (`/.well-known/pki-validation/<file>`) by host. A file put for
+//!   `example.com` answers on `www.example.com` too and the other way round, because CAs check
+//!   both (catalogue H8): entries are keyed by the host without its `www.` label.
+//! - TLS-ALPN-01 certificates by name (RFC 8737), handed to the TLS resolver.
+//! - The webroot directory, read at request time so that a file an ACME client just wrote answers
+//!   the very next request.
+//!
+//! Readers load one `Arc` snapshot; writers copy, change and publish it under a mutex.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use rustls::sign::CertifiedKey;
+
+/// An ACME HTTP-01 answer.
+#[derive(Clone)]
+pub struct AcmeAnswer {
+    /// `token.thumbprint`, served as the body, byte for byte.
+    pub key_authorization: Bytes,
+    /// Answer only when the request's host is this name; `None` answers on every host.
+    pub identifier: Option<Arc<str>>,
+    /// After this instant the token is no longer answered (and is swept from disk).
+    pub expires: Option<SystemTime>,
+    pub created: SystemTime,
+}
+
+/// A CA validation file.
+#[derive(Clone)]
+pub struct PkiFile {
+    pub body: Bytes,
+    pub created: SystemTime,
+}
+
+/// One consistent view of every answer.
+#[derive(Default, Clone)]
+pub struct ChallengeSnapshot {
+    acme: HashMap<Arc<str>, AcmeAnswer>,
+    /// Host without `www.` → file name → file; nested so a lookup borrows, never allocates.
+    pki: HashMap<Arc<str>, HashMap<Arc<str>, PkiFile>>,
+    alpn: HashMap<Arc<str>, Arc<CertifiedKey>>,
+}
+
+/// The store shared by the serving path and every writer.
+pub struct ChallengeStore {
+    snapshot: ArcSwap<ChallengeSnapshot>,
+    writer: Mutex<()>,
+    acme_webroot: PathBuf,
+    pki_webroot: PathBuf,
+}
+
+/// Where an answer came from (for metrics and status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerSource {
+    Store,
+    Webroot,
+}
+
+impl ChallengeStore {
+    /// A store with no answers whose webroot lookups read `acme_webroot` and `pki_webroot`.
+    pub fn new(acme_webroot: PathBuf, pki_webroot: PathBuf) -> Self {
+        Self {
+            snapshot: ArcSwap::from_pointee(ChallengeSnapshot::default()),
+            writer: Mutex::new(()),
+            acme_webroot,
+            pki_webroot,
+        }
+    }
+
+    /// The key authorization for `token` requested on `host`, if any.
+    ///
+    /// `token` must already be a well-formed token ([`crate::serve::classify`]); it is used as a
+    /// file name in the webroot.
+    pub fn acme_answer(&self, token: &str, host: &str) -> Option<(Bytes, AnswerSource)> {
+        let snapshot = self.snapshot.load();
+        if let Some(answer) = snapshot.acme.get(token) {
+            let host_ok = answer.identifier.as_deref().is_none_or(|id| id == host);
+            let fresh = answer.expires.is_none_or(|t| SystemTime::now() < t);
+            if host_ok && fresh {
+                return Some((answer.key_authorization.clone(), AnswerSource::Store));
+            }
+            return None;
+        }
+        read_small_file(&self.acme_webroot, token).map(|b| (b, AnswerSource::Webroot))
+    }
+
+    /// The pki-validation file `file` requested on `host`, if any.
+    pub fn pki_answer(&self, host: &str, file: &str) -> Option<(Bytes, AnswerSource)> {
+        let snapshot = self.snapshot.load();
+        if let Some(found) = snapshot.pki.get(apex_of(host)).and_then(|f| f.get(file)) {
+            return Some((found.body.clone(), AnswerSource::Store));
+        }
+        read_small_file(&self.pki_webroot, file).map(|b| (b, AnswerSource::Webroot))
+    }
+
+    /// The TLS-ALPN-01 certificate for `name`, if a challenge is pending.
+    pub fn alpn_certificate(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        self.snapshot.load().alpn.get(name).cloned()
+    }
+
+    /// Whether any TLS-ALPN-01 challenge is pending (lets the TLS path skip work when none is).
+    pub fn has_alpn_challenges(&self) -> bool {
+        !self.snapshot.load().alpn.is_empty()
+    }
+
+    /// The current snapshot, for listing.
+    pub fn snapshot(&self) -> Arc<ChallengeSnapshot> {
+        self.snapshot.load_full()
+    }
+
+    pub fn put_acme(&self, token: &str, answer: AcmeAnswer) {
+        self.update(|s| {
+            s.acme.insert(token.into(), answer);
+        });
+    }
+
+    /// Removes `token`; returns whether it was there.
+    pub fn remove_acme(&self, token: &str) -> bool {
+        let mut found = false;
+        self.update(|s| found = s.acme.remove(token).is_some());
+        found
+    }
+
+    pub fn put_pki(&self, host: &str, file: &str, entry: PkiFile) {
+        self.update(|s| {
+            s.pki
+                .entry(apex_of(host).into())
+                .or_default()
+                .insert(file.into(), entry);
+        });
+    }
+
+    /// Removes a pki-validation file; returns whether it was there.
+    pub fn remove_pki(&self, host: &str, file: &str) -> bool {
+        let mut found = false;
+        self.update(|s| {
+            let apex = apex_of(host);
+            if let Some(files) = s.pki.get_mut(apex) {
+                found = files.remove(file).is_some();
+                if files.is_empty() {
+                    s.pki.remove(apex);
+                }
+            }
+        });
+        found
+    }
+
+    pub fn put_alpn(&self, name: &str, key: Arc<CertifiedKey>) {
+        self.update(|s| {
+            s.alpn.insert(name.into(), key);
+        });
+    }
+
+    pub fn remove_alpn(&self, name: &str) {
+        self.update(|s| {
+            s.alpn.remove(name);
+        });
+    }
+
+    /// Drops expired ACME answers; returns the tokens dropped so their files can go too.
+    pub fn sweep_expired(&self, now: SystemTime) -> Vec<Arc<str>> {
+        let mut gone = Vec::new();
+        self.update(|s| {
+            s.acme.retain(|token, a| {
+                let keep = a.expires.is_none_or(|t| now < t);
+                if !keep {
+                    gone.push(token.clone());
+                }
+                keep
+            })
+        });
+        gone
+    }
+
+    fn update(&self, change: impl FnOnce(&mut ChallengeSnapshot)) {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = ChallengeSnapshot::clone(&self.snapshot.load());
+        change(&mut next);
+        self.snapshot.store(Arc::new(next));
+    }
+}
+
+impl ChallengeSnapshot {
+    pub fn acme(&self) -> impl Iterator<Item = (&str, &AcmeAnswer)> {
+        self.acme.iter().map(|(k, v)| (&**k, v))
+    }
+    /// `(host, file, entry)`, the host being the apex form under which it is stored.
+    pub fn pki(&self) -> impl Iterator<Item = (&str, &str, &PkiFile)> {
+        self.pki
+            .iter()
+            .flat_map(|(h, files)| files.iter().map(move |(f, v)| (&**h, &**f, v)))
+    }
+    pub fn alpn_names(&self) -> impl Iterator<Item = &str> {
+        self.alpn.keys().map(|k| &**k)
+    }
+    pub fn acme_count(&self) -> usize {
+        self.acme.len()
+    }
+    pub fn pki_count(&self) -> usize {
+        self.pki.values().map(HashMap::len).sum()
+    }
+}
+
+impl fmt::Debug for AcmeAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcmeAnswer")
+            .field("identifier", &self.identifier)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `host` without a leading `www.` label: apex and www share pki-validation files (H8).
+pub fn apex_of(host: &str) -> &str {
+    match host.strip_prefix("www.") {
+        Some(apex) if apex.contains('.') => apex,
+        _ => host,
+    }
+}
+
+/// Largest webroot file served: tokens and CA files are tiny; anything bigger is not a
+/// validation file and is not read into memory.
+const MAX_WEBROOT_FILE: u64 = 64 * 1024;
+
+/// Reads `dir/name` if it is a regular file no larger than [`MAX_WEBROOT_FILE`].
+///
+/// `name` is a single validated path segment; symlinks are not followed out of the webroot
+/// because the open is relative to `dir` and `name` holds no `/`.
+fn read_small_file(dir: &Path, name: &str) -> Option<Bytes> {
+    use std::io::Read;
+    debug_assert!(!name.contains('/') && name != ".." && name != ".");
+    let file = std::fs::File::open(dir.join(name)).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > MAX_WEBROOT_FILE {
+        return None;
+    }
+    let mut body = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_WEBROOT_FILE).read_to_end(&mut body).ok()?;
+    Some(Bytes::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, ChallengeStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let acme = dir.path().join("acme");
+        let pki = dir.path().join("pki");
+        std::fs::create_dir_all(&acme).unwrap();
+        std::fs::create_dir_all(&pki).unwrap();
+        (dir, ChallengeStore::new(acme, pki))
+    }
+
+    fn answer(body: &str, identifier: Option<&str>) -> AcmeAnswer {
+        AcmeAnswer {
+            key_authorization: Bytes::copy_from_slice(body.as_bytes()),
+            identifier: identifier.map(Into::into),
+            expires: None,
+            created: SystemTime::now(),
+        }
+    }
+
+    #[test]
+    fn bound_token_answers_only_its_identifier() {
+        let (_d, s) = store();
+        s.put_acme("tok", answer("tok.x", Some("a.example")));
+        assert!(s.acme_answer("tok", "a.example").is_some());
+        assert!(s.acme_answer("tok", "evil.example").is_none());
+    }
+
+    #[test]
+    fn unbound_token_answers_every_host() {
+        let (_d, s) = store();
+        s.put_acme("tok", answer("tok.x", None));
+        assert_eq!(
+            &s.acme_answer("tok", "any.example").unwrap().0[..],
+            b"tok.x"
+        );
+    }
+
+    #[test]
+    fn expired_token_is_not_answered_and_is_swept() {
+        let (_d, s) = store();
+        let mut a = answer("tok.x", None);
+        a.expires = Some(SystemTime::now() - std::time::Duration::from_secs(1));
+        s.put_acme("tok", a);
+        assert!(s.acme_answer("tok", "h").is_none());
+        assert_eq!(s.sweep_expired(SystemTime::now()).len(), 1);
+        assert_eq!(s.snapshot().acme_count(), 0);
+    }
+
+    #[test]
+    fn pki_file_answers_on_apex_and_www() {
+        let (_d, s) = store();
+        let f = PkiFile {
+            body: Bytes::from_static(b"abc"),
+            created: SystemTime::now(),
+        };
+        s.put_pki("www.example.com", "fileauth.txt", f);
+        assert!(s.pki_answer("example.com", "fileauth.txt").is_some());
+        assert!(s.pki_answer("www.example.com", "fileauth.txt").is_some());
+        assert!(s.pki_answer("other.example.com", "fileauth.txt").is_none());
+        assert!(s.remove_pki("example.com", "fileauth.txt"));
+        assert!(s.pki_answer("www.example.com", "fileauth.txt").is_none());
+    }
+
+    #[test]
+    fn webroot_file_is_read_at_request_time() {
+        let (d, s) = store();
+        assert!(s.acme_answer("late", "h").is_none());
+        std::fs::write(d.path().join("acme").join("late"), b"late.key").unwrap();
+        assert_eq!(&s.acme_answer("late", "h").unwrap().0[..], b"late.key");
+    }
+
+    #[test]
+    fn webroot_skips_directories_and_large_files() {
+        let (d, s) = store();
+        std::fs::create_dir(d.path().join("acme").join("dir")).unwrap();
+        assert!(s.acme_answer("dir", "h").is_none());
+        let big = vec![b'a'; (MAX_WEBROOT_FILE + 1) as usize];
+        std::fs::write(d.path().join("acme").join("big"), big).unwrap();
+        assert!(s.acme_answer("big", "h").is_none());
+    }
+
+    #[test]
+    fn apex_of_keeps_bare_www_labels() {
+        assert_eq!(apex_of("www.example.com"), "example.com");
+        assert_eq!(apex_of("example.com"), "example.com");
+        assert_eq!(apex_of("www.com"), "www.com");
+    }
+}
