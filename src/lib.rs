@@ -1,10 +1,16 @@
 //! dcv-proxy: an edge sidecar that answers domain-control validation itself, proxies everything
 //! else to the origin, and keeps its certificates issued.
 //!
-//! Data flows one way: [`config`] → [`state`] → serving and lifecycle → observability; `app` is
-//! the composition root that wires them.
+//! Data flows one way: [`config`] → [`state`] → [`serve`] (and the lifecycle modules) →
+//! [`metrics`] and [`admin`]; [`app`] is the composition root that wires them and [`cli`] the
+//! command line on top.
 
+pub mod admin;
+pub mod app;
+pub mod cli;
 pub mod config;
+pub mod metrics;
+pub mod serve;
 pub mod state;
 #[doc(hidden)]
 pub mod testkit;

@@ -11,6 +11,7 @@ mod types;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::ConfigError;
@@ -96,7 +97,7 @@ pub struct ServerConfig {
 /// The sites: which origin serves which host.
 #[derive(Debug, Clone)]
 pub struct Sites {
-    pub default_origin: Option<OriginAddr>,
+    pub default_origin: Option<Arc<OriginAddr>>,
     pub sites: Vec<Site>,
     exact: HashMap<String, usize>,
     wildcard: HashMap<String, usize>,
@@ -106,7 +107,8 @@ pub struct Sites {
 #[derive(Debug, Clone)]
 pub struct Site {
     pub names: Vec<HostPattern>,
-    pub origin: OriginAddr,
+    /// Shared so that a request can hold its origin without copying it.
+    pub origin: Arc<OriginAddr>,
 }
 
 impl Config {
@@ -127,7 +129,7 @@ impl Config {
 }
 
 impl Sites {
-    pub(crate) fn new(default_origin: Option<OriginAddr>, sites: Vec<Site>) -> Self {
+    pub(crate) fn new(default_origin: Option<Arc<OriginAddr>>, sites: Vec<Site>) -> Self {
         let mut exact = HashMap::new();
         let mut wildcard = HashMap::new();
         for (index, site) in sites.iter().enumerate() {
@@ -158,7 +160,7 @@ impl Sites {
     }
 
     /// The origin for `host`: its site's, else the default origin.
-    pub fn origin_for(&self, host: &str) -> Option<&OriginAddr> {
+    pub fn origin_for(&self, host: &str) -> Option<&Arc<OriginAddr>> {
         self.site_for(host)
             .map(|s| &s.origin)
             .or(self.default_origin.as_ref())

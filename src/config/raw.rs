@@ -195,7 +195,7 @@ pub(super) fn build(path: &Path, text: &str, raw: RawConfig) -> Result<Config, C
         }
         sites.push(Site {
             names,
-            origin: site.origin.0,
+            origin: std::sync::Arc::new(site.origin.0),
         });
     }
 
@@ -232,7 +232,10 @@ pub(super) fn build(path: &Path, text: &str, raw: RawConfig) -> Result<Config, C
             origin_connect_timeout: raw.proxy.connect_timeout.0 .0,
             origin_read_timeout: raw.proxy.read_timeout.0 .0,
         },
-        sites: Sites::new(raw.proxy.default_origin.map(|o| o.0), sites),
+        sites: Sites::new(
+            raw.proxy.default_origin.map(|o| std::sync::Arc::new(o.0)),
+            sites,
+        ),
         state_dir,
     })
 }

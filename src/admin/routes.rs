@@ -1,0 +1,443 @@
+//! The endpoints. Every handler parses its input fully before touching state, so a refused
+//! request changes nothing.
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use super::{AdminApi, AdminRequest, Reply};
+use crate::config::DnsName;
+use crate::serve::classify::{is_file_name, is_token};
+use crate::state::certs::{CertEntry, CertId, CertSource, InstallError, DEFAULT_ID};
+use crate::state::challenge::{apex_of, AcmeAnswer, PkiFile};
+use crate::state::local::unix;
+
+/// Default lifetime of a token put through the API: long enough for any pending authorization,
+/// short enough that a forgotten token does not answer forever.
+const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Longest lifetime accepted for a token (Let's Encrypt keeps pending authorizations 7 days).
+const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Largest validation file accepted: the same cap as files served from the webroot.
+const MAX_PKI_FILE: usize = 64 * 1024;
+
+pub(super) async fn route(api: &AdminApi, req: AdminRequest) -> Reply {
+    let segments: Vec<&str> = req.path.trim_end_matches('/').split('/').skip(1).collect();
+    let get = matches!(req.method, Method::GET | Method::HEAD);
+    match (segments.as_slice(), &req.method) {
+        (["healthz"], _) if get => {
+            Reply::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+        }
+        (["metrics"], _) if get => Reply::text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            api.metrics.render(),
+        ),
+        (["v1", "status"], _) if get => status(api),
+        (["v1", "acme", "tokens"], _) if get => list_tokens(api),
+        (["v1", "acme", "tokens", token], &Method::PUT) => put_token(api, token, &req.body).await,
+        (["v1", "acme", "tokens", token], &Method::DELETE) => delete_token(api, token).await,
+        (["v1", "pki"], _) if get => list_pki(api, None),
+        (["v1", "pki", host], _) if get => list_pki(api, Some(host)),
+        (["v1", "pki", host, file], &Method::PUT) => put_pki(api, host, file, &req.body).await,
+        (["v1", "pki", host, file], &Method::DELETE) => delete_pki(api, host, file).await,
+        (["v1", "certificates"], _) if get => list_certs(api),
+        (["v1", "certificates", id], _) if get => get_cert(api, id),
+        (["v1", "certificates", id], &Method::PUT) => put_cert(api, id, &req.body),
+        (["v1", "certificates", id], &Method::DELETE) => delete_cert(api, id),
+        (["healthz" | "metrics"] | ["v1", "status" | "acme" | "pki" | "certificates", ..], _) => {
+            Reply::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{} is not allowed on {}", req.method, req.path),
+            )
+        }
+        _ => Reply::error(StatusCode::NOT_FOUND, format!("no endpoint {}", req.path)),
+    }
+}
+
+/// Parses a JSON body, refusing unknown fields with serde's message (which has line and column).
+fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Reply> {
+    if body.is_empty() {
+        return Err(Reply::error(
+            StatusCode::BAD_REQUEST,
+            "a JSON body is required",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| Reply::error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+// ---- status
+
+fn status(api: &AdminApi) -> Reply {
+    let certs = api.state.certs.snapshot();
+    let challenges = api.state.challenges.snapshot();
+    let body = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "started": rfc3339(api.started),
+        "certificates": certs.entries().map(|e| cert_view(e)).collect::<Vec<_>>(),
+        "challenges": {
+            "acme_tokens": challenges.acme_count(),
+            "pki_files": challenges.pki_count(),
+            "tls_alpn": challenges.alpn_names().count(),
+        },
+    });
+    Reply::json(StatusCode::OK, &body)
+}
+
+// ---- ACME tokens
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    key_authorization: String,
+    identifier: Option<String>,
+    ttl_seconds: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct TokenView {
+    token: String,
+    key_authorization: String,
+    identifier: Option<String>,
+    created: String,
+    expires: Option<String>,
+}
+
+fn token_view(token: &str, a: &AcmeAnswer) -> TokenView {
+    TokenView {
+        token: token.to_owned(),
+        key_authorization: String::from_utf8_lossy(&a.key_authorization).into_owned(),
+        identifier: a.identifier.as_deref().map(str::to_owned),
+        created: rfc3339(a.created),
+        expires: a.expires.map(rfc3339),
+    }
+}
+
+fn list_tokens(api: &AdminApi) -> Reply {
+    let snapshot = api.state.challenges.snapshot();
+    let mut tokens: Vec<TokenView> = snapshot.acme().map(|(t, a)| token_view(t, a)).collect();
+    tokens.sort_by(|a, b| a.token.cmp(&b.token));
+    Reply::json(StatusCode::OK, &serde_json::json!({ "tokens": tokens }))
+}
+
+async fn put_token(api: &AdminApi, token: &str, body: &[u8]) -> Reply {
+    if !is_token(token) {
+        return Reply::error(
+            StatusCode::BAD_REQUEST,
+            format!("{token:?} is not an ACME token (1-256 characters of A-Z a-z 0-9 - _)"),
+        );
+    }
+    let body: TokenBody = match parse_body(body) {
+        Ok(b) => b,
+        Err(reply) => return reply,
+    };
+    // RFC 8555 §8.1: keyAuthorization = token || '.' || base64url(JWK thumbprint). Refusing
+    // anything else catches the "file content incorrect" mistakes (H7) at the API.
+    let thumbprint = body
+        .key_authorization
+        .strip_prefix(token)
+        .and_then(|rest| rest.strip_prefix('.'));
+    match thumbprint {
+        Some(t) if !t.is_empty() && t.len() <= 128 && is_token(t) => {}
+        _ => {
+            return Reply::error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "key_authorization must be \"{token}.<base64url account thumbprint>\" (RFC 8555 section 8.1)"
+                ),
+            )
+        }
+    }
+    let identifier = match body.identifier.as_deref().map(str::parse::<DnsName>) {
+        None => None,
+        Some(Ok(name)) => Some(name),
+        Some(Err(e)) => {
+            return Reply::error(StatusCode::UNPROCESSABLE_ENTITY, format!("identifier: {e}"))
+        }
+    };
+    let ttl = body
+        .ttl_seconds
+        .map_or(DEFAULT_TOKEN_TTL, Duration::from_secs);
+    if ttl.is_zero() || ttl > MAX_TOKEN_TTL {
+        return Reply::error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "ttl_seconds must be between 1 and {}",
+                MAX_TOKEN_TTL.as_secs()
+            ),
+        );
+    }
+    let now = SystemTime::now();
+    let answer = AcmeAnswer {
+        key_authorization: Bytes::from(body.key_authorization),
+        identifier: identifier.map(|n| n.as_str().into()),
+        expires: Some(now + ttl),
+        created: now,
+    };
+    let view = token_view(token, &answer);
+    match api.state.put_token(token, answer).await {
+        Ok(()) => Reply::json(StatusCode::CREATED, &view),
+        Err(e) => Reply::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn delete_token(api: &AdminApi, token: &str) -> Reply {
+    if !is_token(token) {
+        return Reply::error(
+            StatusCode::BAD_REQUEST,
+            format!("{token:?} is not an ACME token"),
+        );
+    }
+    match api.state.remove_token(token).await {
+        Ok(true) => Reply::json(StatusCode::OK, &serde_json::json!({ "removed": token })),
+        Ok(false) => Reply::error(StatusCode::NOT_FOUND, format!("no token {token}")),
+        Err(e) => Reply::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+// ---- pki-validation files
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PkiBody {
+    content: Option<String>,
+    content_base64: Option<String>,
+}
+
+#[derive(Serialize)]
+struct PkiView {
+    host: String,
+    /// The apex and www names this file answers on (H8).
+    answers_on: [String; 2],
+    file: String,
+    size: usize,
+    sha256: String,
+    created: String,
+}
+
+fn pki_view(host: &str, file: &str, entry: &PkiFile) -> PkiView {
+    let www = format!("www.{host}");
+    PkiView {
+        host: host.to_owned(),
+        answers_on: [host.to_owned(), www],
+        file: file.to_owned(),
+        size: entry.body.len(),
+        sha256: crate::state::certs::check::hex(
+            ring::digest::digest(&ring::digest::SHA256, &entry.body).as_ref(),
+        ),
+        created: rfc3339(entry.created),
+    }
+}
+
+fn parse_host(host: &str) -> Result<DnsName, Reply> {
+    host.parse::<DnsName>()
+        .map_err(|e| Reply::error(StatusCode::BAD_REQUEST, format!("host: {e}")))
+}
+
+fn list_pki(api: &AdminApi, host: Option<&str>) -> Reply {
+    let filter = match host.map(parse_host) {
+        None => None,
+        Some(Ok(h)) => Some(apex_of(h.as_str()).to_owned()),
+        Some(Err(reply)) => return reply,
+    };
+    let snapshot = api.state.challenges.snapshot();
+    let mut files: Vec<PkiView> = snapshot
+        .pki()
+        .filter(|(h, _, _)| filter.as_deref().is_none_or(|f| f == *h))
+        .map(|(h, f, e)| pki_view(h, f, e))
+        .collect();
+    files.sort_by(|a, b| (&a.host, &a.file).cmp(&(&b.host, &b.file)));
+    Reply::json(StatusCode::OK, &serde_json::json!({ "files": files }))
+}
+
+async fn put_pki(api: &AdminApi, host: &str, file: &str, body: &[u8]) -> Reply {
+    let host = match parse_host(host) {
+        Ok(h) => h,
+        Err(reply) => return reply,
+    };
+    if !is_file_name(file) {
+        return Reply::error(
+            StatusCode::BAD_REQUEST,
+            format!("{file:?} is not a validation file name (one segment of A-Z a-z 0-9 . - _, not starting with '.')"),
+        );
+    }
+    let body: PkiBody = match parse_body(body) {
+        Ok(b) => b,
+        Err(reply) => return reply,
+    };
+    let bytes = match (body.content, body.content_base64) {
+        (Some(text), None) => text.into_bytes(),
+        (None, Some(b64)) => match base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                return Reply::error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("content_base64 is not base64: {e}"),
+                )
+            }
+        },
+        _ => {
+            return Reply::error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "give exactly one of content (text) or content_base64",
+            )
+        }
+    };
+    if bytes.is_empty() || bytes.len() > MAX_PKI_FILE {
+        return Reply::error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("a validation file must have 1 to {MAX_PKI_FILE} bytes"),
+        );
+    }
+    let entry = PkiFile {
+        body: Bytes::from(bytes),
+        created: SystemTime::now(),
+    };
+    let view = pki_view(apex_of(host.as_str()), file, &entry);
+    match api.state.put_pki(host.as_str(), file, entry).await {
+        Ok(()) => Reply::json(StatusCode::CREATED, &view),
+        Err(e) => Reply::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn delete_pki(api: &AdminApi, host: &str, file: &str) -> Reply {
+    let host = match parse_host(host) {
+        Ok(h) => h,
+        Err(reply) => return reply,
+    };
+    if !is_file_name(file) {
+        return Reply::error(
+            StatusCode::BAD_REQUEST,
+            format!("{file:?} is not a validation file name"),
+        );
+    }
+    match api.state.remove_pki(host.as_str(), file).await {
+        Ok(true) => Reply::json(StatusCode::OK, &serde_json::json!({ "removed": file })),
+        Ok(false) => Reply::error(StatusCode::NOT_FOUND, format!("no file {file} for {host}")),
+        Err(e) => Reply::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+// ---- certificates
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertBody {
+    /// Leaf then intermediates (PEM); may also carry the key.
+    certificate: String,
+    /// PEM private key, unless it is in `certificate`.
+    #[serde(default)]
+    private_key: String,
+    /// Names the certificate must cover (C6).
+    #[serde(default)]
+    names: Vec<String>,
+}
+
+fn cert_view(e: &CertEntry) -> serde_json::Value {
+    let now = SystemTime::now();
+    let expires_in = e
+        .cert
+        .not_after
+        .duration_since(now)
+        .map_or(0, |d| d.as_secs());
+    serde_json::json!({
+        "id": e.id.as_str(),
+        "names": e.cert.names,
+        "subject": e.cert.subject,
+        "issuer": e.cert.issuer,
+        "serial": e.cert.serial,
+        "sha256_fingerprint": e.cert.fingerprint,
+        "not_before": rfc3339(e.cert.not_before),
+        "not_after": rfc3339(e.cert.not_after),
+        "not_after_unix": unix(e.cert.not_after),
+        "expires_in_seconds": expires_in,
+        "chain_length": e.cert.key.cert.len(),
+        "self_signed": e.cert.self_signed,
+        "default": e.id.as_str() == DEFAULT_ID,
+        "source": e.source.as_str(),
+        "published": rfc3339(e.published),
+    })
+}
+
+fn parse_id(id: &str) -> Result<CertId, Reply> {
+    CertId::parse(id).map_err(|e| Reply::error(StatusCode::BAD_REQUEST, e))
+}
+
+fn list_certs(api: &AdminApi) -> Reply {
+    let snapshot = api.state.certs.snapshot();
+    let list: Vec<_> = snapshot.entries().map(|e| cert_view(e)).collect();
+    Reply::json(StatusCode::OK, &serde_json::json!({ "certificates": list }))
+}
+
+fn get_cert(api: &AdminApi, id: &str) -> Reply {
+    let id = match parse_id(id) {
+        Ok(id) => id,
+        Err(reply) => return reply,
+    };
+    match api.state.certs.snapshot().entry(&id) {
+        Some(e) => Reply::json(StatusCode::OK, &cert_view(e)),
+        None => Reply::error(StatusCode::NOT_FOUND, format!("no certificate {id}")),
+    }
+}
+
+fn put_cert(api: &AdminApi, id: &str, body: &[u8]) -> Reply {
+    let id = match parse_id(id) {
+        Ok(id) => id,
+        Err(reply) => return reply,
+    };
+    let body: CertBody = match parse_body(body) {
+        Ok(b) => b,
+        Err(reply) => return reply,
+    };
+    let mut names = Vec::with_capacity(body.names.len());
+    for name in &body.names {
+        let pattern = name.strip_prefix("*.").unwrap_or(name);
+        match pattern.parse::<DnsName>() {
+            Ok(_) => names.push(name.to_ascii_lowercase()),
+            Err(e) => return Reply::error(StatusCode::UNPROCESSABLE_ENTITY, format!("names: {e}")),
+        }
+    }
+    match api.state.certs.install_pem(
+        &id,
+        body.certificate.as_bytes(),
+        body.private_key.as_bytes(),
+        &names,
+        CertSource::Upload,
+    ) {
+        Ok(entry) => Reply::json(StatusCode::CREATED, &cert_view(&entry)),
+        Err(InstallError::Refused(refusal)) => Reply::json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &serde_json::json!({
+                "error": format!("certificate refused: {refusal}"),
+                "reason": refusal.reason(),
+            }),
+        ),
+        Err(e) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+fn delete_cert(api: &AdminApi, id: &str) -> Reply {
+    let id = match parse_id(id) {
+        Ok(id) => id,
+        Err(reply) => return reply,
+    };
+    match api.state.certs.remove(&id) {
+        Ok(true) => Reply::json(
+            StatusCode::OK,
+            &serde_json::json!({ "removed": id.as_str() }),
+        ),
+        Ok(false) => Reply::error(StatusCode::NOT_FOUND, format!("no certificate {id}")),
+        Err(InstallError::RemoveDefault) => Reply::error(
+            StatusCode::CONFLICT,
+            "the default certificate cannot be removed; upload a replacement with PUT",
+        ),
+        Err(e) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}

@@ -1,0 +1,201 @@
+//! The composition root: builds state from the configuration, wires serving, lifecycle and
+//! observability together on one pingora server, and runs it.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora_core::server::configuration::{Opt, ServerConf};
+use pingora_core::server::{Server, ShutdownWatch};
+use pingora_core::services::background::{background_service, BackgroundService};
+use pingora_core::services::listening::Service;
+
+use crate::admin::token::AdminToken;
+use crate::admin::AdminApi;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::serve::{self, CertResolver, EdgeProxy, Routing, ServeCounters};
+use crate::state::certs::CertStore;
+use crate::state::local::LocalBackend;
+use crate::state::{ChallengeStore, State, StateDir};
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The state directory cannot be created or written.
+    #[error("state directory {path}: {source}")]
+    StateDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The certificate store could not be opened.
+    #[error("certificates: {0}")]
+    Certificates(#[from] crate::state::certs::InstallError),
+    /// The admin token file cannot be read or created.
+    #[error("admin token file {path}: {source}")]
+    AdminToken {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A listen address cannot be bound; the message says why and what to do.
+    #[error("{0}")]
+    Bind(String),
+    /// pingora refused a listener setting.
+    #[error("listener setup: {0}")]
+    Listener(String),
+}
+
+/// Options of `dcv-proxy run` that are not in the configuration file.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Take the listening sockets over from a running instance (zero-downtime upgrade).
+    pub upgrade: bool,
+}
+
+/// Starts the node and serves until a signal stops it. Only returns on a start-up error.
+pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
+    let dir = StateDir::new(&config.state_dir);
+    dir.create().map_err(|source| StartError::StateDir {
+        path: config.state_dir.display().to_string(),
+        source,
+    })?;
+
+    let (certs, failures) = CertStore::open(&dir.certs())?;
+    for failure in &failures {
+        tracing::error!(file = %failure.path.display(), error = %failure.error, "certificate refused at start; the others are served");
+    }
+    let certs = Arc::new(certs);
+    let challenges = Arc::new(ChallengeStore::new(dir.acme_webroot(), dir.pki_webroot()));
+    let backend = Arc::new(LocalBackend::new(dir.clone()));
+    let (tokens, files, problems) = backend.load_into(&challenges);
+    for (path, error) in &problems {
+        tracing::error!(file = %path.display(), %error, "challenge file skipped at start");
+    }
+    tracing::info!(
+        certificates = certs.snapshot().len(),
+        tokens,
+        files,
+        state_dir = %config.state_dir.display(),
+        "state loaded"
+    );
+    let state = State::new(dir.clone(), challenges.clone(), certs.clone(), backend);
+
+    let (token, created) =
+        AdminToken::load_or_create(&config.admin.token_file).map_err(|source| {
+            StartError::AdminToken {
+                path: config.admin.token_file.display().to_string(),
+                source,
+            }
+        })?;
+    if created {
+        tracing::info!(file = %config.admin.token_file.display(), "admin token created");
+    }
+
+    if !options.upgrade {
+        let all = config
+            .http
+            .listen
+            .iter()
+            .chain(&config.https.listen)
+            .chain(std::iter::once(&config.admin.listen));
+        for addr in all {
+            check_bind(addr)?;
+        }
+    }
+
+    let server_conf = ServerConf {
+        threads: config.server.threads,
+        pid_file: dir.root().join("dcv-proxy.pid").display().to_string(),
+        upgrade_sock: dir.root().join("upgrade.sock").display().to_string(),
+        grace_period_seconds: Some(config.server.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(config.server.grace_period.as_secs()),
+        ..ServerConf::default()
+    };
+    let opt = Opt {
+        upgrade: options.upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf);
+    server.bootstrap();
+
+    let counters = ServeCounters::new();
+    let metrics = Arc::new(Metrics::new());
+    for collector in counters.collectors() {
+        metrics.register(collector);
+    }
+    metrics.register_state(certs.clone(), challenges.clone());
+
+    let routing = Arc::new(ArcSwap::from_pointee(Routing::from_config(&config)));
+    let proxy = EdgeProxy::new(challenges.clone(), routing, counters);
+    let resolver = Arc::new(CertResolver::new(certs.clone()));
+    let edge = serve::edge_service(
+        &server.configuration,
+        proxy,
+        &config.http.listen,
+        &config.https.listen,
+        resolver,
+    )
+    .map_err(|e| StartError::Listener(e.to_string()))?;
+    server.add_service(edge);
+
+    let mut admin = Service::new(
+        "dcv-proxy admin".to_owned(),
+        AdminApi::new(state.clone(), metrics, token, config.admin.max_body_bytes),
+    );
+    admin.add_tcp(&config.admin.listen.to_string());
+    server.add_service(admin);
+
+    server.add_service(background_service("token sweeper", TokenSweeper { state }));
+
+    tracing::info!(
+        http = ?config.http.listen,
+        https = ?config.https.listen,
+        admin = %config.admin.listen,
+        "dcv-proxy serving"
+    );
+    server.run_forever()
+}
+
+/// Binds `addr` once to turn the OS error into advice before pingora (which would panic) does.
+fn check_bind(addr: &SocketAddr) -> Result<(), StartError> {
+    match TcpListener::bind(addr) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && addr.port() < 1024 => {
+            Err(StartError::Bind(format!(
+                "cannot listen on {addr}: permission denied. Ports below 1024 need the \
+                 CAP_NET_BIND_SERVICE capability: run under the systemd unit (it grants \
+                 AmbientCapabilities=CAP_NET_BIND_SERVICE), or grant it to the binary with \
+                 `setcap cap_net_bind_service=+ep $(command -v dcv-proxy)`, or listen on a port \
+                 of 1024 or above"
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(StartError::Bind(format!(
+            "cannot listen on {addr}: the address is already in use (another web server on \
+             this port? `ss -ltnp 'sport = :{}'` shows which process)",
+            addr.port()
+        ))),
+        Err(e) => Err(StartError::Bind(format!("cannot listen on {addr}: {e}"))),
+    }
+}
+
+/// Drops expired ACME tokens once a minute.
+struct TokenSweeper {
+    state: State,
+}
+
+#[async_trait]
+impl BackgroundService for TokenSweeper {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.state.sweep_expired().await,
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

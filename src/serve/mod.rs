@@ -1,0 +1,49 @@
+//! Serving: the listeners on ports 80 and 443, the edge proxy behind them and TLS termination.
+
+pub mod classify;
+pub mod counters;
+pub mod proxy;
+pub mod routing;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use pingora_core::listeners::TcpSocketOptions;
+use pingora_core::server::configuration::ServerConf;
+use pingora_core::services::listening::Service;
+use pingora_proxy::HttpProxy;
+
+pub use counters::ServeCounters;
+pub use proxy::EdgeProxy;
+pub use routing::Routing;
+pub use tls::CertResolver;
+
+/// The pingora service carrying every HTTP and HTTPS listener.
+pub fn edge_service(
+    server_conf: &Arc<ServerConf>,
+    proxy: EdgeProxy,
+    http: &[SocketAddr],
+    https: &[SocketAddr],
+    resolver: Arc<CertResolver>,
+) -> pingora_error::Result<Service<HttpProxy<EdgeProxy>>> {
+    let mut service =
+        pingora_proxy::http_proxy_service_with_name(server_conf, proxy, "dcv-proxy edge");
+    for addr in http {
+        service.add_tcp_with_settings(&addr.to_string(), socket_options(addr));
+    }
+    for addr in https {
+        let settings = tls::tls_settings(resolver.clone())?;
+        service.add_tls_with_settings(&addr.to_string(), Some(socket_options(addr)), settings);
+    }
+    Ok(service)
+}
+
+/// IPv6 listeners are bound IPv6-only, so `0.0.0.0:80` and `[::]:80` can both be configured.
+fn socket_options(addr: &SocketAddr) -> TcpSocketOptions {
+    let mut options = TcpSocketOptions::default();
+    if addr.is_ipv6() {
+        options.ipv6_only = Some(true);
+    }
+    options
+}

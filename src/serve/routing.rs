@@ -1,0 +1,51 @@
+//! The part of the configuration the request path reads, behind an arc-swap so a reload
+//! (SIGHUP) replaces it between two requests.
+
+use std::time::Duration;
+
+use pingora_http::RequestHeader;
+
+use crate::config::{Config, Sites, UnknownToken};
+
+/// Routing decisions for one configuration generation.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    pub sites: Sites,
+    pub unknown_token: UnknownToken,
+    pub redirect_to_https: bool,
+    pub redirect_status: u16,
+    /// `:port` suffix for redirect targets, empty for 443.
+    redirect_port: String,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+impl Routing {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            sites: config.sites.clone(),
+            unknown_token: config.challenge.unknown_token,
+            redirect_to_https: config.http.redirect_to_https,
+            redirect_status: config.http.redirect_status,
+            redirect_port: config
+                .http
+                .redirect_port
+                .map(|p| format!(":{p}"))
+                .unwrap_or_default(),
+            connect_timeout: config.server.origin_connect_timeout,
+            read_timeout: config.server.origin_read_timeout,
+        }
+    }
+
+    /// `https://<host>[:port]<path>[?query]` for a request on `host` (already normalised, so it
+    /// cannot inject anything into the header).
+    pub fn redirect_location(&self, host: &str, req: &RequestHeader) -> String {
+        let path_and_query = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let host_part = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        };
+        format!("https://{host_part}{}{path_and_query}", self.redirect_port)
+    }
+}
