@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::ConfigError;
-pub use types::{DnsName, HostPattern, OriginAddr};
+pub use types::{CertId, DnsName, HostPattern, OriginAddr, DEFAULT_CERT_ID};
 
 /// Where `dcv-proxy` looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "conf/dcv-proxy.toml";
@@ -33,6 +33,88 @@ pub struct Config {
     pub admin: AdminConfig,
     pub server: ServerConfig,
     pub sites: Sites,
+    pub acme: AcmeConfig,
+    /// Certificates this node obtains and renews over ACME.
+    pub certificates: Vec<CertificateConfig>,
+}
+
+/// How the node talks to its ACME CA.
+#[derive(Debug, Clone)]
+pub struct AcmeConfig {
+    /// Directory URL (RFC 8555 §7.1.1).
+    pub directory: String,
+    /// `mailto:` contacts for the account.
+    pub contact: Vec<String>,
+    /// The operator agreed to the CA's terms of service (required to create an account).
+    pub terms_agreed: bool,
+    /// External account binding (RFC 8555 §7.3.4), required by ZeroSSL, Google and others.
+    pub eab: Option<ExternalAccount>,
+    /// PEM bundle of roots to trust for the CA's API instead of the system store (private CAs).
+    pub ca_bundle: Option<PathBuf>,
+    /// Key type of issued certificates; a fresh key is made for every order (P7).
+    pub key_type: KeyType,
+    /// Certificate profile to request, when the CA offers profiles.
+    pub profile: Option<String>,
+    /// Answer any well-formed token on a configured name with `token.<thumbprint>`
+    /// (RFC 8555 §8.1), so nodes that never saw the order answer too.
+    pub stateless_http01: bool,
+    /// First and longest wait after a failed order (exponential backoff between them).
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    /// How long the self-check may take before the CA is told a challenge is ready.
+    pub self_check_timeout: Duration,
+    /// How long to poll an order before giving it up.
+    pub order_timeout: Duration,
+    /// How often certificates are re-examined for renewal (ARI windows are fetched this often).
+    pub check_interval: Duration,
+}
+
+/// An EAB key id and HMAC key.
+#[derive(Clone)]
+pub struct ExternalAccount {
+    pub key_id: String,
+    pub hmac_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for ExternalAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExternalAccount")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Key algorithm of issued certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    EcdsaP256,
+    EcdsaP384,
+    Rsa2048,
+}
+
+/// How the CA validates a certificate's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeType {
+    Http01,
+    TlsAlpn01,
+}
+
+impl ChallengeType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeType::Http01 => "http-01",
+            ChallengeType::TlsAlpn01 => "tls-alpn-01",
+        }
+    }
+}
+
+/// A certificate to obtain and keep renewed.
+#[derive(Debug, Clone)]
+pub struct CertificateConfig {
+    /// File stem and admin API id; defaults to the first name.
+    pub id: CertId,
+    pub names: Vec<DnsName>,
+    pub challenge: ChallengeType,
 }
 
 /// The plain-HTTP listeners (port 80 in production).

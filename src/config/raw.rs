@@ -14,7 +14,8 @@ use toml::Spanned;
 
 use super::error::Place;
 use super::{
-    AdminConfig, ChallengeConfig, Config, ConfigError, HostPattern, HttpConfig, HttpsConfig,
+    AcmeConfig, AdminConfig, CertId, CertificateConfig, ChallengeConfig, ChallengeType, Config,
+    ConfigError, DnsName, ExternalAccount, HostPattern, HttpConfig, HttpsConfig, KeyType,
     OriginAddr, ServerConfig, Site, Sites, UnknownToken,
 };
 
@@ -37,6 +38,68 @@ pub(super) struct RawConfig {
     proxy: RawProxy,
     #[serde(default, rename = "site")]
     sites: Vec<RawSite>,
+    #[serde(default)]
+    acme: RawAcme,
+    #[serde(default, rename = "certificate")]
+    certificates: Vec<RawCertificate>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAcme {
+    #[serde(default = "default_directory")]
+    directory: Spanned<String>,
+    #[serde(default)]
+    contact: Vec<Spanned<String>>,
+    #[serde(default)]
+    terms_agreed: bool,
+    eab_key_id: Option<String>,
+    eab_hmac_key: Option<Spanned<String>>,
+    ca_bundle: Option<PathBuf>,
+    #[serde(default)]
+    key_type: RawKeyType,
+    profile: Option<String>,
+    #[serde(default)]
+    stateless_http01: bool,
+    #[serde(default = "default_retry_min")]
+    retry_min: Parsed<HumanDuration>,
+    #[serde(default = "default_retry_max")]
+    retry_max: Parsed<HumanDuration>,
+    #[serde(default = "default_self_check_timeout")]
+    self_check_timeout: Parsed<HumanDuration>,
+    #[serde(default = "default_order_timeout")]
+    order_timeout: Parsed<HumanDuration>,
+    #[serde(default = "default_check_interval")]
+    check_interval: Parsed<HumanDuration>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+enum RawKeyType {
+    #[default]
+    #[serde(rename = "ecdsa-p256")]
+    EcdsaP256,
+    #[serde(rename = "ecdsa-p384")]
+    EcdsaP384,
+    #[serde(rename = "rsa-2048")]
+    Rsa2048,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+enum RawAcmeChallenge {
+    #[default]
+    #[serde(rename = "http-01")]
+    Http01,
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCertificate {
+    id: Option<Parsed<CertId>>,
+    names: Spanned<Vec<Spanned<Parsed<DnsName>>>>,
+    #[serde(default)]
+    challenge: RawAcmeChallenge,
 }
 
 #[derive(Deserialize)]
@@ -199,8 +262,13 @@ pub(super) fn build(path: &Path, text: &str, raw: RawConfig) -> Result<Config, C
         });
     }
 
+    let acme = build_acme(&invalid, base, raw.acme)?;
+    let certificates = build_certificates(&invalid, &acme, raw.certificates)?;
+
     Ok(Config {
         source: path.to_path_buf(),
+        acme,
+        certificates,
         http: HttpConfig {
             listen: raw.http.listen.into_iter().map(|a| a.0).collect(),
             redirect_to_https: raw.http.redirect_to_https,
@@ -238,6 +306,146 @@ pub(super) fn build(path: &Path, text: &str, raw: RawConfig) -> Result<Config, C
         ),
         state_dir,
     })
+}
+
+type Invalid<'a> = dyn Fn(std::ops::Range<usize>, String, String) -> ConfigError + 'a;
+
+fn build_acme(invalid: &Invalid<'_>, base: &Path, raw: RawAcme) -> Result<AcmeConfig, ConfigError> {
+    let directory = match raw.directory.get_ref().as_str() {
+        "letsencrypt" => instant_acme::LetsEncrypt::Production.url().to_owned(),
+        "letsencrypt-staging" => instant_acme::LetsEncrypt::Staging.url().to_owned(),
+        "zerossl" => instant_acme::ZeroSsl::Production.url().to_owned(),
+        url if url.starts_with("https://") || url.starts_with("http://") => url.to_owned(),
+        other => {
+            return Err(invalid(
+                raw.directory.span(),
+                "acme.directory".into(),
+                format!("{other:?} is neither a directory URL nor one of \"letsencrypt\", \"letsencrypt-staging\", \"zerossl\""),
+            ))
+        }
+    };
+    let mut contact = Vec::new();
+    for (i, c) in raw.contact.into_iter().enumerate() {
+        let value = c.get_ref();
+        let ok = value
+            .strip_prefix("mailto:")
+            .is_some_and(|addr| addr.contains('@') && !addr.contains(','));
+        if !ok {
+            return Err(invalid(
+                c.span(),
+                format!("acme.contact[{i}]"),
+                format!("expected \"mailto:someone@example.com\", got {value:?}"),
+            ));
+        }
+        contact.push(c.into_inner());
+    }
+    let eab = match (raw.eab_key_id, raw.eab_hmac_key) {
+        (None, None) => None,
+        (Some(key_id), Some(hmac)) => {
+            use base64::Engine;
+            let hmac_key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(hmac.get_ref().trim_end_matches('='))
+                .map_err(|e| {
+                    invalid(
+                        hmac.span(),
+                        "acme.eab_hmac_key".into(),
+                        format!("not base64url as the CA shows it: {e}"),
+                    )
+                })?;
+            Some(ExternalAccount { key_id, hmac_key })
+        }
+        _ => {
+            return Err(invalid(
+                0..0,
+                "acme.eab_key_id".into(),
+                "eab_key_id and eab_hmac_key go together".into(),
+            ))
+        }
+    };
+    let retry_min = raw.retry_min.0 .0;
+    let retry_max = raw.retry_max.0 .0.max(retry_min);
+    Ok(AcmeConfig {
+        directory,
+        contact,
+        terms_agreed: raw.terms_agreed,
+        eab,
+        ca_bundle: raw.ca_bundle.map(|p| base.join(p)),
+        key_type: match raw.key_type {
+            RawKeyType::EcdsaP256 => KeyType::EcdsaP256,
+            RawKeyType::EcdsaP384 => KeyType::EcdsaP384,
+            RawKeyType::Rsa2048 => KeyType::Rsa2048,
+        },
+        profile: raw.profile,
+        stateless_http01: raw.stateless_http01,
+        retry_min,
+        retry_max,
+        self_check_timeout: raw.self_check_timeout.0 .0,
+        order_timeout: raw.order_timeout.0 .0,
+        check_interval: raw.check_interval.0 .0,
+    })
+}
+
+fn build_certificates(
+    invalid: &Invalid<'_>,
+    acme: &AcmeConfig,
+    raw: Vec<RawCertificate>,
+) -> Result<Vec<CertificateConfig>, ConfigError> {
+    let mut out: Vec<CertificateConfig> = Vec::with_capacity(raw.len());
+    for (i, cert) in raw.into_iter().enumerate() {
+        let span = cert.names.span();
+        let names: Vec<DnsName> = cert
+            .names
+            .into_inner()
+            .into_iter()
+            .map(|n| n.into_inner().0)
+            .collect();
+        let Some(first) = names.first() else {
+            return Err(invalid(
+                span,
+                format!("certificate[{i}].names"),
+                "a certificate needs at least one name".into(),
+            ));
+        };
+        // P6: the first name becomes the subject CN, which X.509 limits to 64 characters.
+        if first.as_str().len() > 64 {
+            return Err(invalid(
+                span,
+                format!("certificate[{i}].names[0]"),
+                format!(
+                    "{first} is longer than 64 characters and cannot be the certificate's common name (P6); put a shorter name first"
+                ),
+            ));
+        }
+        let id = match cert.id {
+            Some(id) => id.0,
+            None => CertId::parse(first.as_str()).map_err(|e| {
+                invalid(span.clone(), format!("certificate[{i}].id"), e)
+            })?,
+        };
+        if id.as_str() == super::DEFAULT_CERT_ID || out.iter().any(|c| c.id == id) {
+            return Err(invalid(
+                span,
+                format!("certificate[{i}].id"),
+                format!("id {id} is already used; give this certificate another `id`"),
+            ));
+        }
+        if !acme.terms_agreed {
+            return Err(invalid(
+                span,
+                "acme.terms_agreed".into(),
+                "certificates are configured: read the CA's terms of service and set acme.terms_agreed = true".into(),
+            ));
+        }
+        out.push(CertificateConfig {
+            id,
+            names,
+            challenge: match cert.challenge {
+                RawAcmeChallenge::Http01 => ChallengeType::Http01,
+                RawAcmeChallenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
+            },
+        });
+    }
+    Ok(out)
 }
 
 /// A value written as a string and parsed with its [`FromStr`], so that a bad value is reported
@@ -319,6 +527,27 @@ impl Default for RawServer {
     }
 }
 
+impl Default for RawAcme {
+    fn default() -> Self {
+        Self {
+            directory: default_directory(),
+            contact: Vec::new(),
+            terms_agreed: false,
+            eab_key_id: None,
+            eab_hmac_key: None,
+            ca_bundle: None,
+            key_type: RawKeyType::default(),
+            profile: None,
+            stateless_http01: false,
+            retry_min: default_retry_min(),
+            retry_max: default_retry_max(),
+            self_check_timeout: default_self_check_timeout(),
+            order_timeout: default_order_timeout(),
+            check_interval: default_check_interval(),
+        }
+    }
+}
+
 impl Default for RawProxy {
     fn default() -> Self {
         Self {
@@ -361,4 +590,22 @@ fn default_connect_timeout() -> Parsed<HumanDuration> {
 }
 fn default_read_timeout() -> Parsed<HumanDuration> {
     Parsed(HumanDuration(Duration::from_secs(60)))
+}
+fn default_directory() -> Spanned<String> {
+    Spanned::new(0..0, "letsencrypt".into())
+}
+fn default_retry_min() -> Parsed<HumanDuration> {
+    Parsed(HumanDuration(Duration::from_secs(60)))
+}
+fn default_retry_max() -> Parsed<HumanDuration> {
+    Parsed(HumanDuration(Duration::from_secs(6 * 3600)))
+}
+fn default_self_check_timeout() -> Parsed<HumanDuration> {
+    Parsed(HumanDuration(Duration::from_secs(60)))
+}
+fn default_order_timeout() -> Parsed<HumanDuration> {
+    Parsed(HumanDuration(Duration::from_secs(300)))
+}
+fn default_check_interval() -> Parsed<HumanDuration> {
+    Parsed(HumanDuration(Duration::from_secs(3600)))
 }

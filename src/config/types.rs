@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// A lowercase DNS hostname without trailing dot: labels of 1–63 letters, digits and inner hyphens,
 /// at most 253 characters in all (RFC 1035 §2.3.4; catalogue P6).
@@ -180,3 +181,49 @@ fn split_host_port(s: &str, default_port: u16) -> Option<(String, u16)> {
         None => Some((s.to_owned(), default_port)),
     }
 }
+
+/// The certificate id reserved for the default certificate (presented when nothing else covers
+/// the requested name).
+pub const DEFAULT_CERT_ID: &str = "default";
+
+/// A certificate id: the file stem under `certs/`, `[a-z0-9][a-z0-9._-]{0,63}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CertId(Arc<str>);
+
+impl CertId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.as_bytes()[0].is_ascii_alphanumeric()
+            && s.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+            })
+            && !s.contains("..");
+        if ok {
+            Ok(CertId(s.into()))
+        } else {
+            Err(format!(
+                "{s:?} is not a certificate id (1-64 of a-z, 0-9, '.', '-', '_', starting with a letter or digit)"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+}
+
+impl FromStr for CertId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CertId::parse(s)
+    }
+}
+
+impl fmt::Display for CertId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+

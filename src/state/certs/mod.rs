@@ -10,7 +10,6 @@ pub mod check;
 pub mod pem;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -22,47 +21,11 @@ use rustls::sign::CertifiedKey;
 pub use check::{name_covers, validate, CertRefusal, ValidCert};
 
 use super::fsio;
+pub use crate::config::CertId;
 
 /// The id of the certificate presented when no other covers the requested name (or no SNI was
 /// sent). A self-signed one is made at first start so that :443 answers from the first minute.
-pub const DEFAULT_ID: &str = "default";
-
-/// A certificate id: the file stem under `certs/`, `[a-z0-9][a-z0-9._-]{0,63}`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CertId(Arc<str>);
-
-impl CertId {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.as_bytes()[0].is_ascii_alphanumeric()
-            && s.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
-            })
-            && !s.contains("..");
-        if ok {
-            Ok(CertId(s.into()))
-        } else {
-            Err(format!(
-                "{s:?} is not a certificate id (1-64 of a-z, 0-9, '.', '-', '_', starting with a letter or digit)"
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    fn default_id() -> Self {
-        CertId(DEFAULT_ID.into())
-    }
-}
-
-impl fmt::Display for CertId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub const DEFAULT_ID: &str = crate::config::DEFAULT_CERT_ID;
 
 /// Where a certificate came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,7 +187,7 @@ impl CertStore {
                     source,
                 }
             })?;
-            loaded.push((CertId::default_id(), cert));
+            loaded.push((CertId::parse(DEFAULT_ID).expect("the default id is valid"), cert));
             default_source = CertSource::SelfSigned;
         }
 
@@ -367,7 +330,7 @@ impl CertStore {
 impl CertSnapshot {
     /// Builds the index from scratch; `None` without a default entry.
     fn build(entries: BTreeMap<CertId, Arc<CertEntry>>) -> Option<Self> {
-        let default = entries.get(&CertId::default_id())?.cert.key.clone();
+        let default = entries.get(&CertId::parse(DEFAULT_ID).expect("the default id is valid"))?.cert.key.clone();
         let mut snapshot = CertSnapshot {
             exact: HashMap::new(),
             wildcard: HashMap::new(),
