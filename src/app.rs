@@ -12,6 +12,8 @@ use pingora_core::server::{Server, ShutdownWatch};
 use pingora_core::services::background::{background_service, BackgroundService};
 use pingora_core::services::listening::Service;
 
+use crate::acme::selfcheck::LocalSelfCheck;
+use crate::acme::Renewer;
 use crate::admin::token::AdminToken;
 use crate::admin::AdminApi;
 use crate::config::Config;
@@ -132,19 +134,38 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     let routing = Arc::new(ArcSwap::from_pointee(Routing::from_config(&config)));
     let proxy = EdgeProxy::new(challenges.clone(), routing, counters);
     let resolver = Arc::new(CertResolver::new(certs.clone()));
+    let alpn = Arc::new(serve::alpn::AlpnChallengeAcceptor::new(challenges.clone()));
     let edge = serve::edge_service(
         &server.configuration,
         proxy,
         &config.http.listen,
         &config.https.listen,
         resolver,
+        alpn,
     )
     .map_err(|e| StartError::Listener(e.to_string()))?;
     server.add_service(edge);
 
+    let selfcheck = Arc::new(LocalSelfCheck::new(
+        &config.http.listen,
+        &config.https.listen,
+        config.acme.self_check_timeout,
+    ));
+    let (renewer, renewer_handle) = Renewer::new(
+        config.acme.clone(),
+        config.certificates.clone(),
+        state.clone(),
+        selfcheck,
+    );
+    for collector in renewer_handle.collectors() {
+        metrics.register(collector);
+    }
+    server.add_service(background_service("acme renewer", renewer));
+
     let mut admin = Service::new(
         "dcv-proxy admin".to_owned(),
-        AdminApi::new(state.clone(), metrics, token, config.admin.max_body_bytes),
+        AdminApi::new(state.clone(), metrics, token, config.admin.max_body_bytes)
+            .with_acme(renewer_handle),
     );
     admin.add_tcp(&config.admin.listen.to_string());
     server.add_service(admin);

@@ -36,6 +36,26 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Certificates of the running node (a client of its admin API).
+    Certs {
+        #[command(subcommand)]
+        action: CertsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsAction {
+    /// List served certificates with expiry and renewal state.
+    List {
+        /// Print the admin API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Renew an ACME certificate now (ignoring its plan and any backoff).
+    Renew {
+        /// Certificate id (the first name unless `id` is set in its [[certificate]]).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +81,13 @@ pub fn main(cli: Cli) -> i32 {
                 );
                 0
             }
+            Err(e) => {
+                eprintln!("{e}");
+                EXIT_USAGE
+            }
+        },
+        Command::Certs { action } => match Config::load(&cli.config) {
+            Ok(config) => certs(&config, action),
             Err(e) => {
                 eprintln!("{e}");
                 EXIT_USAGE
@@ -99,4 +126,118 @@ fn init_logging(default_filter: &str) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// `certs list|renew`, through the admin API of the running node.
+fn certs(config: &Config, action: CertsAction) -> i32 {
+    let client = crate::admin::client::AdminClient::from_config(config);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dcv-proxy: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let (method, path) = match &action {
+        CertsAction::List { .. } => (http::Method::GET, "/v1/status".to_owned()),
+        CertsAction::Renew { id } => (http::Method::POST, format!("/v1/certificates/{id}/renew")),
+    };
+    let (status, body) = match runtime.block_on(client.request(method, &path, None)) {
+        Ok(answer) => answer,
+        Err(e) => {
+            eprintln!("dcv-proxy: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if !(200..300).contains(&status) {
+        let reason = json["error"].as_str().unwrap_or("no reason given");
+        eprintln!("dcv-proxy: admin API answered {status}: {reason}");
+        return EXIT_FAILURE;
+    }
+    match action {
+        CertsAction::List { json: true } => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            );
+        }
+        CertsAction::List { json: false } => print!("{}", certs_table(&json)),
+        CertsAction::Renew { id } => println!("renewal of {id} requested"),
+    }
+    0
+}
+
+/// One line per certificate: id, expiry, source, names, then the renewer's view when there is one.
+fn certs_table(status: &serde_json::Value) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let acme = &status["acme"]["certificates"];
+    let _ = writeln!(
+        out,
+        "{:<24} {:<21} {:<11} {:<8} {:<21} NAMES",
+        "ID", "NOT AFTER", "SOURCE", "STATE", "NEXT RENEWAL"
+    );
+    let mut seen = std::collections::HashSet::new();
+    for cert in status["certificates"].as_array().into_iter().flatten() {
+        let id = cert["id"].as_str().unwrap_or("?");
+        seen.insert(id.to_owned());
+        let renewal = &acme[id];
+        let names: Vec<&str> = cert["names"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str())
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<24} {:<21} {:<11} {:<8} {:<21} {}",
+            id,
+            cert["not_after"].as_str().unwrap_or("-"),
+            cert["source"].as_str().unwrap_or("-"),
+            renewal["state"].as_str().unwrap_or("-"),
+            renewal["next_renewal"]
+                .as_str()
+                .or(renewal["next_attempt"].as_str())
+                .unwrap_or("-"),
+            names.join(",")
+        );
+    }
+    for (id, renewal) in acme.as_object().into_iter().flatten() {
+        if seen.contains(id) {
+            continue;
+        }
+        let names: Vec<&str> = renewal["names"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str())
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<24} {:<21} {:<11} {:<8} {:<21} {}",
+            id,
+            "(not issued)",
+            "acme",
+            renewal["state"].as_str().unwrap_or("-"),
+            renewal["next_attempt"].as_str().unwrap_or("-"),
+            names.join(",")
+        );
+    }
+    for (id, renewal) in acme.as_object().into_iter().flatten() {
+        if let Some(problem) = renewal["last_order"]["problem"].as_object() {
+            let _ = writeln!(
+                out,
+                "  {id}: last order failed: {} {}",
+                problem.get("type").and_then(|t| t.as_str()).unwrap_or(""),
+                problem.get("detail").and_then(|t| t.as_str()).unwrap_or("")
+            );
+        } else if let Some(error) = renewal["last_order"]["error"].as_str() {
+            let _ = writeln!(out, "  {id}: last order failed: {error}");
+        }
+    }
+    out
 }

@@ -5,6 +5,7 @@
 //! [`metrics`] and [`admin`]; [`app`] is the composition root that wires them and [`cli`] the
 //! command line on top.
 
+pub mod acme;
 pub mod admin;
 pub mod app;
 pub mod cli;

@@ -5,6 +5,7 @@
 //! `Authorization: Bearer <token>` (401 otherwise, and nothing changes). Bodies are capped (413),
 //! and every refusal is a 4xx with a JSON `{"error": "..."}` that says why.
 
+pub mod client;
 mod routes;
 pub mod token;
 
@@ -17,6 +18,7 @@ use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
 use serde::Serialize;
 
+use crate::acme::RenewerHandle;
 use crate::metrics::Metrics;
 use crate::state::State;
 
@@ -27,6 +29,7 @@ pub struct AdminApi {
     token: token::AdminToken,
     max_body: usize,
     started: SystemTime,
+    acme: Option<RenewerHandle>,
 }
 
 /// A parsed request handed to a route.
@@ -89,7 +92,14 @@ impl AdminApi {
             token,
             max_body,
             started: SystemTime::now(),
+            acme: None,
         }
+    }
+
+    /// Adds the renewer's status and the renew endpoint.
+    pub fn with_acme(mut self, acme: RenewerHandle) -> Self {
+        self.acme = Some(acme);
+        self
     }
 
     async fn handle(&self, session: &mut ServerSession) -> Reply {

@@ -47,6 +47,7 @@ pub(super) async fn route(api: &AdminApi, req: AdminRequest) -> Reply {
         (["v1", "certificates", id], _) if get => get_cert(api, id),
         (["v1", "certificates", id], &Method::PUT) => put_cert(api, id, &req.body),
         (["v1", "certificates", id], &Method::DELETE) => delete_cert(api, id),
+        (["v1", "certificates", id, "renew"], &Method::POST) => renew_cert(api, id),
         (["healthz" | "metrics"] | ["v1", "status" | "acme" | "pki" | "certificates", ..], _) => {
             Reply::error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -87,6 +88,7 @@ fn status(api: &AdminApi) -> Reply {
             "pki_files": challenges.pki_count(),
             "tls_alpn": challenges.alpn_names().count(),
         },
+        "acme": api.acme.as_ref().map(|a| a.status_json()),
     });
     Reply::json(StatusCode::OK, &body)
 }
@@ -381,9 +383,43 @@ fn get_cert(api: &AdminApi, id: &str) -> Reply {
         Ok(id) => id,
         Err(reply) => return reply,
     };
+    let acme = api.acme.as_ref().and_then(|a| a.certificate_json(&id));
     match api.state.certs.snapshot().entry(&id) {
-        Some(e) => Reply::json(StatusCode::OK, &cert_view(e)),
-        None => Reply::error(StatusCode::NOT_FOUND, format!("no certificate {id}")),
+        Some(e) => {
+            let mut view = cert_view(e);
+            if let (Some(acme), Some(obj)) = (acme, view.as_object_mut()) {
+                obj.insert("acme".into(), acme);
+            }
+            Reply::json(StatusCode::OK, &view)
+        }
+        // Configured for ACME but not issued yet: show the renewer's state.
+        None => match acme {
+            Some(acme) => Reply::json(
+                StatusCode::OK,
+                &serde_json::json!({ "id": id.as_str(), "issued": false, "acme": acme }),
+            ),
+            None => Reply::error(StatusCode::NOT_FOUND, format!("no certificate {id}")),
+        },
+    }
+}
+
+fn renew_cert(api: &AdminApi, id: &str) -> Reply {
+    let id = match parse_id(id) {
+        Ok(id) => id,
+        Err(reply) => return reply,
+    };
+    let Some(acme) = &api.acme else {
+        return Reply::error(
+            StatusCode::NOT_FOUND,
+            "no [[certificate]] is configured for ACME",
+        );
+    };
+    match acme.renew(&id) {
+        Ok(()) => Reply::json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({ "renewal": "requested", "id": id.as_str() }),
+        ),
+        Err(e) => Reply::error(StatusCode::NOT_FOUND, e.to_string()),
     }
 }
 

@@ -418,9 +418,8 @@ fn build_certificates(
         }
         let id = match cert.id {
             Some(id) => id.0,
-            None => CertId::parse(first.as_str()).map_err(|e| {
-                invalid(span.clone(), format!("certificate[{i}].id"), e)
-            })?,
+            None => CertId::parse(first.as_str())
+                .map_err(|e| invalid(span.clone(), format!("certificate[{i}].id"), e))?,
         };
         if id.as_str() == super::DEFAULT_CERT_ID || out.iter().any(|c| c.id == id) {
             return Err(invalid(

@@ -211,7 +211,6 @@ impl CertId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
 }
 
 impl FromStr for CertId {
@@ -226,4 +225,3 @@ impl fmt::Display for CertId {
         f.write_str(&self.0)
     }
 }
-

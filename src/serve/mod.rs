@@ -1,5 +1,6 @@
 //! Serving: the listeners on ports 80 and 443, the edge proxy behind them and TLS termination.
 
+pub mod alpn;
 pub mod classify;
 pub mod counters;
 pub mod proxy;
@@ -26,6 +27,7 @@ pub fn edge_service(
     http: &[SocketAddr],
     https: &[SocketAddr],
     resolver: Arc<CertResolver>,
+    alpn: Arc<alpn::AlpnChallengeAcceptor>,
 ) -> pingora_error::Result<Service<HttpProxy<EdgeProxy>>> {
     let mut service =
         pingora_proxy::http_proxy_service_with_name(server_conf, proxy, "dcv-proxy edge");
@@ -36,6 +38,8 @@ pub fn edge_service(
         let settings = tls::tls_settings(resolver.clone())?;
         service.add_tls_with_settings(&addr.to_string(), Some(socket_options(addr)), settings);
     }
+    // Only TLS listeners run pre-TLS hooks: TLS-ALPN-01 validations are answered there.
+    service.endpoints().set_pre_tls_callback(alpn);
     Ok(service)
 }
 

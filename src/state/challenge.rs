@@ -48,6 +48,16 @@ pub struct ChallengeSnapshot {
     /// Host without `www.` → file name → file; nested so a lookup borrows, never allocates.
     pki: HashMap<Arc<str>, HashMap<Arc<str>, PkiFile>>,
     alpn: HashMap<Arc<str>, Arc<CertifiedKey>>,
+    stateless: Option<Arc<Stateless>>,
+}
+
+/// Stateless HTTP-01 (RFC 8555 §8.1): the key authorization is `token.<account thumbprint>`, so
+/// a node can answer any token of its account without having seen the order — for the names it
+/// is configured for only.
+struct Stateless {
+    /// `.<thumbprint>`, ready to append.
+    suffix: String,
+    names: std::collections::HashSet<String>,
 }
 
 /// The store shared by the serving path and every writer.
@@ -90,7 +100,29 @@ impl ChallengeStore {
             }
             return None;
         }
-        read_small_file(&self.acme_webroot, token).map(|b| (b, AnswerSource::Webroot))
+        if let Some(found) = read_small_file(&self.acme_webroot, token) {
+            return Some((found, AnswerSource::Webroot));
+        }
+        let stateless = snapshot.stateless.as_ref()?;
+        if !stateless.names.contains(host) {
+            return None;
+        }
+        let mut body = String::with_capacity(token.len() + stateless.suffix.len());
+        body.push_str(token);
+        body.push_str(&stateless.suffix);
+        Some((Bytes::from(body), AnswerSource::Store))
+    }
+
+    /// Turns stateless HTTP-01 on for `names` with the account `thumbprint`, or off with `None`.
+    pub fn set_stateless(&self, config: Option<(String, Vec<String>)>) {
+        self.update(|s| {
+            s.stateless = config.map(|(thumbprint, names)| {
+                Arc::new(Stateless {
+                    suffix: format!(".{thumbprint}"),
+                    names: names.into_iter().collect(),
+                })
+            })
+        });
     }
 
     /// The pki-validation file `file` requested on `host`, if any.
@@ -331,6 +363,20 @@ mod tests {
         let big = vec![b'a'; (MAX_WEBROOT_FILE + 1) as usize];
         std::fs::write(d.path().join("acme").join("big"), big).unwrap();
         assert!(s.acme_answer("big", "h").is_none());
+    }
+
+    #[test]
+    fn stateless_answers_configured_names_only() {
+        let (_d, s) = store();
+        assert!(s.acme_answer("anytoken", "a.test").is_none());
+        s.set_stateless(Some(("THUMB".into(), vec!["a.test".into()])));
+        assert_eq!(
+            &s.acme_answer("anytoken", "a.test").unwrap().0[..],
+            b"anytoken.THUMB"
+        );
+        assert!(s.acme_answer("anytoken", "b.test").is_none());
+        s.set_stateless(None);
+        assert!(s.acme_answer("anytoken", "a.test").is_none());
     }
 
     #[test]

@@ -187,7 +187,10 @@ impl CertStore {
                     source,
                 }
             })?;
-            loaded.push((CertId::parse(DEFAULT_ID).expect("the default id is valid"), cert));
+            loaded.push((
+                CertId::parse(DEFAULT_ID).expect("the default id is valid"),
+                cert,
+            ));
             default_source = CertSource::SelfSigned;
         }
 
@@ -330,7 +333,11 @@ impl CertStore {
 impl CertSnapshot {
     /// Builds the index from scratch; `None` without a default entry.
     fn build(entries: BTreeMap<CertId, Arc<CertEntry>>) -> Option<Self> {
-        let default = entries.get(&CertId::parse(DEFAULT_ID).expect("the default id is valid"))?.cert.key.clone();
+        let default = entries
+            .get(&CertId::parse(DEFAULT_ID).expect("the default id is valid"))?
+            .cert
+            .key
+            .clone();
         let mut snapshot = CertSnapshot {
             exact: HashMap::new(),
             wildcard: HashMap::new(),

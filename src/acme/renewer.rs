@@ -1,0 +1,692 @@
+//! The renewer: a background service that keeps every configured certificate issued.
+//!
+//! It orders what is missing, plans each renewal (inside the CA's ARI window when the CA offers
+//! RFC 9773, otherwise at two thirds of the lifetime, with jitter), retries failures with
+//! exponential backoff or the CA's `Retry-After`, and records the last order and its problem
+//! document for `/v1/status`. Orders run one at a time.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use instant_acme::{Account, CertificateIdentifier};
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{GaugeVec, IntCounterVec, Opts};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::client::AcmeHttp;
+use super::order::{self, OrderContext};
+use super::schedule::{self, Basis};
+use super::selfcheck::SelfCheck;
+use super::{account, AcmeError, ProblemDoc};
+use crate::config::{AcmeConfig, CertId, CertificateConfig};
+use crate::state::certs::{name_covers, CertEntry};
+use crate::state::local::unix;
+use crate::state::State;
+
+/// Keeps the configured certificates issued.
+pub struct Renewer {
+    acme: AcmeConfig,
+    certificates: Vec<CertificateConfig>,
+    state: State,
+    selfcheck: Arc<dyn SelfCheck>,
+    acme_dir: PathBuf,
+    shared: Arc<Shared>,
+    triggers: Mutex<Option<mpsc::UnboundedReceiver<CertId>>>,
+}
+
+/// The renewer's view shared with the admin API and metrics.
+#[derive(Clone)]
+pub struct RenewerHandle {
+    shared: Arc<Shared>,
+    trigger: mpsc::UnboundedSender<CertId>,
+}
+
+struct Shared {
+    directory: String,
+    status: Mutex<Status>,
+    orders: IntCounterVec,
+    problems: IntCounterVec,
+}
+
+#[derive(Default, Clone, Serialize)]
+struct Status {
+    account: AccountStatus,
+    certificates: BTreeMap<String, CertStatus>,
+}
+
+/// The ACME account as seen by the renewer.
+#[derive(Default, Clone, Serialize)]
+pub struct AccountStatus {
+    /// `unknown` until the first attempt, then `ready` or `error`.
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<ProblemDoc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thumbprint: Option<String>,
+}
+
+/// One certificate's renewal state.
+#[derive(Clone, Serialize)]
+pub struct CertStatus {
+    pub names: Vec<String>,
+    pub challenge: &'static str,
+    /// `waiting` (served, renewal planned), `due`, `ordering`, or `failed` (backing off).
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_renewal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renewal_basis: Option<Basis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ari_window: Option<[String; 2]>,
+    pub consecutive_failures: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_order: Option<OrderRecord>,
+    #[serde(skip)]
+    plan: Option<Plan>,
+    #[serde(skip)]
+    retry_at: Option<SystemTime>,
+    #[serde(skip)]
+    forced: bool,
+}
+
+/// The last order attempt.
+#[derive(Clone, Serialize)]
+pub struct OrderRecord {
+    pub started: String,
+    pub finished: String,
+    pub duration_ms: u128,
+    /// `valid` or `failed`.
+    pub result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<ProblemDoc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+}
+
+/// A planned renewal for one certificate fingerprint.
+#[derive(Clone)]
+struct Plan {
+    fingerprint: String,
+    at: SystemTime,
+    basis: Basis,
+    window: Option<(SystemTime, SystemTime)>,
+    /// When to ask the CA for its ARI window again.
+    recheck: SystemTime,
+}
+
+/// Why a renewal request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RenewRequestError {
+    /// The id is not a configured `[[certificate]]`.
+    #[error("{0} is not a certificate this node obtains over ACME")]
+    Unknown(String),
+}
+
+impl Renewer {
+    pub fn new(
+        acme: AcmeConfig,
+        certificates: Vec<CertificateConfig>,
+        state: State,
+        selfcheck: Arc<dyn SelfCheck>,
+    ) -> (Self, RenewerHandle) {
+        let orders = IntCounterVec::new(
+            Opts::new(
+                "dcv_acme_orders_total",
+                "ACME orders by result (valid, failed)",
+            ),
+            &["result"],
+        )
+        .expect("metric name and labels are constant and valid");
+        orders.with_label_values(&["valid"]);
+        orders.with_label_values(&["failed"]);
+        let problems = IntCounterVec::new(
+            Opts::new(
+                "dcv_acme_problems_total",
+                "ACME problem documents received, by type (without the urn:ietf:params:acme:error: prefix)",
+            ),
+            &["type"],
+        )
+        .expect("metric name and labels are constant and valid");
+        let status = Status {
+            account: AccountStatus {
+                state: "unknown",
+                ..AccountStatus::default()
+            },
+            certificates: certificates
+                .iter()
+                .map(|c| {
+                    (
+                        c.id.to_string(),
+                        CertStatus {
+                            names: c.names.iter().map(|n| n.to_string()).collect(),
+                            challenge: c.challenge.as_str(),
+                            state: "due",
+                            next_renewal: None,
+                            renewal_basis: None,
+                            ari_window: None,
+                            consecutive_failures: 0,
+                            next_attempt: None,
+                            last_order: None,
+                            plan: None,
+                            retry_at: None,
+                            forced: false,
+                        },
+                    )
+                })
+                .collect(),
+        };
+        let shared = Arc::new(Shared {
+            directory: acme.directory.clone(),
+            status: Mutex::new(status),
+            orders,
+            problems,
+        });
+        let (trigger, rx) = mpsc::unbounded_channel();
+        let acme_dir = state.dir.root().join("acme");
+        (
+            Self {
+                acme,
+                certificates,
+                state,
+                selfcheck,
+                acme_dir,
+                shared: shared.clone(),
+                triggers: Mutex::new(Some(rx)),
+            },
+            RenewerHandle { shared, trigger },
+        )
+    }
+
+    /// Loads the account, with backoff, until it works or the server stops.
+    async fn account(&self, http: &AcmeHttp, shutdown: &mut ShutdownWatch) -> Option<Account> {
+        let mut failures = 0;
+        loop {
+            match account::load_or_create(&self.acme, http, &self.acme_dir).await {
+                Ok((account, created)) => {
+                    if created {
+                        tracing::info!(directory = %self.acme.directory, "ACME account created");
+                    }
+                    let thumbprint = account.key_thumbprint().to_owned();
+                    if self.acme.stateless_http01 {
+                        let names = self
+                            .certificates
+                            .iter()
+                            .flat_map(|c| c.names.iter().map(|n| n.to_string()))
+                            .collect();
+                        self.state
+                            .challenges
+                            .set_stateless(Some((thumbprint.clone(), names)));
+                    }
+                    self.shared.with(|s| {
+                        s.account = AccountStatus {
+                            state: "ready",
+                            thumbprint: Some(thumbprint),
+                            ..AccountStatus::default()
+                        }
+                    });
+                    return Some(account);
+                }
+                Err(e) => {
+                    failures += 1;
+                    let wait = schedule::backoff(
+                        failures,
+                        self.acme.retry_min,
+                        self.acme.retry_max,
+                        &mut rand::rng(),
+                    );
+                    tracing::warn!(error = %e, retry_in = ?wait, "ACME account not available");
+                    self.count_problem(&e);
+                    self.shared.with(|s| {
+                        s.account = AccountStatus {
+                            state: "error",
+                            error: Some(e.to_string()),
+                            problem: e.problem().cloned(),
+                            thumbprint: None,
+                        }
+                    });
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed() => return None,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Plans renewals and reports whether `cert` should be ordered now.
+    async fn due(&self, account: &Account, cert: &CertificateConfig, now: SystemTime) -> bool {
+        let current = self.current(cert);
+        let (forced, retry_at, plan) = self.shared.with(|s| {
+            let st = s.cert(&cert.id);
+            (st.forced, st.retry_at, st.plan.clone())
+        });
+        let Some(current) = current else {
+            self.shared.with(|s| {
+                let st = s.cert_mut(&cert.id);
+                st.plan = None;
+                st.next_renewal = None;
+                st.renewal_basis = Some(Basis::Missing);
+                st.ari_window = None;
+            });
+            return forced || retry_at.is_none_or(|t| now >= t);
+        };
+        let stale = plan
+            .as_ref()
+            .is_none_or(|p| p.fingerprint != current.cert.fingerprint || now >= p.recheck);
+        let plan = if stale {
+            let plan = self.plan(account, &current, plan, now).await;
+            self.shared.with(|s| {
+                let st = s.cert_mut(&cert.id);
+                st.next_renewal = Some(rfc3339(plan.at));
+                st.renewal_basis = Some(plan.basis);
+                st.ari_window = plan.window.map(|(a, b)| [rfc3339(a), rfc3339(b)]);
+                st.plan = Some(plan.clone());
+                if st.state != "failed" {
+                    st.state = "waiting";
+                }
+            });
+            plan
+        } else {
+            plan.unwrap_or_else(|| unreachable_plan(&current))
+        };
+        if forced {
+            return true;
+        }
+        if retry_at.is_some_and(|t| now < t) {
+            return false;
+        }
+        now >= plan.at
+    }
+
+    /// The served certificate for `cert`, if it covers every configured name.
+    fn current(&self, cert: &CertificateConfig) -> Option<Arc<CertEntry>> {
+        let snapshot = self.state.certs.snapshot();
+        let entry = snapshot.entry(&cert.id)?.clone();
+        let covers = cert.names.iter().all(|n| {
+            entry
+                .cert
+                .names
+                .iter()
+                .any(|san| name_covers(san, n.as_str()))
+        });
+        (covers && entry.cert.not_after > SystemTime::now()).then_some(entry)
+    }
+
+    /// ARI window when the CA offers it (keeping an earlier pick inside an unchanged window),
+    /// else two thirds of the lifetime.
+    async fn plan(
+        &self,
+        account: &Account,
+        current: &CertEntry,
+        previous: Option<Plan>,
+        now: SystemTime,
+    ) -> Plan {
+        let recheck_default = now + self.acme.check_interval;
+        if let Some(id) = certificate_identifier(current) {
+            match account.renewal_info(&id).await {
+                Ok((info, retry)) => {
+                    let window = (
+                        SystemTime::from(info.suggested_window.start),
+                        SystemTime::from(info.suggested_window.end),
+                    );
+                    let same = previous.as_ref().filter(|p| {
+                        p.fingerprint == current.cert.fingerprint && p.window == Some(window)
+                    });
+                    let at = match same {
+                        Some(p) => p.at,
+                        None => schedule::in_window(window.0, window.1, now, &mut rand::rng()),
+                    };
+                    let recheck = (now + retry.max(Duration::from_secs(60))).min(recheck_default);
+                    return Plan {
+                        fingerprint: current.cert.fingerprint.clone(),
+                        at,
+                        basis: Basis::Ari,
+                        window: Some(window),
+                        recheck,
+                    };
+                }
+                Err(instant_acme::Error::Unsupported(_)) => {}
+                Err(e) => {
+                    tracing::warn!(certificate = %current.id, error = %e, "ARI unavailable; using two thirds of the lifetime")
+                }
+            }
+        }
+        let at = match previous {
+            Some(p) if p.fingerprint == current.cert.fingerprint && p.basis == Basis::TwoThirds => {
+                p.at
+            }
+            _ => schedule::two_thirds(
+                current.cert.not_before,
+                current.cert.not_after,
+                &mut rand::rng(),
+            ),
+        };
+        Plan {
+            fingerprint: current.cert.fingerprint.clone(),
+            at,
+            basis: Basis::TwoThirds,
+            window: None,
+            recheck: recheck_default,
+        }
+    }
+
+    async fn order(&self, account: &Account, http: &AcmeHttp, cert: &CertificateConfig) {
+        let started = SystemTime::now();
+        let clock = std::time::Instant::now();
+        self.shared.with(|s| {
+            let st = s.cert_mut(&cert.id);
+            st.state = "ordering";
+            st.forced = false;
+        });
+        let replaces = self.current(cert).and_then(|entry| {
+            let ari = self.shared.with(|s| {
+                s.cert(&cert.id)
+                    .plan
+                    .as_ref()
+                    .is_some_and(|p| p.basis == Basis::Ari)
+            });
+            // RFC 9773 §5: only CAs that offer ARI understand `replaces`.
+            if ari {
+                certificate_identifier(&entry)
+            } else {
+                None
+            }
+        });
+        let ctx = OrderContext {
+            account,
+            acme: &self.acme,
+            state: &self.state,
+            selfcheck: self.selfcheck.as_ref(),
+        };
+        let _ = http.take_retry_after();
+        let result = order::issue(&ctx, cert, replaces).await;
+        let finished = SystemTime::now();
+        let mut record = OrderRecord {
+            started: rfc3339(started),
+            finished: rfc3339(finished),
+            duration_ms: clock.elapsed().as_millis(),
+            result: "valid",
+            error: None,
+            problem: None,
+            serial: None,
+        };
+        match result {
+            Ok(entry) => {
+                tracing::info!(certificate = %cert.id, serial = %entry.cert.serial, not_after = %rfc3339(entry.cert.not_after), "certificate issued and swapped in");
+                self.shared.orders.with_label_values(&["valid"]).inc();
+                record.serial = Some(entry.cert.serial.clone());
+                self.shared.with(|s| {
+                    let st = s.cert_mut(&cert.id);
+                    st.state = "waiting";
+                    st.consecutive_failures = 0;
+                    st.retry_at = None;
+                    st.next_attempt = None;
+                    st.plan = None;
+                    st.last_order = Some(record);
+                });
+            }
+            Err(e) => {
+                self.shared.orders.with_label_values(&["failed"]).inc();
+                self.count_problem(&e);
+                let retry_after = http.take_retry_after();
+                record.result = "failed";
+                record.error = Some(e.to_string());
+                record.problem = e.problem().cloned();
+                self.shared.with(|s| {
+                    let st = s.cert_mut(&cert.id);
+                    st.consecutive_failures += 1;
+                    let wait = schedule::backoff(
+                        st.consecutive_failures,
+                        self.acme.retry_min,
+                        self.acme.retry_max,
+                        &mut rand::rng(),
+                    );
+                    let at = schedule::next_attempt(finished, wait, retry_after);
+                    tracing::warn!(certificate = %cert.id, error = %e, next_attempt = %rfc3339(at), "order failed; the served certificate is unchanged");
+                    st.state = "failed";
+                    st.retry_at = Some(at);
+                    st.next_attempt = Some(rfc3339(at));
+                    st.last_order = Some(record);
+                });
+            }
+        }
+    }
+
+    fn count_problem(&self, e: &AcmeError) {
+        if let Some(problem) = e.problem() {
+            self.shared
+                .problems
+                .with_label_values(&[problem.short_type()])
+                .inc();
+        }
+    }
+
+    /// The earliest moment something may become due.
+    fn next_wake(&self, now: SystemTime) -> SystemTime {
+        let cap = now + self.acme.check_interval;
+        self.shared.with(|s| {
+            s.certificates
+                .values()
+                .flat_map(|st| {
+                    let planned = st.plan.as_ref().map(|p| p.at.min(p.recheck));
+                    [planned, st.retry_at]
+                })
+                .flatten()
+                .fold(cap, SystemTime::min)
+        })
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Renewer {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Some(mut triggers) = self
+            .triggers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return;
+        };
+        if self.certificates.is_empty() {
+            return;
+        }
+        let http = match AcmeHttp::new(self.acme.ca_bundle.as_deref()) {
+            Ok(http) => http,
+            Err(e) => {
+                tracing::error!(error = %e, "ACME disabled");
+                self.shared.with(|s| {
+                    s.account.state = "error";
+                    s.account.error = Some(e.to_string());
+                });
+                return;
+            }
+        };
+        let Some(account) = self.account(&http, &mut shutdown).await else {
+            return;
+        };
+        loop {
+            for cert in &self.certificates {
+                if *shutdown.borrow() {
+                    return;
+                }
+                if self.due(&account, cert, SystemTime::now()).await {
+                    self.order(&account, &http, cert).await;
+                    // Re-plan from the new certificate right away.
+                    let _ = self.due(&account, cert, SystemTime::now()).await;
+                }
+            }
+            let wake = self.next_wake(SystemTime::now());
+            let wait = wake
+                .duration_since(SystemTime::now())
+                .unwrap_or_default()
+                .max(Duration::from_millis(200));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                Some(id) = triggers.recv() => {
+                    tracing::info!(certificate = %id, "renewal requested");
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+impl RenewerHandle {
+    /// Asks for `id` to be renewed now (ignoring its plan and any backoff).
+    pub fn renew(&self, id: &CertId) -> Result<(), RenewRequestError> {
+        let known = self.shared.with(|s| {
+            s.certificates.get_mut(id.as_str()).map(|st| {
+                st.forced = true;
+                st.state = "due";
+            })
+        });
+        if known.is_none() {
+            return Err(RenewRequestError::Unknown(id.to_string()));
+        }
+        let _ = self.trigger.send(id.clone());
+        Ok(())
+    }
+
+    /// The renewer's state for `/v1/status`.
+    pub fn status_json(&self) -> serde_json::Value {
+        let status = self.shared.with(|s| s.clone());
+        serde_json::json!({
+            "directory": self.shared.directory,
+            "account": status.account,
+            "certificates": status.certificates,
+        })
+    }
+
+    /// One certificate's renewal state.
+    pub fn certificate_json(&self, id: &CertId) -> Option<serde_json::Value> {
+        self.shared.with(|s| {
+            s.certificates
+                .get(id.as_str())
+                .and_then(|st| serde_json::to_value(st).ok())
+        })
+    }
+
+    /// The renewer's collectors, for the metrics registry.
+    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
+            Box::new(self.shared.orders.clone()),
+            Box::new(self.shared.problems.clone()),
+            Box::new(RenewalGauge::new(self.shared.clone())),
+        ]
+    }
+}
+
+impl Shared {
+    fn with<T>(&self, f: impl FnOnce(&mut Status) -> T) -> T {
+        f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl Status {
+    fn cert(&self, id: &CertId) -> &CertStatus {
+        self.certificates
+            .get(id.as_str())
+            .expect("every configured certificate has a status entry")
+    }
+    fn cert_mut(&mut self, id: &CertId) -> &mut CertStatus {
+        self.certificates
+            .get_mut(id.as_str())
+            .expect("every configured certificate has a status entry")
+    }
+}
+
+/// `dcv_certificate_renewal_timestamp_seconds{name}`: the next planned renewal (or retry).
+struct RenewalGauge {
+    shared: Arc<Shared>,
+    gauge: GaugeVec,
+}
+
+impl RenewalGauge {
+    fn new(shared: Arc<Shared>) -> Self {
+        let gauge = GaugeVec::new(
+            Opts::new(
+                "dcv_certificate_renewal_timestamp_seconds",
+                "Next planned renewal (or retry after a failure) of each ACME certificate, as a Unix timestamp",
+            ),
+            &["name"],
+        )
+        .expect("metric name and labels are constant and valid");
+        Self { shared, gauge }
+    }
+}
+
+impl Collector for RenewalGauge {
+    fn desc(&self) -> Vec<&Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.gauge.reset();
+        let now = SystemTime::now();
+        self.shared.with(|s| {
+            for (id, st) in &s.certificates {
+                let at = match (st.retry_at, st.plan.as_ref()) {
+                    (Some(retry), _) => Some(retry),
+                    (None, Some(plan)) => Some(plan.at),
+                    (None, None) => Some(now),
+                };
+                if let Some(at) = at {
+                    self.gauge.with_label_values(&[id]).set(unix(at) as f64);
+                }
+            }
+        });
+        self.gauge.collect()
+    }
+}
+
+/// The ARI id of a certificate: its authority key identifier and serial (RFC 9773 §4.1).
+fn certificate_identifier(entry: &CertEntry) -> Option<CertificateIdentifier<'static>> {
+    use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
+    let der = entry.cert.key.cert.first()?;
+    let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;
+    let aki = cert
+        .iter_extensions()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            _ => None,
+        })?;
+    let serial = cert.tbs_certificate.raw_serial().to_vec();
+    Some(
+        CertificateIdentifier::new(
+            rustls_pki_types::Der::from_slice(&aki),
+            rustls_pki_types::Der::from_slice(&serial),
+        )
+        .into_owned(),
+    )
+}
+
+fn unreachable_plan(current: &CertEntry) -> Plan {
+    // `due` computes a plan whenever none exists; this is only a safe fallback.
+    Plan {
+        fingerprint: current.cert.fingerprint.clone(),
+        at: current.cert.not_after,
+        basis: Basis::TwoThirds,
+        window: None,
+        recheck: SystemTime::now(),
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}

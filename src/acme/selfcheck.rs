@@ -1,0 +1,240 @@
+//! The check run before the CA is told a challenge is ready: fetch the node's own answer the way
+//! the CA will, so a broken answer costs a retry here instead of a failed authorization (and a
+//! dead order) at the CA.
+//!
+//! [`SelfCheck`] is the seam: [`LocalSelfCheck`] asks this node's own listeners; the self-probe
+//! gate (DNS, every address, redirects) plugs in through the same trait.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use http_body_util::BodyExt;
+use tokio::net::TcpStream;
+
+use crate::config::{ChallengeType, DnsName};
+
+/// Verifies that a challenge is answered correctly before the CA is asked to validate it.
+#[async_trait]
+pub trait SelfCheck: Send + Sync {
+    /// `Ok` once `name` answers `key_authorization` for `token` over `challenge`; `Err` with a
+    /// cause sentence when it still does not after the check's own time limit.
+    async fn ready(
+        &self,
+        name: &DnsName,
+        challenge: ChallengeType,
+        token: &str,
+        key_authorization: &str,
+    ) -> Result<(), String>;
+}
+
+/// Fetches the answer from this node's own HTTP and HTTPS listeners.
+pub struct LocalSelfCheck {
+    http: Option<SocketAddr>,
+    https: Option<SocketAddr>,
+    limit: Duration,
+}
+
+impl LocalSelfCheck {
+    /// Uses the first listener of each kind; wildcard binds are reached over loopback.
+    pub fn new(http: &[SocketAddr], https: &[SocketAddr], limit: Duration) -> Self {
+        Self {
+            http: http.first().map(reachable),
+            https: https.first().map(reachable),
+            limit,
+        }
+    }
+
+    async fn check_once(
+        &self,
+        name: &DnsName,
+        challenge: ChallengeType,
+        token: &str,
+        key_authorization: &str,
+    ) -> Result<(), String> {
+        match challenge {
+            ChallengeType::Http01 => {
+                let addr = self
+                    .http
+                    .ok_or("no HTTP listener is configured (http.listen)")?;
+                let (status, body) = fetch(addr, name.as_str(), token).await?;
+                if status != 200 {
+                    return Err(format!(
+                        "http://{name}/.well-known/acme-challenge/{token} answered {status} on {addr} (H2)"
+                    ));
+                }
+                // The CA trims trailing whitespace before comparing (RFC 8555 §8.3).
+                if body.trim_ascii_end() != key_authorization.as_bytes() {
+                    return Err(format!(
+                        "http://{name}/.well-known/acme-challenge/{token} answered other content on {addr} (H7)"
+                    ));
+                }
+                Ok(())
+            }
+            ChallengeType::TlsAlpn01 => {
+                let addr = self
+                    .https
+                    .ok_or("no HTTPS listener is configured (https.listen)")?;
+                alpn_handshake(addr, name.as_str(), key_authorization).await
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl SelfCheck for LocalSelfCheck {
+    async fn ready(
+        &self,
+        name: &DnsName,
+        challenge: ChallengeType,
+        token: &str,
+        key_authorization: &str,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + self.limit;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let attempt = tokio::time::timeout(
+                Duration::from_secs(10),
+                self.check_once(name, challenge, token, key_authorization),
+            )
+            .await
+            .unwrap_or_else(|_| Err("the self-check timed out".into()));
+            match attempt {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() + delay >= deadline => return Err(e),
+                Err(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+fn reachable(addr: &SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => *addr,
+    }
+}
+
+/// `GET /.well-known/acme-challenge/<token>` with `Host: <name>`: status and body.
+async fn fetch(addr: SocketAddr, name: &str, token: &str) -> Result<(u16, Vec<u8>), String> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {e} (H1)"))?;
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("/.well-known/acme-challenge/{token}"))
+        .header(http::header::HOST, name)
+        .header(http::header::USER_AGENT, "dcv-proxy-selfcheck")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let rsp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("request to {addr}: {e}"))?;
+    let status = rsp.status().as_u16();
+    let body = rsp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("reading the answer from {addr}: {e}"))?
+        .to_bytes();
+    Ok((status, body.to_vec()))
+}
+
+/// A TLS handshake offering only `acme-tls/1`, as the CA does; the presented certificate must
+/// carry the digest of `key_authorization` (RFC 8737 §3).
+async fn alpn_handshake(
+    addr: SocketAddr,
+    name: &str,
+    key_authorization: &str,
+) -> Result<(), String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+    let server_name = rustls_pki_types::ServerName::try_from(name.to_owned())
+        .map_err(|e| format!("{name}: {e}"))?;
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {e} (H1)"))?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(server_name, stream)
+        .await
+        .map_err(|e| format!("TLS-ALPN-01 handshake with {addr} for {name}: {e}"))?;
+    let (_, conn) = tls.get_ref();
+    if conn.alpn_protocol() != Some(b"acme-tls/1") {
+        return Err(format!("{addr} did not negotiate acme-tls/1 for {name}"));
+    }
+    let leaf = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .ok_or_else(|| format!("{addr} presented no certificate for {name}"))?;
+    let expected = ring::digest::digest(&ring::digest::SHA256, key_authorization.as_bytes());
+    match super::tlsalpn::acme_identifier(leaf.as_ref()) {
+        Some(found) if found == expected.as_ref() => Ok(()),
+        Some(_) => Err(format!(
+            "{addr} presented a TLS-ALPN-01 certificate for another key authorization (H7)"
+        )),
+        None => Err(format!(
+            "{addr} presented a certificate without the acmeIdentifier extension for {name}"
+        )),
+    }
+}
+
+/// The challenge certificate is self-signed and carries a critical extension webpki does not
+/// know, so neither the chain nor the handshake signature can go through webpki (it refuses to
+/// parse the certificate). The check is of our own listener over loopback and looks at the
+/// certificate's content instead.
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls_pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls_pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
