@@ -27,6 +27,13 @@ pub fn account_path(acme_dir: &Path, directory: &str) -> PathBuf {
     acme_dir.join(format!("account-{hex}.json"))
 }
 
+/// Moves the stored account aside (`.json.gone`), so the next load creates a new one: used
+/// when the CA says the account does not exist (a wiped test CA, a deactivated account).
+pub fn forget(acme_dir: &Path, directory: &str) -> std::io::Result<()> {
+    let path = account_path(acme_dir, directory);
+    std::fs::rename(&path, path.with_extension("json.gone"))
+}
+
 /// Loads the account for the configured directory, or creates and persists it.
 /// Returns the account and whether it was just created.
 pub async fn load_or_create(

@@ -25,11 +25,13 @@ type Inner = HyperClient<hyper_rustls::HttpsConnector<HttpConnector>, BodyWrappe
 pub struct AcmeHttp {
     inner: Inner,
     retry_after: Arc<Mutex<Option<SystemTime>>>,
+    timeout: Duration,
 }
 
 impl AcmeHttp {
     /// Trusts `ca_bundle` (PEM, one or more roots) when given, the platform's roots otherwise.
-    pub fn new(ca_bundle: Option<&Path>) -> Result<Self, AcmeError> {
+    /// A request that gets no answer within `timeout` fails (a hung CA must not stall renewals).
+    pub fn new(ca_bundle: Option<&Path>, timeout: Duration) -> Result<Self, AcmeError> {
         let builder = hyper_rustls::HttpsConnectorBuilder::new();
         let builder = match ca_bundle {
             Some(path) => {
@@ -71,6 +73,7 @@ impl AcmeHttp {
         Ok(Self {
             inner,
             retry_after: Arc::new(Mutex::new(None)),
+            timeout,
         })
     }
 
@@ -90,8 +93,11 @@ impl HttpClient for AcmeHttp {
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
         let fut = HttpClient::request(&self.inner, req);
         let slot = self.retry_after.clone();
+        let timeout = self.timeout;
         Box::pin(async move {
-            let rsp = fut.await?;
+            let rsp = tokio::time::timeout(timeout, fut).await.map_err(|_| {
+                instant_acme::Error::Other(format!("no answer from the CA within {timeout:?}").into())
+            })??;
             let status = rsp.parts.status.as_u16();
             if status == 429 || status == 503 {
                 if let Some(at) = rsp

@@ -383,7 +383,8 @@ impl Renewer {
         }
     }
 
-    async fn order(&self, account: &Account, http: &AcmeHttp, cert: &CertificateConfig) {
+    /// Runs one order and records its outcome; returns whether the CA said the account is gone.
+    async fn order(&self, account: &Account, http: &AcmeHttp, cert: &CertificateConfig) -> bool {
         let started = SystemTime::now();
         let clock = std::time::Instant::now();
         self.shared.with(|s| {
@@ -437,8 +438,12 @@ impl Renewer {
                     st.plan = None;
                     st.last_order = Some(record);
                 });
+                false
             }
             Err(e) => {
+                let lost = e
+                    .problem()
+                    .is_some_and(|p| p.short_type() == "accountDoesNotExist");
                 self.shared.orders.with_label_values(&["failed"]).inc();
                 self.count_problem(&e);
                 let retry_after = http.take_retry_after();
@@ -461,6 +466,7 @@ impl Renewer {
                     st.next_attempt = Some(rfc3339(at));
                     st.last_order = Some(record);
                 });
+                lost
             }
         }
     }
@@ -504,7 +510,7 @@ impl BackgroundService for Renewer {
         if self.certificates.is_empty() {
             return;
         }
-        let http = match AcmeHttp::new(self.acme.ca_bundle.as_deref()) {
+        let http = match AcmeHttp::new(self.acme.ca_bundle.as_deref(), self.acme.request_timeout) {
             Ok(http) => http,
             Err(e) => {
                 tracing::error!(error = %e, "ACME disabled");
@@ -515,7 +521,7 @@ impl BackgroundService for Renewer {
                 return;
             }
         };
-        let Some(account) = self.account(&http, &mut shutdown).await else {
+        let Some(mut account) = self.account(&http, &mut shutdown).await else {
             return;
         };
         loop {
@@ -524,7 +530,18 @@ impl BackgroundService for Renewer {
                     return;
                 }
                 if self.due(&account, cert, SystemTime::now()).await {
-                    self.order(&account, &http, cert).await;
+                    let lost = self.order(&account, &http, cert).await;
+                    if lost {
+                        // RFC 8555 §7.3.1: the CA no longer knows the key; register anew.
+                        tracing::warn!("the CA does not know the ACME account; creating a new one");
+                        if let Err(e) = account::forget(&self.acme_dir, &self.acme.directory) {
+                            tracing::error!(error = %e, "cannot move the old account file aside");
+                        }
+                        match self.account(&http, &mut shutdown).await {
+                            Some(a) => account = a,
+                            None => return,
+                        }
+                    }
                     // Re-plan from the new certificate right away.
                     let _ = self.due(&account, cert, SystemTime::now()).await;
                 }

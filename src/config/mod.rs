@@ -67,6 +67,8 @@ pub struct AcmeConfig {
     pub order_timeout: Duration,
     /// How often certificates are re-examined for renewal (ARI windows are fetched this often).
     pub check_interval: Duration,
+    /// Longest wait for one answer from the CA.
+    pub request_timeout: Duration,
 }
 
 /// An EAB key id and HMAC key.

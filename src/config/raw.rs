@@ -71,6 +71,8 @@ struct RawAcme {
     order_timeout: Parsed<HumanDuration>,
     #[serde(default = "default_check_interval")]
     check_interval: Parsed<HumanDuration>,
+    #[serde(default = "default_request_timeout")]
+    request_timeout: Parsed<HumanDuration>,
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]
@@ -382,6 +384,7 @@ fn build_acme(invalid: &Invalid<'_>, base: &Path, raw: RawAcme) -> Result<AcmeCo
         self_check_timeout: raw.self_check_timeout.0 .0,
         order_timeout: raw.order_timeout.0 .0,
         check_interval: raw.check_interval.0 .0,
+        request_timeout: raw.request_timeout.0 .0,
     })
 }
 
@@ -543,6 +546,7 @@ impl Default for RawAcme {
             self_check_timeout: default_self_check_timeout(),
             order_timeout: default_order_timeout(),
             check_interval: default_check_interval(),
+            request_timeout: default_request_timeout(),
         }
     }
 }
@@ -607,4 +611,7 @@ fn default_order_timeout() -> Parsed<HumanDuration> {
 }
 fn default_check_interval() -> Parsed<HumanDuration> {
     Parsed(HumanDuration(Duration::from_secs(3600)))
+}
+fn default_request_timeout() -> Parsed<HumanDuration> {
+    Parsed(HumanDuration(Duration::from_secs(30)))
 }
