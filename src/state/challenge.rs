@@ -265,12 +265,17 @@ const MAX_WEBROOT_FILE: u64 = 64 * 1024;
 
 /// Reads `dir/name` if it is a regular file no larger than [`MAX_WEBROOT_FILE`].
 ///
-/// `name` is a single validated path segment; symlinks are not followed out of the webroot
-/// because the open is relative to `dir` and `name` holds no `/`.
+/// `name` is a single validated path segment, and the file is opened with `O_NOFOLLOW`: a
+/// symlink in the webroot (say, to the admin token or a private key) is never followed.
 fn read_small_file(dir: &Path, name: &str) -> Option<Bytes> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     debug_assert!(!name.contains('/') && name != ".." && name != ".");
-    let file = std::fs::File::open(dir.join(name)).ok()?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(dir.join(name))
+        .ok()?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() || meta.len() > MAX_WEBROOT_FILE {
         return None;
@@ -377,6 +382,15 @@ mod tests {
         assert!(s.acme_answer("anytoken", "b.test").is_none());
         s.set_stateless(None);
         assert!(s.acme_answer("anytoken", "a.test").is_none());
+    }
+
+    #[test]
+    fn webroot_never_follows_symlinks() {
+        let (d, s) = store();
+        std::fs::write(d.path().join("secret"), b"secret").unwrap();
+        std::os::unix::fs::symlink(d.path().join("secret"), d.path().join("acme").join("link"))
+            .unwrap();
+        assert!(s.acme_answer("link", "h").is_none());
     }
 
     #[test]
