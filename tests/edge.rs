@@ -142,6 +142,62 @@ async fn other_paths_redirect_on_http_and_are_proxied_on_https() {
     assert_eq!(tls.status, 200, "{}", tls.text());
     assert_eq!(tls.text(), origin.body_for(path));
     assert_eq!(origin.requests().len(), 1);
+    let metrics = node.metrics().await;
+    assert_eq!(
+        metrics.value("dcv_https_redirects_total", &[]),
+        Some(3.0),
+        "{}",
+        metrics.text
+    );
+}
+
+#[tokio::test]
+async fn redirect_status_and_port_are_configurable() {
+    let origin = TestOrigin::start().await;
+    let node = Node::builder()
+        .redirect_to_https()
+        .redirect_status(308)
+        .redirect_port(8443)
+        .site(&["a.test"], origin.addr())
+        .start()
+        .await;
+    let resp = node.http_request("POST", "a.test", "/form?x=1", &[]).await;
+    assert_eq!(resp.status, 308);
+    assert_eq!(
+        resp.header("location"),
+        Some("https://a.test:8443/form?x=1")
+    );
+    let resp = node.http_get("[::1]:80", "/v6").await;
+    assert_eq!(resp.header("location"), Some("https://[::1]:8443/v6"));
+    assert!(origin.requests().is_empty(), "{:?}", origin.requests());
+}
+
+#[tokio::test]
+#[ignore = "bug: `OPTIONS *` is redirected to `https://<host>*`, not a valid URL (serve/routing.rs redirect_location)"]
+async fn redirect_targets_are_valid_urls_for_every_request_form() {
+    let origin = TestOrigin::start().await;
+    let node = Node::builder()
+        .redirect_to_https()
+        .site(&["a.test"], origin.addr())
+        .start()
+        .await;
+    for raw in [
+        &b"GET /p HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"[..],
+        b"OPTIONS * HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+    ] {
+        let resp = node.http_raw(raw).await;
+        let shown = String::from_utf8_lossy(raw);
+        if !(300..400).contains(&resp.status) {
+            continue;
+        }
+        let location = resp.header("location").expect("a redirect has a Location");
+        let uri: http::Uri = location
+            .parse()
+            .unwrap_or_else(|e| panic!("{shown:?} redirected to {location:?}: {e}"));
+        assert_eq!(uri.scheme_str(), Some("https"), "{shown:?}: {location}");
+        assert_eq!(uri.host(), Some("a.test"), "{shown:?}: {location}");
+        assert!(uri.path().starts_with('/'), "{shown:?}: {location}");
+    }
 }
 
 #[tokio::test]
@@ -396,6 +452,48 @@ async fn webroot_files_answer_the_very_next_request() {
     assert!(origin.requests().is_empty(), "{:?}", origin.requests());
 }
 
+#[tokio::test]
+#[ignore = "bug: webroot lookups follow symlinks out of the webroot and serve e.g. the admin token (state/challenge.rs read_small_file)"]
+async fn webroot_symlinks_do_not_lead_out_of_the_webroot() {
+    let origin = TestOrigin::start().await;
+    let node = Node::builder()
+        .site(&["a.test"], origin.addr())
+        .start()
+        .await;
+    let state = node.state_dir();
+    let webroot = state.join("webroot/.well-known");
+    let secret = node.admin_token();
+    std::os::unix::fs::symlink(
+        state.join("admin.token"),
+        webroot.join("pki-validation/token.txt"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        "../../../certs/default.pem",
+        webroot.join("pki-validation/key.txt"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        "../../../admin.token",
+        webroot.join("acme-challenge/symlinkedToken"),
+    )
+    .unwrap();
+
+    for path in [
+        "/.well-known/pki-validation/token.txt",
+        "/.well-known/pki-validation/key.txt",
+        "/.well-known/acme-challenge/symlinkedToken",
+    ] {
+        let resp = node.http_get("a.test", path).await;
+        assert!(
+            !resp.text().contains(&secret) && !resp.text().contains("PRIVATE KEY"),
+            "{path} served a file from outside the webroot: {:?}",
+            resp.text()
+        );
+        assert_eq!(resp.status, 404, "{path}");
+    }
+}
+
 // ---- proxying
 
 #[tokio::test]
@@ -471,6 +569,49 @@ async fn origin_connections_are_kept_alive() {
         "{REQUESTS} sequential requests used {} origin connections",
         origin.connections()
     );
+}
+
+#[tokio::test]
+async fn answers_and_proxied_requests_share_a_keep_alive_connection() {
+    let origin = TestOrigin::start().await;
+    let node = Node::builder()
+        .site(&["a.test"], origin.addr())
+        .start()
+        .await;
+    node.put_token(TOKEN, &key_authorization(TOKEN), None).await;
+    let known = format!("/.well-known/acme-challenge/{TOKEN}");
+    let stream = tokio::net::TcpStream::connect(node.http_addr())
+        .await
+        .unwrap();
+    let mut client = common::h1_client(stream).await;
+    let steps: [(&str, &str, u16, String); 6] = [
+        ("a.test", &known, 200, key_authorization(TOKEN)),
+        ("a.test", "/page", 200, origin.body_for("/page")),
+        (
+            "a.test",
+            "/.well-known/acme-challenge/unknownToken1",
+            404,
+            "not found\n".to_owned(),
+        ),
+        (
+            "nosite.test",
+            "/page",
+            404,
+            "no site is configured for this host\n".to_owned(),
+        ),
+        ("a.test", "/again", 200, origin.body_for("/again")),
+        ("a.test", &known, 200, key_authorization(TOKEN)),
+    ];
+    for (host, path, status, body) in steps {
+        let resp = common::collect(
+            client
+                .send_request(common::get(path, Some(host)))
+                .await
+                .unwrap_or_else(|e| panic!("{host}{path} on the reused connection: {e}")),
+        )
+        .await;
+        assert_eq!((resp.status, resp.text()), (status, body), "{host}{path}");
+    }
 }
 
 #[tokio::test]

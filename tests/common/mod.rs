@@ -178,6 +178,8 @@ fn answer(
 #[derive(Default)]
 pub struct NodeBuilder {
     redirect_to_https: bool,
+    redirect_status: Option<u16>,
+    redirect_port: Option<u16>,
     unknown_token_origin: bool,
     max_body_bytes: Option<usize>,
     default_origin: Option<String>,
@@ -189,6 +191,18 @@ impl NodeBuilder {
     /// `http.redirect_to_https = true`.
     pub fn redirect_to_https(mut self) -> Self {
         self.redirect_to_https = true;
+        self
+    }
+
+    /// `http.redirect_status = status`.
+    pub fn redirect_status(mut self, status: u16) -> Self {
+        self.redirect_status = Some(status);
+        self
+    }
+
+    /// `http.redirect_port = port`.
+    pub fn redirect_port(mut self, port: u16) -> Self {
+        self.redirect_port = Some(port);
         self
     }
 
@@ -238,23 +252,14 @@ impl NodeBuilder {
         let config_path = dir.path().join("dcv-proxy.toml");
         std::fs::write(&config_path, &config).expect("write the configuration");
         let log_path = dir.path().join("dcv-proxy.log");
-        let log = std::fs::File::create(&log_path).expect("create the log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_dcv-proxy"))
-            .arg("--config")
-            .arg(&config_path)
-            .arg("run")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log file"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn dcv-proxy");
+        let child = spawn(&config_path, &log_path);
         let mut node = Node {
             child,
             http,
             https,
             admin,
             state_dir,
+            config_path,
             log_path,
             config,
             _dir: dir,
@@ -275,6 +280,12 @@ impl NodeBuilder {
         let _ = writeln!(c, "state_dir = {}", q(&state_dir.display().to_string()));
         let _ = writeln!(c, "\n[http]\nlisten = [{}]", q(&http.to_string()));
         let _ = writeln!(c, "redirect_to_https = {}", self.redirect_to_https);
+        if let Some(status) = self.redirect_status {
+            let _ = writeln!(c, "redirect_status = {status}");
+        }
+        if let Some(port) = self.redirect_port {
+            let _ = writeln!(c, "redirect_port = {port}");
+        }
         let _ = writeln!(c, "\n[https]\nlisten = [{}]", q(&https.to_string()));
         let unknown = if self.unknown_token_origin {
             "origin"
@@ -310,6 +321,25 @@ impl NodeBuilder {
     }
 }
 
+/// Starts the binary on `config`, appending its stdout and stderr to `log`.
+fn spawn(config: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open the log file");
+    Command::new(env!("CARGO_BIN_EXE_dcv-proxy"))
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("clone the log file"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn dcv-proxy")
+}
+
 /// A running `dcv-proxy` process. Killed on drop; when the test is failing its log is printed.
 pub struct Node {
     child: Child,
@@ -317,6 +347,7 @@ pub struct Node {
     https: SocketAddr,
     admin: SocketAddr,
     state_dir: PathBuf,
+    config_path: PathBuf,
     log_path: PathBuf,
     config: String,
     // Last: removed after the child is gone.
@@ -361,6 +392,14 @@ impl Node {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// Kills the process and starts a new one on the same configuration and state directory.
+    pub async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.config_path, &self.log_path);
+        self.wait_ready().await;
+    }
+
     async fn wait_ready(&mut self) {
         let start = Instant::now();
         loop {
@@ -383,7 +422,8 @@ impl Node {
         }
     }
 
-    /// `/healthz` answers and the HTTP and HTTPS listeners accept connections.
+    /// `/healthz` answers, the HTTP listener accepts connections and the HTTPS one completes a
+    /// handshake (a bare TCP connect would be logged as a failed handshake).
     async fn ready(&self) -> bool {
         let health = try_raw(
             self.admin,
@@ -392,7 +432,9 @@ impl Node {
         .await;
         matches!(health, Some(r) if r.status == 200)
             && TcpStream::connect(self.http).await.is_ok()
-            && TcpStream::connect(self.https).await.is_ok()
+            && tls_connect(self.https, None, &["http/1.1"], None)
+                .await
+                .is_ok()
     }
 
     // ---- plain HTTP on the edge
@@ -482,6 +524,12 @@ impl Node {
         bytes.extend_from_slice(body);
         let stream = TcpStream::connect(self.admin).await.expect("connect admin");
         exchange(stream, &bytes).await
+    }
+
+    /// Sends `raw` as-is to the admin listener.
+    pub async fn admin_raw(&self, raw: &[u8]) -> Response {
+        let stream = TcpStream::connect(self.admin).await.expect("connect admin");
+        exchange(stream, raw).await
     }
 
     pub async fn admin_get(&self, path: &str) -> Response {
@@ -630,10 +678,16 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         stream.write_all(request).await?;
         stream.flush().await?;
         let mut buf = Vec::new();
-        // A TLS peer may close without close_notify; what was read is still the response.
+        // A TLS peer may close without close_notify, and a server that refuses a request before
+        // reading its body may reset the connection after answering: what was read is still the
+        // response.
         match stream.read_to_end(&mut buf).await {
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+                ) && !buf.is_empty() => {}
             Err(e) => return Err(e),
         }
         Ok::<_, std::io::Error>(buf)
