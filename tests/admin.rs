@@ -243,7 +243,7 @@ async fn bad_input_gets_a_4xx_with_a_reason_and_changes_nothing() {
         (
             "PUT",
             "/v1/acme/tokens/bad.token".into(),
-            format!(r#"{{"key_authorization": "bad.token.x"}}"#),
+            r#"{"key_authorization": "bad.token.x"}"#.into(),
             400,
             "not an ACME token",
         ),
@@ -458,6 +458,70 @@ async fn tokens_and_pki_files_are_listed_and_deleted() {
     assert_eq!(
         node.admin_get("/v1/pki").await.json()["files"],
         serde_json::json!([])
+    );
+}
+
+#[tokio::test]
+async fn uploaded_state_survives_a_restart_in_private_files() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let mut node = Node::builder().start().await;
+    let ca = TestCa::new("Restart").unwrap();
+    let leaf = ca.leaf(&["a.test"], 30 * DAY).unwrap();
+    // Certificate and key in one field, as some tools export them.
+    let resp = node
+        .put_cert("a", &format!("{}{}", leaf.chain_pem, leaf.key_pem), "", &[])
+        .await;
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    node.put_token(TOKEN, &key_authorization(TOKEN), Some("a.test"))
+        .await;
+    node.put_pki("www.example.com", "fileauth.txt", b"persisted")
+        .await;
+    let token = node.admin_token();
+    let default = node.presented(None).await.fingerprint();
+
+    let mode = |rel: &str| {
+        std::fs::metadata(node.state_dir().join(rel))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    for private in ["certs/a.pem", "certs/default.pem", "admin.token"] {
+        assert_eq!(mode(private), 0o600, "{private}");
+    }
+
+    node.restart().await;
+    assert_eq!(node.admin_token(), token, "the admin token is kept");
+    assert_eq!(
+        node.presented(Some("a.test")).await.fingerprint(),
+        pem_fingerprint(&leaf.leaf_pem)
+    );
+    assert_eq!(
+        node.presented(None).await.fingerprint(),
+        default,
+        "the self-signed default is made once"
+    );
+    let acme = format!("/.well-known/acme-challenge/{TOKEN}");
+    assert_eq!(
+        node.http_get("a.test", &acme).await.text(),
+        key_authorization(TOKEN)
+    );
+    assert_eq!(
+        node.http_get("b.test", &acme).await.status,
+        404,
+        "the identifier binding survives too"
+    );
+    let pki = node
+        .http_get("example.com", "/.well-known/pki-validation/fileauth.txt")
+        .await;
+    assert_eq!((pki.status, pki.text()), (200, "persisted".to_owned()));
+    // The old token still authenticates.
+    assert_eq!(
+        node.admin_delete(&format!("/v1/acme/tokens/{TOKEN}"))
+            .await
+            .status,
+        200
     );
 }
 

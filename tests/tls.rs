@@ -192,6 +192,64 @@ async fn swap_is_seen_by_the_next_handshake_while_an_open_connection_keeps_worki
     assert_eq!(paths, ["/before", "/after"]);
 }
 
+#[tokio::test]
+async fn exact_beats_wildcard_the_longest_lived_wins_and_deletion_falls_back() {
+    let node = Node::builder().start().await;
+    let ca = TestCa::new("Precedence").unwrap();
+    let wildcard = ca.leaf(&["*.p.test"], 60 * DAY).unwrap();
+    let exact = ca.leaf(&["x.p.test"], 10 * DAY).unwrap();
+    node.install_cert("wild", &wildcard, &[]).await;
+    node.install_cert("exact", &exact, &[]).await;
+    let fp = |leaf: &TestLeaf| pem_fingerprint(&leaf.leaf_pem);
+    assert_eq!(
+        node.presented(Some("x.p.test")).await.fingerprint(),
+        fp(&exact)
+    );
+    assert_eq!(
+        node.presented(Some("y.p.test")).await.fingerprint(),
+        fp(&wildcard)
+    );
+
+    // A renewal uploaded under a new id wins; an older one uploaded later does not shadow it.
+    let renewed = ca.leaf(&["x.p.test"], 90 * DAY).unwrap();
+    let stale = ca.leaf(&["x.p.test"], 5 * DAY).unwrap();
+    node.install_cert("exact-renewed", &renewed, &[]).await;
+    node.install_cert("exact-stale", &stale, &[]).await;
+    assert_eq!(
+        node.presented(Some("x.p.test")).await.fingerprint(),
+        fp(&renewed)
+    );
+
+    // Deleting falls back to what is left: the other exact ones, then the wildcard.
+    for (id, then) in [
+        ("exact-renewed", fp(&exact)),
+        ("exact", fp(&stale)),
+        ("exact-stale", fp(&wildcard)),
+    ] {
+        let resp = node.admin_delete(&format!("/v1/certificates/{id}")).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(
+            node.presented(Some("x.p.test")).await.fingerprint(),
+            then,
+            "after deleting {id}"
+        );
+    }
+    assert_eq!(
+        node.admin_delete("/v1/certificates/exact").await.status,
+        404
+    );
+    assert!(!node.state_dir().join("certs/exact.pem").exists());
+
+    // The default can be replaced (not removed); no SNI then gets the replacement.
+    let replacement = ca.leaf(&["edge.p.test"], 30 * DAY).unwrap();
+    node.install_cert("default", &replacement, &[]).await;
+    assert_eq!(node.presented(None).await.fingerprint(), fp(&replacement));
+    assert_eq!(
+        node.presented(Some("unknown.test")).await.fingerprint(),
+        fp(&replacement)
+    );
+}
+
 /// One refused upload: what it sends and the reason it must get.
 struct Refused {
     reason: &'static str,

@@ -174,6 +174,9 @@ fn answer(
 
 // ---- the node
 
+/// A step run on the state directory before the node starts.
+type Prepare = Box<dyn FnOnce(&Path)>;
+
 /// What goes into a node's configuration file.
 #[derive(Default)]
 pub struct NodeBuilder {
@@ -184,7 +187,7 @@ pub struct NodeBuilder {
     max_body_bytes: Option<usize>,
     default_origin: Option<String>,
     sites: Vec<(Vec<String>, String)>,
-    prepare: Vec<Box<dyn FnOnce(&Path)>>,
+    prepare: Vec<Prepare>,
 }
 
 impl NodeBuilder {
