@@ -173,7 +173,6 @@ async fn redirect_status_and_port_are_configurable() {
 }
 
 #[tokio::test]
-#[ignore = "bug: `OPTIONS *` is redirected to `https://<host>*`, not a valid URL (serve/routing.rs redirect_location)"]
 async fn redirect_targets_are_valid_urls_for_every_request_form() {
     let origin = TestOrigin::start().await;
     let node = Node::builder()
@@ -453,7 +452,6 @@ async fn webroot_files_answer_the_very_next_request() {
 }
 
 #[tokio::test]
-#[ignore = "bug: webroot lookups follow symlinks out of the webroot and serve e.g. the admin token (state/challenge.rs read_small_file)"]
 async fn webroot_symlinks_do_not_lead_out_of_the_webroot() {
     let origin = TestOrigin::start().await;
     let node = Node::builder()

@@ -96,7 +96,9 @@ impl HttpClient for AcmeHttp {
         let timeout = self.timeout;
         Box::pin(async move {
             let rsp = tokio::time::timeout(timeout, fut).await.map_err(|_| {
-                instant_acme::Error::Other(format!("no answer from the CA within {timeout:?}").into())
+                instant_acme::Error::Other(
+                    format!("no answer from the CA within {timeout:?}").into(),
+                )
             })??;
             let status = rsp.parts.status.as_u16();
             if status == 429 || status == 503 {

@@ -63,7 +63,22 @@ impl From<instant_acme::Error> for AcmeError {
             instant_acme::Error::Timeout(_) => {
                 AcmeError::Timeout("the CA kept the order pending".into())
             }
-            other => AcmeError::Transport(other.to_string()),
+            other => AcmeError::Transport(error_chain(&other)),
         }
     }
+}
+
+/// `error: cause: cause…`: hyper's "client error (Connect)" alone does not say what failed.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -302,13 +302,12 @@ impl Renewer {
         } else {
             plan.unwrap_or_else(|| unreachable_plan(&current))
         };
-        if forced {
-            return true;
-        }
+        // Backing off after a failure (a renewal request clears this).
         if retry_at.is_some_and(|t| now < t) {
             return false;
         }
-        now >= plan.at
+        // A requested renewal stays requested until an order succeeds.
+        forced || now >= plan.at
     }
 
     /// The served certificate for `cert`, if it covers every configured name.
@@ -388,9 +387,7 @@ impl Renewer {
         let started = SystemTime::now();
         let clock = std::time::Instant::now();
         self.shared.with(|s| {
-            let st = s.cert_mut(&cert.id);
-            st.state = "ordering";
-            st.forced = false;
+            s.cert_mut(&cert.id).state = "ordering";
         });
         let replaces = self.current(cert).and_then(|entry| {
             let ari = self.shared.with(|s| {
@@ -432,6 +429,7 @@ impl Renewer {
                 self.shared.with(|s| {
                     let st = s.cert_mut(&cert.id);
                     st.state = "waiting";
+                    st.forced = false;
                     st.consecutive_failures = 0;
                     st.retry_at = None;
                     st.next_attempt = None;
@@ -569,6 +567,8 @@ impl RenewerHandle {
             s.certificates.get_mut(id.as_str()).map(|st| {
                 st.forced = true;
                 st.state = "due";
+                st.retry_at = None;
+                st.next_attempt = None;
             })
         });
         if known.is_none() {

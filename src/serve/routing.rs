@@ -40,7 +40,13 @@ impl Routing {
     /// `https://<host>[:port]<path>[?query]` for a request on `host` (already normalised, so it
     /// cannot inject anything into the header).
     pub fn redirect_location(&self, host: &str, req: &RequestHeader) -> String {
-        let path_and_query = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        // Origin-form targets only: `OPTIONS *` and other forms redirect to the site's root.
+        let path_and_query = req
+            .uri
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .filter(|pq| pq.starts_with('/'))
+            .unwrap_or("/");
         let host_part = if host.contains(':') {
             format!("[{host}]")
         } else {

@@ -36,6 +36,8 @@ use tokio_rustls::TlsConnector;
 
 use dcv_proxy::testkit::TestLeaf;
 
+pub mod pebble;
+
 /// How long any single wait (start-up, one request) may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -188,6 +190,8 @@ pub struct NodeBuilder {
     default_origin: Option<String>,
     sites: Vec<(Vec<String>, String)>,
     prepare: Vec<Prepare>,
+    listen: Option<(SocketAddr, SocketAddr)>,
+    extra: String,
 }
 
 impl NodeBuilder {
@@ -236,6 +240,19 @@ impl NodeBuilder {
         self
     }
 
+    /// Listen on these HTTP and HTTPS addresses instead of fresh ones (a CA must know them).
+    pub fn listen(mut self, http: SocketAddr, https: SocketAddr) -> Self {
+        self.listen = Some((http, https));
+        self
+    }
+
+    /// Appends `text` (whole TOML sections) to the configuration.
+    pub fn extra_config(mut self, text: &str) -> Self {
+        self.extra.push('\n');
+        self.extra.push_str(text);
+        self
+    }
+
     /// Runs `f` on the state directory (already created, empty) before the node starts.
     pub fn prepare(mut self, f: impl FnOnce(&Path) + 'static) -> Self {
         self.prepare.push(Box::new(f));
@@ -250,7 +267,8 @@ impl NodeBuilder {
         for f in std::mem::take(&mut self.prepare) {
             f(&state_dir);
         }
-        let (http, https, admin) = (free_addr(), free_addr(), free_addr());
+        let (http, https) = self.listen.unwrap_or_else(|| (free_addr(), free_addr()));
+        let admin = free_addr();
         let config = self.config_text(&state_dir, http, https, admin);
         let config_path = dir.path().join("dcv-proxy.toml");
         std::fs::write(&config_path, &config).expect("write the configuration");
@@ -320,6 +338,7 @@ impl NodeBuilder {
                 q(origin)
             );
         }
+        c.push_str(&self.extra);
         c
     }
 }
@@ -376,6 +395,10 @@ impl Node {
 
     pub fn admin_url(&self) -> String {
         format!("http://{}", self.admin)
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
     }
 
     pub fn state_dir(&self) -> &Path {

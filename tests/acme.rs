@@ -1,0 +1,649 @@
+//! ACME against a real CA: Pebble and pebble-challtestsrv from Debian, started per test on
+//! loopback. Each test runs the real dcv-proxy binary whose listeners Pebble validates.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use common::pebble::{Pebble, PebbleConfig};
+use common::{eventually, free_addr, tls_connect, Node};
+
+/// A node whose listeners Pebble validates, configured with `extra` (certificates etc.).
+async fn node_for(pebble: &Pebble, addrs: (SocketAddr, SocketAddr), extra: &str) -> Node {
+    Node::builder()
+        .listen(addrs.0, addrs.1)
+        .extra_config(&format!("{}\n{extra}", pebble.acme_config()))
+        .start()
+        .await
+}
+
+fn certificate(names: &[&str], challenge: &str) -> String {
+    let names: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    format!(
+        "\n[[certificate]]\nnames = [{}]\nchallenge = {challenge:?}\n",
+        names.join(", ")
+    )
+}
+
+/// The certificate `id` once it was issued over ACME (optionally: other than `previous`).
+async fn issued(node: &Node, id: &str, previous: Option<&str>) -> serde_json::Value {
+    eventually(&format!("certificate {id} issued over ACME"), || async {
+        let rsp = node.admin_get(&format!("/v1/certificates/{id}")).await;
+        let cert = rsp.json();
+        let fresh =
+            cert["source"] == "acme" && previous.is_none_or(|p| cert["serial"].as_str() != Some(p));
+        (rsp.status == 200 && fresh).then_some(cert)
+    })
+    .await
+}
+
+async fn acme_status(node: &Node, id: &str) -> serde_json::Value {
+    node.admin_get("/v1/status").await.json()["acme"]["certificates"][id].clone()
+}
+
+#[tokio::test]
+async fn http01_two_names_with_redirect_on_is_served_and_chains_to_pebble() {
+    let addrs = (free_addr(), free_addr());
+    let pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    let started = Instant::now();
+    let node = Node::builder()
+        .listen(addrs.0, addrs.1)
+        .redirect_to_https()
+        .extra_config(&format!(
+            "{}\n{}",
+            pebble.acme_config(),
+            certificate(&["a.example.test", "www.a.example.test"], "http-01")
+        ))
+        .start()
+        .await;
+    let cert = issued(&node, "a.example.test", None).await;
+    eprintln!("first certificate after {:?} from start", started.elapsed());
+    assert_eq!(
+        cert["names"],
+        serde_json::json!(["a.example.test", "www.a.example.test"])
+    );
+
+    let root = pebble.issuer_root().await;
+    for name in ["a.example.test", "www.a.example.test"] {
+        // The next handshake presents it, and it verifies against Pebble's root for that name.
+        let conn = tls_connect(node.https_addr(), Some(name), &["http/1.1"], Some(&root))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            conn.presented.fingerprint(),
+            cert["sha256_fingerprint"].as_str().unwrap()
+        );
+    }
+    let status = acme_status(&node, "a.example.test").await;
+    assert_eq!(status["last_order"]["result"], "valid");
+    assert_eq!(status["renewal_basis"], "two-thirds");
+    // The order's tokens are gone once it ended.
+    let tokens = node.admin_get("/v1/acme/tokens").await.json();
+    assert_eq!(tokens["tokens"], serde_json::json!([]));
+    let metrics = node.metrics().await;
+    assert_eq!(
+        metrics.count("dcv_acme_orders_total", &[("result", "valid")]),
+        1.0
+    );
+    // Pebble validated both names over HTTP, through the redirect-everything listener.
+    let hits = metrics.count(
+        "dcv_challenge_requests_total",
+        &[("kind", "acme"), ("scheme", "http"), ("result", "hit")],
+    );
+    assert!(hits >= 2.0, "{hits}");
+    assert!(metrics
+        .value(
+            "dcv_certificate_renewal_timestamp_seconds",
+            &[("name", "a.example.test")]
+        )
+        .is_some());
+}
+
+#[tokio::test]
+async fn tls_alpn01_issues_without_http() {
+    let addrs = (free_addr(), free_addr());
+    let pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    let node = node_for(
+        &pebble,
+        addrs,
+        &certificate(&["alpn.example.test"], "tls-alpn-01"),
+    )
+    .await;
+    let cert = issued(&node, "alpn.example.test", None).await;
+    let root = pebble.issuer_root().await;
+    let conn = tls_connect(
+        node.https_addr(),
+        Some("alpn.example.test"),
+        &["h2", "http/1.1"],
+        Some(&root),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        conn.presented.fingerprint(),
+        cert["sha256_fingerprint"].as_str().unwrap()
+    );
+    // No HTTP-01 answer was involved.
+    let metrics = node.metrics().await;
+    let http_hits = metrics.count(
+        "dcv_challenge_requests_total",
+        &[("kind", "acme"), ("scheme", "http"), ("result", "hit")],
+    );
+    assert_eq!(http_hits, 0.0);
+}
+
+#[tokio::test]
+async fn restart_reuses_the_account_and_renews_on_request() {
+    let addrs = (free_addr(), free_addr());
+    let pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    let mut node = node_for(&pebble, addrs, &certificate(&["r.example.test"], "http-01")).await;
+    let first = issued(&node, "r.example.test", None).await;
+    let acme_dir = node.state_dir().join("acme");
+    let accounts = || -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<_> = std::fs::read_dir(&acme_dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = accounts();
+    assert_eq!(before.len(), 1);
+
+    node.restart().await;
+    let renew = node
+        .admin_request(
+            "POST",
+            "/v1/certificates/r.example.test/renew",
+            None,
+            Some(&node.admin_token()),
+        )
+        .await;
+    assert_eq!(renew.status, 202, "{}", renew.text());
+    let second = issued(&node, "r.example.test", first["serial"].as_str()).await;
+    assert_ne!(first["sha256_fingerprint"], second["sha256_fingerprint"]);
+    assert_eq!(accounts(), before, "the account file is reused as it was");
+    assert_eq!(node.log().matches("ACME account created").count(), 1);
+    // A fresh key for every order (P7).
+    assert_ne!(first["sha256_fingerprint"], second["sha256_fingerprint"]);
+}
+
+#[tokio::test]
+async fn ca_outage_backs_off_keeps_serving_and_recovers() {
+    let addrs = (free_addr(), free_addr());
+    let mut pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    let node = node_for(&pebble, addrs, &certificate(&["o.example.test"], "http-01")).await;
+    let first = issued(&node, "o.example.test", None).await;
+
+    pebble.stop();
+    let token = node.admin_token();
+    let renew = node
+        .admin_request(
+            "POST",
+            "/v1/certificates/o.example.test/renew",
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(renew.status, 202);
+    let failed = eventually("the renewal to fail while the CA is down", || async {
+        let st = acme_status(&node, "o.example.test").await;
+        (st["consecutive_failures"].as_u64() >= Some(1)).then_some(st)
+    })
+    .await;
+    assert_eq!(failed["state"], "failed");
+    assert!(failed["next_attempt"].is_string(), "{failed}");
+    assert_eq!(failed["last_order"]["result"], "failed");
+    // The old certificate is still the one presented.
+    let conn = tls_connect(
+        node.https_addr(),
+        Some("o.example.test"),
+        &["http/1.1"],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        conn.presented.fingerprint(),
+        first["sha256_fingerprint"].as_str().unwrap()
+    );
+    assert!(
+        node.metrics()
+            .await
+            .count("dcv_acme_orders_total", &[("result", "failed")])
+            >= 1.0
+    );
+
+    // Back (as a fresh CA that forgot the account): the retry succeeds on its own.
+    pebble.restart().await;
+    let second = issued(&node, "o.example.test", first["serial"].as_str()).await;
+    let root = pebble.issuer_root().await;
+    let conn = tls_connect(
+        node.https_addr(),
+        Some("o.example.test"),
+        &["http/1.1"],
+        Some(&root),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        conn.presented.fingerprint(),
+        second["sha256_fingerprint"].as_str().unwrap()
+    );
+    assert_eq!(
+        acme_status(&node, "o.example.test").await["consecutive_failures"],
+        0
+    );
+}
+
+#[tokio::test]
+async fn rejected_name_records_the_problem() {
+    let addrs = (free_addr(), free_addr());
+    let mut config = PebbleConfig::for_node(addrs.0, addrs.1);
+    config.blocklist = vec!["blocked.example.test".into()];
+    let pebble = Pebble::start(config).await;
+    let node = node_for(
+        &pebble,
+        addrs,
+        &certificate(&["blocked.example.test"], "http-01"),
+    )
+    .await;
+    let status = eventually("the order to fail", || async {
+        let st = acme_status(&node, "blocked.example.test").await;
+        st["last_order"]["problem"].is_object().then_some(st)
+    })
+    .await;
+    assert_eq!(
+        status["last_order"]["problem"]["type"],
+        "urn:ietf:params:acme:error:rejectedIdentifier"
+    );
+    assert!(status["last_order"]["problem"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("blocked.example.test"));
+    let metrics = node.metrics().await;
+    assert!(metrics.count("dcv_acme_problems_total", &[("type", "rejectedIdentifier")]) >= 1.0);
+    // `certs list` shows it too.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dcv-proxy"))
+        .arg("--config")
+        .arg(node.config_path())
+        .args(["certs", "list"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("rejectedIdentifier"), "{text}");
+    // Nothing was issued; the default certificate is still what the name gets.
+    assert_eq!(
+        node.admin_get("/v1/certificates/blocked.example.test")
+            .await
+            .json()["issued"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn short_lifetime_certificate_renews_by_itself() {
+    let addrs = (free_addr(), free_addr());
+    let mut config = PebbleConfig::for_node(addrs.0, addrs.1);
+    config.validity_secs = 15;
+    let pebble = Pebble::start(config).await;
+    let node = node_for(
+        &pebble,
+        addrs,
+        &certificate(&["short.example.test"], "http-01"),
+    )
+    .await;
+    let first = issued(&node, "short.example.test", None).await;
+    let status = acme_status(&node, "short.example.test").await;
+    let planned = humantime::parse_rfc3339(status["next_renewal"].as_str().unwrap()).unwrap();
+    let not_after = humantime::parse_rfc3339(first["not_after"].as_str().unwrap()).unwrap();
+    assert!(planned < not_after, "renewal planned before expiry");
+    // Renewed without anyone asking, before the first one expired.
+    let second = issued(&node, "short.example.test", first["serial"].as_str()).await;
+    assert!(SystemTime::now() < not_after + Duration::from_secs(1));
+    let conn = tls_connect(
+        node.https_addr(),
+        Some("short.example.test"),
+        &["http/1.1"],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        conn.presented.fingerprint(),
+        second["sha256_fingerprint"].as_str().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn external_account_binding_is_sent_when_required() {
+    const HMAC: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let addrs = (free_addr(), free_addr());
+    let mut config = PebbleConfig::for_node(addrs.0, addrs.1);
+    config.eab = Some(("kid-1".into(), HMAC.into()));
+    let pebble = Pebble::start(config).await;
+    let node = node_for(
+        &pebble,
+        addrs,
+        &certificate(&["eab.example.test"], "http-01"),
+    )
+    .await;
+    issued(&node, "eab.example.test", None).await;
+
+    // Without the binding the CA refuses the account, and the status says why.
+    let other = (free_addr(), free_addr());
+    let acme = pebble
+        .acme_config()
+        .lines()
+        .filter(|l| !l.starts_with("eab_"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let node = Node::builder()
+        .listen(other.0, other.1)
+        .extra_config(&format!(
+            "{acme}\n{}",
+            certificate(&["noeab.example.test"], "http-01")
+        ))
+        .start()
+        .await;
+    let account = eventually("the account to be refused", || async {
+        let acme = node.admin_get("/v1/status").await.json()["acme"]["account"].clone();
+        (acme["state"] == "error").then_some(acme)
+    })
+    .await;
+    assert_eq!(
+        account["problem"]["type"],
+        "urn:ietf:params:acme:error:externalAccountRequired"
+    );
+}
+
+#[tokio::test]
+async fn bad_nonces_are_retried() {
+    let addrs = (free_addr(), free_addr());
+    let mut config = PebbleConfig::for_node(addrs.0, addrs.1);
+    // Four in ten good nonces refused: an order of a dozen requests meets several.
+    config.nonce_reject = 40;
+    let pebble = Pebble::start(config).await;
+    let node = node_for(
+        &pebble,
+        addrs,
+        &certificate(&["nonce.example.test"], "http-01"),
+    )
+    .await;
+    issued(&node, "nonce.example.test", None).await;
+}
+
+#[tokio::test]
+async fn rsa_keys_when_configured() {
+    let addrs = (free_addr(), free_addr());
+    let pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    // `key_type` belongs to [acme], which `node_for` ends with.
+    let extra = format!(
+        "key_type = \"rsa-2048\"\n{}",
+        certificate(&["rsa.example.test"], "http-01")
+    );
+    let node = node_for(&pebble, addrs, &extra).await;
+    issued(&node, "rsa.example.test", None).await;
+    let conn = tls_connect(
+        node.https_addr(),
+        Some("rsa.example.test"),
+        &["http/1.1"],
+        None,
+    )
+    .await
+    .unwrap();
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, leaf) = X509Certificate::from_der(&conn.presented.chain[0]).unwrap();
+    assert_eq!(
+        leaf.public_key().algorithm.algorithm.to_id_string(),
+        "1.2.840.113549.1.1.1",
+        "rsaEncryption"
+    );
+}
+
+#[tokio::test]
+async fn stateless_http01_answers_any_token_on_configured_names_only() {
+    let addrs = (free_addr(), free_addr());
+    let pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    let extra = format!(
+        "stateless_http01 = true\n{}",
+        certificate(&["sl.example.test"], "http-01")
+    );
+    let node = node_for(&pebble, addrs, &extra).await;
+    let thumbprint = eventually("the account", || async {
+        let acme = node.admin_get("/v1/status").await.json()["acme"]["account"].clone();
+        acme["thumbprint"].as_str().map(str::to_owned)
+    })
+    .await;
+    let token = "NeverSeenByThisNode_0123456789abcdef";
+    let rsp = node
+        .http_get(
+            "sl.example.test",
+            &format!("/.well-known/acme-challenge/{token}"),
+        )
+        .await;
+    assert_eq!(rsp.status, 200);
+    assert_eq!(rsp.text(), format!("{token}.{thumbprint}"));
+    let rsp = node
+        .http_get(
+            "other.example.test",
+            &format!("/.well-known/acme-challenge/{token}"),
+        )
+        .await;
+    assert_eq!(rsp.status, 404);
+    // And the real issuance still works alongside.
+    issued(&node, "sl.example.test", None).await;
+}
+
+#[tokio::test]
+async fn lego_with_webroot_gets_its_certificate_through_the_node() {
+    let addrs = (free_addr(), free_addr());
+    let pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    let node = Node::builder().listen(addrs.0, addrs.1).start().await;
+    let work = tempfile::tempdir().unwrap();
+    let webroot = node.state_dir().join("webroot");
+    let out = tokio::process::Command::new("lego")
+        .env("LEGO_CA_CERTIFICATES", pebble.api_root())
+        .args(["--server", &pebble.directory_url()])
+        .args(["--accept-tos", "--email", "lego@example.test"])
+        .arg("--path")
+        .arg(work.path())
+        .args(["--http", "--http.webroot"])
+        .arg(&webroot)
+        .args(["-d", "lego.example.test", "run"])
+        .output()
+        .await
+        .expect("run lego (Debian package `lego`)");
+    assert!(
+        out.status.success(),
+        "lego failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(work
+        .path()
+        .join("certificates/lego.example.test.crt")
+        .exists());
+    let hits = node.metrics().await.count(
+        "dcv_challenge_requests_total",
+        &[("kind", "webroot"), ("scheme", "http"), ("result", "hit")],
+    );
+    assert!(
+        hits >= 1.0,
+        "the CA's fetches were answered from the webroot"
+    );
+}
+
+/// An HTTPS stand-in for a CA that offers ACME Renewal Information (Pebble 2.4.0 does not):
+/// it serves Pebble's directory with a `renewalInfo` URL added, and a fixed suggested window
+/// for every certificate.
+struct AriServer {
+    addr: SocketAddr,
+    root_pem: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AriServer {
+    async fn start_on(
+        addr: SocketAddr,
+        directory: String,
+        window: (SystemTime, SystemTime),
+    ) -> Self {
+        use std::sync::Arc;
+        let ca = dcv_proxy::testkit::TestCa::new("ari").unwrap();
+        let leaf = ca
+            .leaf(&["localhost", "127.0.0.1"], Duration::from_secs(86_400))
+            .unwrap();
+        use rustls::pki_types::pem::PemObject;
+        let chain: Vec<_> =
+            rustls::pki_types::CertificateDer::pem_slice_iter(leaf.chain_pem.as_bytes())
+                .map(|c| c.unwrap())
+                .collect();
+        let key =
+            rustls::pki_types::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let fmt = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
+        let ari_body = serde_json::json!({
+            "suggestedWindow": { "start": fmt(window.0), "end": fmt(window.1) }
+        })
+        .to_string();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, directory, ari_body) =
+                    (acceptor.clone(), directory.clone(), ari_body.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(
+                        move |req: http::Request<hyper::body::Incoming>| {
+                            let (directory, ari_body) = (directory.clone(), ari_body.clone());
+                            async move {
+                                let rsp = if req.uri().path() == "/dir" {
+                                    http::Response::builder()
+                                        .header("content-type", "application/json")
+                                        .body(http_body_util::Full::new(bytes::Bytes::from(
+                                            directory,
+                                        )))
+                                } else if req.uri().path().starts_with("/ari/") {
+                                    http::Response::builder()
+                                        .header("content-type", "application/json")
+                                        .header("retry-after", "3600")
+                                        .body(http_body_util::Full::new(bytes::Bytes::from(
+                                            ari_body,
+                                        )))
+                                } else {
+                                    http::Response::builder()
+                                        .status(404)
+                                        .body(http_body_util::Full::new(bytes::Bytes::new()))
+                                };
+                                Ok::<_, std::convert::Infallible>(rsp.unwrap())
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            root_pem: ca.root_pem(),
+            task,
+        }
+    }
+}
+
+impl Drop for AriServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn ari_window_from_the_ca_sets_the_renewal_time() {
+    let addrs = (free_addr(), free_addr());
+    let pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    // Pebble's directory, with a renewalInfo endpoint of our own.
+    let directory = pebble.api_get_directory().await;
+    let mut directory: serde_json::Value = serde_json::from_str(&directory).unwrap();
+    let now = SystemTime::now();
+    let window = (
+        now + Duration::from_secs(3 * 86_400),
+        now + Duration::from_secs(4 * 86_400),
+    );
+    let ari_addr = free_addr();
+    directory["renewalInfo"] = format!("https://{ari_addr}/ari").into();
+    let ari = AriServer::start_on(ari_addr, directory.to_string(), window).await;
+    let bundle = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        bundle.path(),
+        format!(
+            "{}\n{}",
+            std::fs::read_to_string(pebble.api_root()).unwrap(),
+            ari.root_pem
+        ),
+    )
+    .unwrap();
+    let acme = format!(
+        "[acme]\ndirectory = \"https://{}/dir\"\nca_bundle = {:?}\nterms_agreed = true\nretry_min = \"1s\"\nretry_max = \"2s\"\n",
+        ari.addr,
+        bundle.path().display().to_string()
+    );
+    let node = Node::builder()
+        .listen(addrs.0, addrs.1)
+        .extra_config(&format!(
+            "{acme}\n{}",
+            certificate(&["ari.example.test"], "http-01")
+        ))
+        .start()
+        .await;
+    issued(&node, "ari.example.test", None).await;
+    let status = eventually("an ARI-based plan", || async {
+        let st = acme_status(&node, "ari.example.test").await;
+        (st["renewal_basis"] == "ari").then_some(st)
+    })
+    .await;
+    let planned = humantime::parse_rfc3339(status["next_renewal"].as_str().unwrap()).unwrap();
+    let (start, end) = (
+        window.0 - Duration::from_secs(1),
+        window.1 + Duration::from_secs(1),
+    );
+    assert!(planned >= start && planned <= end, "{status}");
+    assert!(status["ari_window"].is_array());
+    let gauge = node
+        .metrics()
+        .await
+        .value(
+            "dcv_certificate_renewal_timestamp_seconds",
+            &[("name", "ari.example.test")],
+        )
+        .unwrap();
+    let planned_unix = planned
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as f64;
+    assert_eq!(gauge, planned_unix);
+}
