@@ -483,9 +483,10 @@ async fn lego_with_webroot_gets_its_certificate_through_the_node() {
     );
 }
 
-/// An HTTPS stand-in for a CA that offers ACME Renewal Information (Pebble 2.4.0 does not):
-/// it serves Pebble's directory with a `renewalInfo` URL added, and a fixed suggested window
-/// for every certificate.
+/// An HTTPS stand-in in front of Pebble for what Pebble 2.4.0 lacks: it serves Pebble's
+/// directory with changes (a `renewalInfo` URL of its own, or `newOrder` pointing at itself),
+/// a fixed ARI suggested window for every certificate, and a `rateLimited` problem with
+/// `Retry-After` on `/limited`.
 struct AriServer {
     addr: SocketAddr,
     root_pem: String,
@@ -546,6 +547,14 @@ impl AriServer {
                                         .body(http_body_util::Full::new(bytes::Bytes::from(
                                             directory,
                                         )))
+                                } else if req.uri().path() == "/limited" {
+                                    http::Response::builder()
+                                    .status(429)
+                                    .header("content-type", "application/problem+json")
+                                    .header("retry-after", "3600")
+                                    .body(http_body_util::Full::new(bytes::Bytes::from(
+                                        r#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many certificates already issued for exact set of domains","status":429}"#,
+                                    )))
                                 } else if req.uri().path().starts_with("/ari/") {
                                     http::Response::builder()
                                         .header("content-type", "application/json")
@@ -576,6 +585,21 @@ impl AriServer {
     }
 }
 
+impl AriServer {
+    /// An `[acme]` section using this front's directory, trusting both its root and Pebble's.
+    fn acme_config(&self, pebble: &Pebble) -> (String, tempfile::NamedTempFile) {
+        let bundle = tempfile::NamedTempFile::new().unwrap();
+        let pebble_root = std::fs::read_to_string(pebble.api_root()).unwrap();
+        std::fs::write(bundle.path(), format!("{pebble_root}\n{}", self.root_pem)).unwrap();
+        let acme = format!(
+            "[acme]\ndirectory = \"https://{}/dir\"\nca_bundle = {:?}\nterms_agreed = true\nretry_min = \"1s\"\nretry_max = \"2s\"\n",
+            self.addr,
+            bundle.path().display().to_string()
+        );
+        (acme, bundle)
+    }
+}
+
 impl Drop for AriServer {
     fn drop(&mut self) {
         self.task.abort();
@@ -597,21 +621,7 @@ async fn ari_window_from_the_ca_sets_the_renewal_time() {
     let ari_addr = free_addr();
     directory["renewalInfo"] = format!("https://{ari_addr}/ari").into();
     let ari = AriServer::start_on(ari_addr, directory.to_string(), window).await;
-    let bundle = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        bundle.path(),
-        format!(
-            "{}\n{}",
-            std::fs::read_to_string(pebble.api_root()).unwrap(),
-            ari.root_pem
-        ),
-    )
-    .unwrap();
-    let acme = format!(
-        "[acme]\ndirectory = \"https://{}/dir\"\nca_bundle = {:?}\nterms_agreed = true\nretry_min = \"1s\"\nretry_max = \"2s\"\n",
-        ari.addr,
-        bundle.path().display().to_string()
-    );
+    let (acme, _bundle) = ari.acme_config(&pebble);
     let node = Node::builder()
         .listen(addrs.0, addrs.1)
         .extra_config(&format!(
@@ -646,4 +656,43 @@ async fn ari_window_from_the_ca_sets_the_renewal_time() {
         .unwrap()
         .as_secs() as f64;
     assert_eq!(gauge, planned_unix);
+}
+
+#[tokio::test]
+async fn rate_limited_order_waits_for_retry_after() {
+    let addrs = (free_addr(), free_addr());
+    let pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    let mut directory: serde_json::Value =
+        serde_json::from_str(&pebble.api_get_directory().await).unwrap();
+    let front_addr = free_addr();
+    directory["newOrder"] = format!("https://{front_addr}/limited").into();
+    let now = SystemTime::now();
+    let front = AriServer::start_on(front_addr, directory.to_string(), (now, now)).await;
+    let (acme, _bundle) = front.acme_config(&pebble);
+    let node = Node::builder()
+        .listen(addrs.0, addrs.1)
+        .extra_config(&format!(
+            "{acme}\n{}",
+            certificate(&["limited.example.test"], "http-01")
+        ))
+        .start()
+        .await;
+    let status = eventually("the order to be rate limited", || async {
+        let st = acme_status(&node, "limited.example.test").await;
+        st["last_order"]["problem"].is_object().then_some(st)
+    })
+    .await;
+    assert_eq!(
+        status["last_order"]["problem"]["type"],
+        "urn:ietf:params:acme:error:rateLimited"
+    );
+    // P4: the next attempt is the CA's Retry-After (an hour), not the 1-2 s backoff.
+    let next = humantime::parse_rfc3339(status["next_attempt"].as_str().unwrap()).unwrap();
+    let wait = next.duration_since(SystemTime::now()).unwrap_or_default();
+    assert!(wait > Duration::from_secs(3000), "{status}");
+    let metrics = node.metrics().await;
+    assert_eq!(
+        metrics.count("dcv_acme_problems_total", &[("type", "rateLimited")]),
+        1.0
+    );
 }
