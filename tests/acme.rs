@@ -487,13 +487,13 @@ async fn lego_with_webroot_gets_its_certificate_through_the_node() {
 /// directory with changes (a `renewalInfo` URL of its own, or `newOrder` pointing at itself),
 /// a fixed ARI suggested window for every certificate, and a `rateLimited` problem with
 /// `Retry-After` on `/limited`.
-struct AriServer {
+struct CaFront {
     addr: SocketAddr,
     root_pem: String,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl AriServer {
+impl CaFront {
     async fn start_on(
         addr: SocketAddr,
         directory: String,
@@ -585,7 +585,7 @@ impl AriServer {
     }
 }
 
-impl AriServer {
+impl CaFront {
     /// An `[acme]` section using this front's directory, trusting both its root and Pebble's.
     fn acme_config(&self, pebble: &Pebble) -> (String, tempfile::NamedTempFile) {
         let bundle = tempfile::NamedTempFile::new().unwrap();
@@ -600,7 +600,7 @@ impl AriServer {
     }
 }
 
-impl Drop for AriServer {
+impl Drop for CaFront {
     fn drop(&mut self) {
         self.task.abort();
     }
@@ -620,7 +620,7 @@ async fn ari_window_from_the_ca_sets_the_renewal_time() {
     );
     let ari_addr = free_addr();
     directory["renewalInfo"] = format!("https://{ari_addr}/ari").into();
-    let ari = AriServer::start_on(ari_addr, directory.to_string(), window).await;
+    let ari = CaFront::start_on(ari_addr, directory.to_string(), window).await;
     let (acme, _bundle) = ari.acme_config(&pebble);
     let node = Node::builder()
         .listen(addrs.0, addrs.1)
@@ -667,7 +667,7 @@ async fn rate_limited_order_waits_for_retry_after() {
     let front_addr = free_addr();
     directory["newOrder"] = format!("https://{front_addr}/limited").into();
     let now = SystemTime::now();
-    let front = AriServer::start_on(front_addr, directory.to_string(), (now, now)).await;
+    let front = CaFront::start_on(front_addr, directory.to_string(), (now, now)).await;
     let (acme, _bundle) = front.acme_config(&pebble);
     let node = Node::builder()
         .listen(addrs.0, addrs.1)
