@@ -35,6 +35,8 @@ pub(super) struct RawConfig {
     server: RawServer,
     #[serde(default)]
     proxy: RawProxy,
+    #[serde(default)]
+    probe: super::probe::RawProbe,
     #[serde(default, rename = "site")]
     sites: Vec<RawSite>,
 }
@@ -199,8 +201,12 @@ pub(super) fn build(path: &Path, text: &str, raw: RawConfig) -> Result<Config, C
         });
     }
 
+    let probe = super::probe::build(raw.probe)
+        .map_err(|(span, key, message)| invalid(span, key, message))?;
+
     Ok(Config {
         source: path.to_path_buf(),
+        probe,
         http: HttpConfig {
             listen: raw.http.listen.into_iter().map(|a| a.0).collect(),
             redirect_to_https: raw.http.redirect_to_https,
