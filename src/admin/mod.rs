@@ -5,6 +5,7 @@
 //! `Authorization: Bearer <token>` (401 otherwise, and nothing changes). Bodies are capped (413),
 //! and every refusal is a 4xx with a JSON `{"error": "..."}` that says why.
 
+mod probe;
 mod routes;
 pub mod token;
 
@@ -18,6 +19,7 @@ use pingora_core::protocols::http::ServerSession;
 use serde::Serialize;
 
 use crate::metrics::Metrics;
+use crate::probe::service::ProbeRunner;
 use crate::state::State;
 
 /// The admin API application.
@@ -27,6 +29,8 @@ pub struct AdminApi {
     token: token::AdminToken,
     max_body: usize,
     started: SystemTime,
+    /// The self-probe, when it runs on this node.
+    probe: Option<Arc<ProbeRunner>>,
 }
 
 /// A parsed request handed to a route.
@@ -89,7 +93,14 @@ impl AdminApi {
             token,
             max_body,
             started: SystemTime::now(),
+            probe: None,
         }
+    }
+
+    /// Serves the probe's endpoints (`/v1/probe…`) and its results in `/v1/status`.
+    pub fn with_probe(mut self, runner: Arc<ProbeRunner>) -> Self {
+        self.probe = Some(runner);
+        self
     }
 
     async fn handle(&self, session: &mut ServerSession) -> Reply {

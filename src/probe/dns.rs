@@ -627,8 +627,9 @@ fn agreement(kind: CheckKind, cause: Cause, what: &str, views: &BTreeMap<String,
         return Check::skip(kind, "", format!("fewer than two {what} answered"));
     }
     let distinct: BTreeSet<&String> = views.values().collect();
-    if distinct.len() == 1 {
-        return Check::pass(kind, "", format!("{} {what} agree", views.len()));
+    if let [view] = distinct.into_iter().collect::<Vec<_>>()[..] {
+        let labels: Vec<&str> = views.keys().map(String::as_str).collect();
+        return Check::pass(kind, "", format!("{} agree: {view}", labels.join(", ")));
     }
     let detail = views
         .iter()

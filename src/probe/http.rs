@@ -177,20 +177,16 @@ impl Fetcher {
         }
     }
 
-    /// H1: a TCP connection to `ip:port` opens within the timeout.
-    pub async fn connect_check(&self, ip: IpAddr, port: u16) -> Check {
-        let addr = SocketAddr::new(ip, port);
+    /// H1: a TCP connection to `ip` on the HTTP port opens within the timeout.
+    pub async fn connect_check(&self, ip: IpAddr) -> Check {
+        let addr = SocketAddr::new(ip, self.http_port);
         let target = addr.to_string();
         match self.connect(addr).await {
             Ok(_) => Check::pass(CheckKind::TcpConnect, target, "connection accepted"),
             Err(reason) => Check::fail(
                 CheckKind::TcpConnect,
                 target,
-                if port == self.https_port && port != self.http_port {
-                    Cause::C5
-                } else {
-                    Cause::H1
-                },
+                Cause::H1,
                 format!("cannot connect: {reason}"),
             ),
         }
@@ -269,22 +265,49 @@ impl Fetcher {
         }
     }
 
-    /// The certificate `ip` presents on the HTTPS port for `name` (SNI), as DER.
-    pub async fn certificate(&self, ip: IpAddr, name: &DnsName) -> Result<Vec<u8>, String> {
+    /// The HTTPS port of `ip`: a TCP connect (H1, C5), then a handshake for `name` (SNI)
+    /// whose certificate is judged (H10, C6, C4). A full handshake rather than a bare connect,
+    /// which the node would log as a failed handshake at every probe.
+    pub async fn https_checks(&self, ip: IpAddr, name: &DnsName) -> (Check, Option<Check>) {
         let addr = SocketAddr::new(ip, self.https_port);
-        let tcp = self.connect(addr).await?;
-        let server_name =
-            ServerName::try_from(name.as_str().to_owned()).map_err(|e| e.to_string())?;
-        let tls = tokio::time::timeout(self.timeout, self.tls.connect(server_name, tcp))
-            .await
-            .map_err(|_| format!("TLS handshake timeout after {:?}", self.timeout))?
-            .map_err(|e| format!("TLS handshake: {e}"))?;
-        tls.get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .map(|c| c.to_vec())
-            .ok_or_else(|| "no certificate presented".to_owned())
+        let target = addr.to_string();
+        let tcp = match self.connect(addr).await {
+            Ok(tcp) => tcp,
+            Err(reason) => {
+                let cause = if self.https_port == self.http_port {
+                    Cause::H1
+                } else {
+                    Cause::C5
+                };
+                let check = Check::fail(
+                    CheckKind::TcpConnect,
+                    &target,
+                    cause,
+                    format!("cannot connect: {reason}"),
+                );
+                return (check, None);
+            }
+        };
+        let connected = Check::pass(CheckKind::TcpConnect, &target, "connection accepted");
+        let handshake = async {
+            let server_name =
+                ServerName::try_from(name.as_str().to_owned()).map_err(|e| e.to_string())?;
+            let tls = tokio::time::timeout(self.timeout, self.tls.connect(server_name, tcp))
+                .await
+                .map_err(|_| format!("TLS handshake timeout after {:?}", self.timeout))?
+                .map_err(|e| format!("TLS handshake: {e}"))?;
+            tls.get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| c.to_vec())
+                .ok_or_else(|| "no certificate presented".to_owned())
+        };
+        let certificate = match handshake.await {
+            Ok(der) => certificate_check(&target, name, &der, SystemTime::now()),
+            Err(reason) => Check::fail(CheckKind::HttpsCertificate, &target, Cause::C5, reason),
+        };
+        (connected, Some(certificate))
     }
 
     /// One request and its response (the `Location` header for redirects).
@@ -640,11 +663,13 @@ pub fn certificate_check(target: &str, name: &DnsName, der: &[u8], now: SystemTi
     let until = humantime::format_rfc3339_seconds(expires);
     if !names.iter().any(|san| name_covers(san, name.as_str())) {
         if names.iter().any(|n| n == DEFAULT_CERT_NAME) {
-            return Check::fail(
+            // Not yet issued: HTTP-01 validation does not need it (the CA does not check
+            // certificates), browsers do.
+            return Check::warn(
                 kind,
                 target,
                 Cause::C6,
-                format!("no certificate for {name}: the node presents its self-signed default"),
+                format!("no certificate for {name} yet: the node presents its self-signed default"),
             );
         }
         return Check::fail(

@@ -31,7 +31,7 @@ pub mod service;
 pub mod txt;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -242,35 +242,16 @@ impl Prober {
             return;
         }
         let (http_port, https_port) = (self.config.http_port, self.config.https_port);
-        let mut ports = vec![http_port];
-        if full && https_port != http_port {
-            ports.push(https_port);
-        }
-        let targets: Vec<(IpAddr, u16)> = findings
-            .addresses
-            .iter()
-            .flat_map(|ip| ports.iter().map(move |p| (*ip, *p)))
-            .collect();
-        let connects = join_all(
-            targets
-                .iter()
-                .map(|(ip, port)| self.fetcher.connect_check(*ip, *port)),
-        )
-        .await;
-        let open = |ip: IpAddr, port: u16| {
-            targets
-                .iter()
-                .zip(&connects)
-                .any(|(t, c)| *t == (ip, port) && c.status == Status::Pass)
-        };
         let path = format!("/.well-known/acme-challenge/{token}");
         let primary = self.dns.primary();
         let per_address = findings.addresses.iter().map(|&ip| {
             let path = path.as_str();
-            let http_open = open(ip, http_port);
-            let https_open = full && open(ip, https_port);
             async move {
+                let mut connects = Vec::new();
                 let mut out = Vec::new();
+                let connect = self.fetcher.connect_check(ip).await;
+                let http_open = connect.status == Status::Pass;
+                connects.push(connect);
                 let mut http_ok = false;
                 if http_open {
                     let url = self.fetcher.url(false, name, path);
@@ -285,31 +266,30 @@ impl Prober {
                     http_ok = check.status == Status::Pass;
                     out.push(check);
                 }
-                if https_open {
-                    let target = SocketAddr::new(ip, https_port).to_string();
-                    out.push(match self.fetcher.certificate(ip, name).await {
-                        Ok(der) => http::certificate_check(&target, name, &der, SystemTime::now()),
-                        Err(reason) => {
-                            Check::fail(CheckKind::HttpsCertificate, &target, Cause::C5, reason)
-                        }
-                    });
-                    let url = self.fetcher.url(true, name, path);
-                    let fetched = self.fetcher.fetch(url, ip, primary).await;
-                    out.push(http::judge(
-                        CheckKind::HttpsToken,
-                        &target,
-                        &fetched,
-                        Expected::Body(key_authorization.as_bytes()),
-                        // Found over HTTP but not over HTTPS: two configurations (H5).
-                        if http_ok { Cause::H5 } else { Cause::H2 },
-                    ));
+                if full && https_port != http_port {
+                    let (connect, certificate) = self.fetcher.https_checks(ip, name).await;
+                    connects.push(connect);
+                    if let Some(certificate) = certificate {
+                        out.push(certificate);
+                        let url = self.fetcher.url(true, name, path);
+                        let fetched = self.fetcher.fetch(url, ip, primary).await;
+                        out.push(http::judge(
+                            CheckKind::HttpsToken,
+                            &SocketAddr::new(ip, https_port).to_string(),
+                            &fetched,
+                            Expected::Body(key_authorization.as_bytes()),
+                            // Found over HTTP but not over HTTPS: two configurations (H5).
+                            if http_ok { Cause::H5 } else { Cause::H2 },
+                        ));
+                    }
                 }
-                out
+                (connects, out)
             }
         });
         let results = join_all(per_address).await;
-        checks.extend(connects);
-        checks.extend(results.into_iter().flatten());
+        let (connects, rest): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+        checks.extend(connects.into_iter().flatten());
+        checks.extend(rest.into_iter().flatten());
     }
 
     /// Registered pki-validation files: age (H9), content on the name (H2, H7) and on its
