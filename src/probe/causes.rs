@@ -117,7 +117,7 @@ impl Cause {
             ),
             Cause::D3 => (
                 "D3",
-                "a DNS server fails on CAA queries, which the CA treats as a refusal (RFC 8659 section 3)",
+                "a DNS server fails on CAA queries, which the CA must treat as a refusal (RFC 8659)",
                 "have the DNS provider answer CAA queries at every level of the name (an empty answer is fine), or move the zone to a provider that does",
             ),
             Cause::D4 => (

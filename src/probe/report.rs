@@ -263,7 +263,7 @@ impl Report {
         let causes: Vec<&str> = self.causes().into_iter().map(Cause::id).collect();
         let _ = writeln!(
             out,
-            "verdict {}: {} ({} checks: {} passed, {} failed, {} warnings, {} skipped, {} errors{}) in {:.1}s",
+            "verdict {}: {} ({} checks: {} passed, {} failed, {} warned, {} skipped, {} errors{}) in {:.1}s",
             self.name,
             self.verdict().as_str().to_ascii_uppercase(),
             self.checks.len(),
