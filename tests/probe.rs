@@ -177,7 +177,10 @@ fn d8_caa_for_another_ca_and_the_metric() {
     let text = assert_cause(&node, "shop.dcvcheck.net", "dns.caa", "fail", "D8");
     assert!(text.contains("digicert.com"), "{text}");
 
-    // The running server's probe says the same, and exports it.
+    // The running server's probe says the same, and exports it; running it needs the token.
+    let (status, _) =
+        http_request(node.admin, "POST", "/v1/probe/shop.dcvcheck.net", &[], b"").unwrap();
+    assert_eq!(status, 401);
     let (status, body) = node.admin("POST", "/v1/probe/shop.dcvcheck.net", None);
     assert_eq!(status, 200, "{body}");
     let report: serde_json::Value = serde_json::from_str(&body).unwrap();
