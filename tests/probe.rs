@@ -116,7 +116,29 @@ fn d4_resolver_that_never_answers() {
         ..NodeConfig::default()
     });
     let text = assert_cause(&node, "shop.dcvcheck.net", "dns.resolve", "fail", "D4");
-    assert!(text.contains("timeout"), "{text}");
+    assert!(
+        text.contains("DNS problem: query timed out looking up A for shop.dcvcheck.net"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_probe_is_bounded_by_its_deadline() {
+    let silent = silent_udp();
+    // Every query takes the 1s timeout (twice): a 1s deadline cuts the probe short.
+    let node = Node::start(&NodeConfig {
+        resolvers: vec![silent.local_addr().unwrap()],
+        deadline: "1s".into(),
+        ..NodeConfig::default()
+    });
+    let out = node.check(&["shop.dcvcheck.net"]);
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("ERROR probe")
+            && out.stdout.contains("did not finish within probe.deadline"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

@@ -107,7 +107,7 @@ impl<T> Answer<T> {
             Answer::NoData { .. } => "no records (NOERROR)".into(),
             Answer::NxDomain { at, .. } => format!("NXDOMAIN for {at}"),
             Answer::Failure(code) => rcode_name(*code).into(),
-            Answer::Timeout => "timeout".into(),
+            Answer::Timeout => "query timed out".into(),
             Answer::Unreachable(e) => format!("unreachable ({e})"),
         }
     }
@@ -551,12 +551,21 @@ pub async fn check_addresses(
     config: &ProbeConfig,
     checks: &mut Vec<Check>,
 ) -> Findings {
-    let recursive = futures_util::future::join_all(
-        dns.recursive()
-            .iter()
-            .map(|up| async move { (up.label.clone(), Resolution::of(up, name.as_str()).await) }),
-    )
-    .await;
+    // Resolvers and authoritative servers at once: a dead server costs one timeout, not two.
+    let authoritative_side = async {
+        match dns.authoritative_for(name).await {
+            Ok(servers) => {
+                let answers = resolve_all(&servers, name.as_str()).await;
+                (Ok(servers), answers)
+            }
+            Err(reason) => (Err(reason), Vec::new()),
+        }
+    };
+    let (recursive, (servers, authoritative)) = tokio::join!(
+        resolve_all(dns.recursive(), name.as_str()),
+        authoritative_side
+    );
+
     let mut findings = Findings::default();
     for (label, resolution) in &recursive {
         checks.push(resolution.check(CheckKind::DnsResolve, label, name));
@@ -567,25 +576,14 @@ pub async fn check_addresses(
     }
     findings.addresses.sort();
     findings.addresses.dedup();
-
-    let authoritative = match dns.authoritative_for(name).await {
-        Ok(servers) => {
-            let answers = futures_util::future::join_all(servers.iter().map(|up| async move {
-                (up.label.clone(), Resolution::of(up, name.as_str()).await)
-            }))
-            .await;
-            findings.authoritative = servers;
-            answers
-        }
-        Err(reason) => {
-            checks.push(Check::skip(
-                CheckKind::DnsAuthoritative,
-                "",
-                format!("authoritative servers not asked: {reason} (set probe.authoritative)"),
-            ));
-            Vec::new()
-        }
-    };
+    match servers {
+        Ok(servers) => findings.authoritative = servers,
+        Err(reason) => checks.push(Check::skip(
+            CheckKind::DnsAuthoritative,
+            "",
+            format!("authoritative servers not asked: {reason} (set probe.authoritative)"),
+        )),
+    }
     for (label, resolution) in &authoritative {
         checks.push(resolution.check(CheckKind::DnsAuthoritative, label, name));
     }
@@ -613,6 +611,14 @@ pub async fn check_addresses(
         &resolver_views,
     ));
     findings
+}
+
+/// Every server's answer for `name`, asked at once.
+async fn resolve_all(servers: &[Upstream], name: &str) -> Vec<(String, Resolution)> {
+    let asks = servers
+        .iter()
+        .map(|up| async move { (up.label.clone(), Resolution::of(up, name).await) });
+    futures_util::future::join_all(asks).await
 }
 
 fn views(resolutions: &[(String, Resolution)]) -> BTreeMap<String, String> {

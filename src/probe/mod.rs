@@ -169,8 +169,14 @@ impl Prober {
         planted: &mut Option<String>,
         checks: &mut Vec<Check>,
     ) {
-        let findings = dns::check_addresses(&self.dns, name, &self.config, checks).await;
-        checks.push(caa::check(&self.dns, name, &self.config).await);
+        // CAA does not depend on the addresses: both at once.
+        let mut address_checks = Vec::new();
+        let (findings, caa) = tokio::join!(
+            dns::check_addresses(&self.dns, name, &self.config, &mut address_checks),
+            caa::check(&self.dns, name, &self.config),
+        );
+        checks.extend(address_checks);
+        checks.push(caa);
         match scope {
             Scope::Full => {
                 self.txt_stage(name, &findings, checks).await;

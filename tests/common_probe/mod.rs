@@ -191,6 +191,8 @@ pub struct NodeConfig {
     pub sites: Vec<String>,
     /// `probe.interval`; `"0s"` (off) when empty.
     pub interval: String,
+    /// `probe.deadline`; `"30s"` when empty.
+    pub deadline: String,
     /// Files written under the state directory before start: (relative path, content, age).
     pub state_files: Vec<(String, String, Duration)>,
 }
@@ -246,11 +248,15 @@ impl Node {
         };
         let addrs =
             |items: &[SocketAddr]| list(&items.iter().map(|a| a.to_string()).collect::<Vec<_>>());
-        let interval = if config.interval.is_empty() {
-            "0s"
-        } else {
-            &config.interval
+        let or = |value: &str, default: &'static str| {
+            if value.is_empty() {
+                default.to_owned()
+            } else {
+                value.to_owned()
+            }
         };
+        let interval = or(&config.interval, "0s");
+        let deadline = or(&config.deadline, "30s");
         let mut text = format!(
             r#"state_dir = "state"
 [http]
@@ -269,7 +275,7 @@ public_addresses = [{public}]
 http_port = {http_port}
 https_port = {https_port}
 timeout = "1s"
-deadline = "30s"
+deadline = "{deadline}"
 interval = "{interval}"
 {extra}
 "#,
