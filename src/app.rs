@@ -18,6 +18,8 @@ use crate::admin::token::AdminToken;
 use crate::admin::AdminApi;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::probe::service::{ProbeRunner, ProbeService};
+use crate::probe::{LocalNode, Prober, TxtRegistry};
 use crate::serve::{self, CertResolver, EdgeProxy, Routing, ServeCounters};
 use crate::state::certs::CertStore;
 use crate::state::local::LocalBackend;
@@ -162,15 +164,23 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     }
     server.add_service(background_service("acme renewer", renewer));
 
-    let mut admin = Service::new(
-        "dcv-proxy admin".to_owned(),
-        AdminApi::new(state.clone(), metrics, token, config.admin.max_body_bytes)
-            .with_acme(renewer_handle),
-    );
+    let probe = start_probe(&config, &state, &metrics);
+    let mut admin_api = AdminApi::new(state.clone(), metrics, token, config.admin.max_body_bytes)
+        .with_acme(renewer_handle);
+    if let Some(runner) = &probe {
+        admin_api = admin_api.with_probe(runner.clone());
+    }
+    let mut admin = Service::new("dcv-proxy admin".to_owned(), admin_api);
     admin.add_tcp(&config.admin.listen.to_string());
     server.add_service(admin);
 
     server.add_service(background_service("token sweeper", TokenSweeper { state }));
+    if let (Some(runner), Some(interval)) = (probe, config.probe.interval) {
+        server.add_service(background_service(
+            "self-probe",
+            ProbeService::new(runner, interval),
+        ));
+    }
 
     tracing::info!(
         http = ?config.http.listen,
@@ -179,6 +189,34 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         "dcv-proxy serving"
     );
     server.run_forever()
+}
+
+/// The self-probe over the node's own state. A probe that cannot be set up (no resolver) is
+/// logged and left out: it must never keep the node from serving.
+fn start_probe(config: &Config, state: &State, metrics: &Metrics) -> Option<Arc<ProbeRunner>> {
+    let txt = match TxtRegistry::open(state.dir.root().join("probe-txt.json")) {
+        Ok(registry) => registry,
+        Err(e) => {
+            tracing::error!(error = %e, "registered TXT records not loaded; new ones are kept in memory only");
+            TxtRegistry::in_memory()
+        }
+    };
+    let txt = Arc::new(txt);
+    let node = Arc::new(LocalNode::new(state.clone(), txt.clone()));
+    match Prober::new(config.probe.clone(), node) {
+        Ok(prober) => {
+            let names = config.sites.exact_names().cloned().collect();
+            let runner = Arc::new(ProbeRunner::new(prober, names, txt));
+            for collector in runner.metrics().collectors() {
+                metrics.register(collector);
+            }
+            Some(runner)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "self-probe disabled");
+            None
+        }
+    }
 }
 
 /// Binds `addr` once to turn the OS error into advice before pingora (which would panic) does.

@@ -1,5 +1,5 @@
-//! The command line: `run` (the default), `config check`. Arguments are parsed by clap into raw
-//! structs, then each command loads what it needs.
+//! The command line: `run` (the default), `config check`, `check`. Arguments are parsed by clap
+//! into raw structs, then each command loads what it needs.
 
 use std::path::PathBuf;
 
@@ -9,8 +9,10 @@ use crate::config::{Config, DEFAULT_CONFIG_PATH};
 
 /// Exit status for a bad command line or configuration (BSD `EX_USAGE`).
 pub const EXIT_USAGE: i32 = 64;
-/// Exit status for a failure while running.
+/// Exit status for a failure while running; for `check`: a check failed.
 pub const EXIT_FAILURE: i32 = 1;
+/// Exit status of `check` when the probe itself could not run (admin API unreachable…).
+pub const EXIT_PROBE_ERROR: i32 = 2;
 
 /// dcv-proxy: answers domain-control validation at the edge, proxies the rest.
 #[derive(Debug, Parser)]
@@ -40,6 +42,17 @@ pub enum Command {
     Certs {
         #[command(subcommand)]
         action: CertsAction,
+    },
+    /// Probe names the way the CA will (DNS, CAA, ports, the token over HTTP and HTTPS, the
+    /// certificate) and name the cause of every failure. Needs the node running: the probe
+    /// token is published through its admin API. Exit status: 0 every check passes (warnings
+    /// allowed), 1 a check fails, 2 the probe could not run, 64 bad configuration.
+    Check {
+        /// Names to probe (default: every exact name of every [[site]]).
+        names: Vec<String>,
+        /// Print the stable JSON document instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -93,6 +106,13 @@ pub fn main(cli: Cli) -> i32 {
                 EXIT_USAGE
             }
         },
+        Command::Check { names, json } => match Config::load(&cli.config) {
+            Ok(config) => check(config, names, json),
+            Err(e) => {
+                eprintln!("{e}");
+                EXIT_USAGE
+            }
+        },
         Command::Run { upgrade } => {
             let config = match Config::load(&cli.config) {
                 Ok(c) => c,
@@ -112,6 +132,85 @@ pub fn main(cli: Cli) -> i32 {
             }
         }
     }
+}
+
+/// `dcv-proxy check`: probes each name through the node's admin API and prints the reports.
+fn check(config: Config, names: Vec<String>, json: bool) -> i32 {
+    use crate::probe::report::{json_document, Status};
+    use crate::probe::{AdminNode, Prober};
+
+    // Quiet by default: the report is the output; RUST_LOG shows the resolver's workings.
+    init_logging("error");
+    let names: Vec<String> = if names.is_empty() {
+        config.sites.exact_names().map(|n| n.to_string()).collect()
+    } else {
+        names
+    };
+    if names.is_empty() {
+        eprintln!(
+            "dcv-proxy check: no name to probe: give names, or configure [[site]] names in {}",
+            config.source.display()
+        );
+        return EXIT_USAGE;
+    }
+    let token = match std::fs::read_to_string(&config.admin.token_file) {
+        Ok(t) => t.trim().to_owned(),
+        Err(e) => {
+            eprintln!(
+                "dcv-proxy check: cannot read the admin token {}: {e} (the probe publishes its token through the admin API; run as the user dcv-proxy runs as)",
+                config.admin.token_file.display()
+            );
+            return EXIT_PROBE_ERROR;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dcv-proxy check: cannot start the async runtime: {e}");
+            return EXIT_PROBE_ERROR;
+        }
+    };
+    runtime.block_on(async {
+        let node = AdminNode::new(config.admin.listen, token, config.probe.timeout);
+        if let Err(e) = node.health().await {
+            eprintln!("dcv-proxy check: {e}");
+            return EXIT_PROBE_ERROR;
+        }
+        let prober = match Prober::new(config.probe.clone(), std::sync::Arc::new(node)) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("dcv-proxy check: {e}");
+                return EXIT_PROBE_ERROR;
+            }
+        };
+        let mut reports = Vec::with_capacity(names.len());
+        for name in &names {
+            let report = prober.probe(name).await;
+            if !json {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", report.render_text());
+                let _ = out.flush();
+            }
+            reports.push(report);
+        }
+        if json {
+            let doc = json_document(&reports);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string())
+            );
+        }
+        match reports.iter().map(|r| r.verdict()).max() {
+            Some(Status::Error) => EXIT_PROBE_ERROR,
+            Some(Status::Fail) => EXIT_FAILURE,
+            _ => 0,
+        }
+    })
 }
 
 /// tracing to stderr; pingora's `log` records are bridged in by tracing-subscriber's

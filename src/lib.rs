@@ -1,7 +1,7 @@
 //! dcv-proxy: an edge sidecar that answers domain-control validation itself, proxies everything
 //! else to the origin, and keeps its certificates issued.
 //!
-//! Data flows one way: [`config`] → [`state`] → [`serve`] (and the lifecycle modules) →
+//! Data flows one way: [`config`] → [`state`] → [`serve`] and [`probe`] (and the lifecycle modules) →
 //! [`metrics`] and [`admin`]; [`app`] is the composition root that wires them and [`cli`] the
 //! command line on top.
 
@@ -11,6 +11,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod metrics;
+pub mod probe;
 pub mod serve;
 pub mod state;
 #[doc(hidden)]

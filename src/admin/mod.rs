@@ -6,6 +6,7 @@
 //! and every refusal is a 4xx with a JSON `{"error": "..."}` that says why.
 
 pub mod client;
+mod probe;
 mod routes;
 pub mod token;
 
@@ -20,6 +21,7 @@ use serde::Serialize;
 
 use crate::acme::RenewerHandle;
 use crate::metrics::Metrics;
+use crate::probe::service::ProbeRunner;
 use crate::state::State;
 
 /// The admin API application.
@@ -30,6 +32,8 @@ pub struct AdminApi {
     max_body: usize,
     started: SystemTime,
     acme: Option<RenewerHandle>,
+    /// The self-probe, when it runs on this node.
+    probe: Option<Arc<ProbeRunner>>,
 }
 
 /// A parsed request handed to a route.
@@ -93,12 +97,19 @@ impl AdminApi {
             max_body,
             started: SystemTime::now(),
             acme: None,
+            probe: None,
         }
     }
 
     /// Adds the renewer's status and the renew endpoint.
     pub fn with_acme(mut self, acme: RenewerHandle) -> Self {
         self.acme = Some(acme);
+        self
+    }
+
+    /// Serves the probe's endpoints (`/v1/probe…`) and its results in `/v1/status`.
+    pub fn with_probe(mut self, runner: Arc<ProbeRunner>) -> Self {
+        self.probe = Some(runner);
         self
     }
 

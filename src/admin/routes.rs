@@ -48,18 +48,26 @@ pub(super) async fn route(api: &AdminApi, req: AdminRequest) -> Reply {
         (["v1", "certificates", id], &Method::PUT) => put_cert(api, id, &req.body),
         (["v1", "certificates", id], &Method::DELETE) => delete_cert(api, id),
         (["v1", "certificates", id, "renew"], &Method::POST) => renew_cert(api, id),
-        (["healthz" | "metrics"] | ["v1", "status" | "acme" | "pki" | "certificates", ..], _) => {
-            Reply::error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("{} is not allowed on {}", req.method, req.path),
-            )
-        }
+        (["v1", "probe"], _) if get => super::probe::list(api),
+        (["v1", "probe", "txt"], _) if get => super::probe::list_txt(api),
+        (["v1", "probe", "txt", name], &Method::PUT) => super::probe::put_txt(api, name, &req.body),
+        (["v1", "probe", "txt", name], &Method::DELETE) => super::probe::delete_txt(api, name),
+        (["v1", "probe", name], _) if get => super::probe::last(api, name),
+        (["v1", "probe", name], &Method::POST) => super::probe::run(api, name).await,
+        (
+            ["healthz" | "metrics"]
+            | ["v1", "status" | "acme" | "pki" | "certificates" | "probe", ..],
+            _,
+        ) => Reply::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} is not allowed on {}", req.method, req.path),
+        ),
         _ => Reply::error(StatusCode::NOT_FOUND, format!("no endpoint {}", req.path)),
     }
 }
 
 /// Parses a JSON body, refusing unknown fields with serde's message (which has line and column).
-fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Reply> {
+pub(super) fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Reply> {
     if body.is_empty() {
         return Err(Reply::error(
             StatusCode::BAD_REQUEST,
@@ -89,6 +97,8 @@ fn status(api: &AdminApi) -> Reply {
             "tls_alpn": challenges.alpn_names().count(),
         },
         "acme": api.acme.as_ref().map(|a| a.status_json()),
+        // The last self-probe result per name (null: not probed yet or probe off).
+        "probe": api.probe.as_deref().map(super::probe::summaries),
     });
     Reply::json(StatusCode::OK, &body)
 }

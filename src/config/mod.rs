@@ -5,6 +5,7 @@
 //! operator editing a config on a node far away gets one chance to read the error.
 
 mod error;
+mod probe;
 mod raw;
 mod types;
 
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::ConfigError;
+pub use probe::{ExpectedTxt, ProbeConfig, RecordName, DEFAULT_SENSITIVE_WORDS};
 pub use types::{CertId, DnsName, HostPattern, OriginAddr, DEFAULT_CERT_ID};
 
 /// Where `dcv-proxy` looks for its configuration when `--config` is not given.
@@ -32,6 +34,8 @@ pub struct Config {
     pub challenge: ChallengeConfig,
     pub admin: AdminConfig,
     pub server: ServerConfig,
+    /// The self-probe (`[probe]`).
+    pub probe: ProbeConfig,
     pub sites: Sites,
     pub acme: AcmeConfig,
     /// Certificates this node obtains and renews over ACME.

@@ -36,6 +36,8 @@ pub(super) struct RawConfig {
     server: RawServer,
     #[serde(default)]
     proxy: RawProxy,
+    #[serde(default)]
+    probe: super::probe::RawProbe,
     #[serde(default, rename = "site")]
     sites: Vec<RawSite>,
     #[serde(default)]
@@ -267,10 +269,14 @@ pub(super) fn build(path: &Path, text: &str, raw: RawConfig) -> Result<Config, C
     let acme = build_acme(&invalid, base, raw.acme)?;
     let certificates = build_certificates(&invalid, &acme, raw.certificates)?;
 
+    let probe = super::probe::build(raw.probe)
+        .map_err(|(span, key, message)| invalid(span, key, message))?;
+
     Ok(Config {
         source: path.to_path_buf(),
         acme,
         certificates,
+        probe,
         http: HttpConfig {
             listen: raw.http.listen.into_iter().map(|a| a.0).collect(),
             redirect_to_https: raw.http.redirect_to_https,

@@ -117,3 +117,44 @@ origin = "127.0.0.1:9002"
     assert_eq!(port("a.b.example.com"), 9000);
     assert_eq!(port("other.test"), 9000);
 }
+
+#[test]
+fn probe_defaults_are_those_of_a_production_node() {
+    let c = parse("").unwrap();
+    let p = &c.probe;
+    assert!(p.resolvers.is_empty());
+    assert_eq!((p.http_port, p.https_port), (80, 443));
+    assert_eq!(p.interval, Some(std::time::Duration::from_secs(300)));
+    assert_eq!(p.ca_identities[0].as_str(), "letsencrypt.org");
+    assert_eq!(p.validation_method, "http-01");
+    assert!(p.sensitive_words.iter().any(|w| w == "bank"));
+}
+
+#[test]
+fn probe_section_is_parsed_and_checked() {
+    let text = r#"
+[probe]
+resolvers = ["127.0.0.1:8053"]
+interval = "0s"
+public_addresses = ["192.0.2.1", "2001:db8::1"]
+account_uri = "https://acme-v02.api.letsencrypt.org/acme/acct/1"
+[[probe.txt]]
+name = "_acme-challenge.Example.com."
+value = "abc"
+"#;
+    let c = parse(text).unwrap();
+    assert_eq!(c.probe.interval, None);
+    assert_eq!(c.probe.txt[0].name.as_str(), "_acme-challenge.example.com");
+    assert!(c.probe.txt[0].name.belongs_to("example.com"));
+    assert!(!c.probe.txt[0].name.belongs_to("www.example.com"));
+
+    let (line, _, key, msg) = invalid("[probe]\naccount_uri = \"acct/1\"\n");
+    assert_eq!((line, key.as_str()), (2, "probe.account_uri"));
+    assert!(msg.contains("https://"), "{msg}");
+    let (_, _, key, _) = invalid("[probe]\nresolvers = [\"8.8.8.8\"]\n");
+    assert_eq!(key, "probe.resolvers[0]");
+    let (_, _, key, _) = invalid("[[probe.txt]]\nname = \"a b.com\"\nvalue = \"x\"\n");
+    assert_eq!(key, "probe.txt[0].name");
+    let (_, _, key, _) = invalid("[probe]\ntimeout = \"0s\"\n");
+    assert_eq!(key, "probe.timeout");
+}

@@ -1,0 +1,168 @@
+//! The probe's endpoints: run a probe now, read the last results, and register the TXT records
+//! an operator expects (D9, D10).
+//!
+//! | method and path | result |
+//! |---|---|
+//! | `POST /v1/probe/<name>` | runs the probe now; `200` with the report |
+//! | `GET /v1/probe` | the last report's summary of every name probed |
+//! | `GET /v1/probe/<name>` | the last report of `name`, `404` if never probed |
+//! | `GET /v1/probe/txt` | the registered TXT records |
+//! | `PUT /v1/probe/txt/<name>` | `{"values": ["…"]}`: expect these values at `name` |
+//! | `DELETE /v1/probe/txt/<name>` | forget them |
+
+use http::StatusCode;
+use serde::Deserialize;
+
+use super::{AdminApi, Reply};
+use crate::config::RecordName;
+use crate::probe::report::Status;
+use crate::probe::service::ProbeRunner;
+use crate::probe::Report;
+
+/// Longest TXT value accepted (a TXT record of several character-strings stays far below).
+const MAX_TXT_VALUE: usize = 1024;
+
+fn runner(api: &AdminApi) -> Result<&ProbeRunner, Reply> {
+    api.probe.as_deref().ok_or_else(|| {
+        Reply::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the probe is not running on this node (see the log at start for why)",
+        )
+    })
+}
+
+pub(super) async fn run(api: &AdminApi, name: &str) -> Reply {
+    match runner(api) {
+        Ok(runner) => Reply::json(StatusCode::OK, &runner.run(name).await.to_json()),
+        Err(reply) => reply,
+    }
+}
+
+pub(super) fn last(api: &AdminApi, name: &str) -> Reply {
+    match runner(api) {
+        Ok(runner) => match runner.results().get(name) {
+            Some(report) => Reply::json(StatusCode::OK, &report.to_json()),
+            None => Reply::error(
+                StatusCode::NOT_FOUND,
+                format!("{name} has not been probed yet: POST /v1/probe/{name} runs it"),
+            ),
+        },
+        Err(reply) => reply,
+    }
+}
+
+pub(super) fn list(api: &AdminApi) -> Reply {
+    match runner(api) {
+        Ok(runner) => Reply::json(StatusCode::OK, &summaries(runner)),
+        Err(reply) => reply,
+    }
+}
+
+/// The last result per name, for `GET /v1/probe` and `GET /v1/status`.
+pub(super) fn summaries(runner: &ProbeRunner) -> serde_json::Value {
+    let mut names = serde_json::Map::new();
+    for report in runner.results().all() {
+        names.insert(report.name.clone(), summary(&report));
+    }
+    for name in runner.names() {
+        names
+            .entry(name.to_string())
+            .or_insert_with(|| serde_json::json!({ "verdict": null }));
+    }
+    serde_json::Value::Object(names)
+}
+
+fn summary(report: &Report) -> serde_json::Value {
+    let failing: Vec<serde_json::Value> = report
+        .checks
+        .iter()
+        .filter(|c| matches!(c.status, Status::Fail | Status::Warn | Status::Error))
+        .map(|c| {
+            serde_json::json!({
+                "check": c.kind,
+                "target": c.target,
+                "status": c.status,
+                "cause": c.cause,
+                "detail": c.detail,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "verdict": report.verdict(),
+        "causes": report.causes(),
+        "finished": humantime::format_rfc3339_seconds(report.started + report.duration).to_string(),
+        "duration_ms": report.duration.as_millis() as u64,
+        "findings": failing,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TxtBody {
+    values: Vec<String>,
+}
+
+pub(super) fn list_txt(api: &AdminApi) -> Reply {
+    let runner = match runner(api) {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
+    let mut records: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for e in runner.txt().list() {
+        records.entry(e.name.to_string()).or_default().push(e.value);
+    }
+    let records: Vec<_> = records
+        .into_iter()
+        .map(|(name, values)| serde_json::json!({ "name": name, "values": values }))
+        .collect();
+    Reply::json(StatusCode::OK, &serde_json::json!({ "records": records }))
+}
+
+pub(super) fn put_txt(api: &AdminApi, name: &str, body: &[u8]) -> Reply {
+    let runner = match runner(api) {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
+    let name: RecordName = match name.parse() {
+        Ok(n) => n,
+        Err(e) => return Reply::error(StatusCode::BAD_REQUEST, format!("name: {e}")),
+    };
+    let body: TxtBody = match super::routes::parse_body(body) {
+        Ok(b) => b,
+        Err(reply) => return reply,
+    };
+    if body.values.is_empty()
+        || body
+            .values
+            .iter()
+            .any(|v| v.is_empty() || v.len() > MAX_TXT_VALUE)
+    {
+        return Reply::error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("values: give 1 or more values of 1 to {MAX_TXT_VALUE} bytes"),
+        );
+    }
+    match runner.txt().put(name.clone(), body.values.clone()) {
+        Ok(()) => Reply::json(
+            StatusCode::CREATED,
+            &serde_json::json!({ "name": name, "values": body.values }),
+        ),
+        Err(e) => Reply::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+pub(super) fn delete_txt(api: &AdminApi, name: &str) -> Reply {
+    let runner = match runner(api) {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
+    let name: RecordName = match name.parse() {
+        Ok(n) => n,
+        Err(e) => return Reply::error(StatusCode::BAD_REQUEST, format!("name: {e}")),
+    };
+    match runner.txt().remove(&name) {
+        Ok(true) => Reply::json(StatusCode::OK, &serde_json::json!({ "removed": name })),
+        Ok(false) => Reply::error(StatusCode::NOT_FOUND, format!("no TXT record {name}")),
+        Err(e) => Reply::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}

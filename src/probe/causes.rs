@@ -1,0 +1,330 @@
+//! The catalogue of validation failures (`validation-failures.md`): every cause id with its
+//! cause in one sentence and its remedy, so that `check`, the metrics and the ACME error mapping
+//! all say the same thing about the same cause.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A cause of the catalogue. The id (`D1`, `H4`…) is stable: it is a metric label value and a
+/// field of the `--json` document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cause {
+    D1,
+    D2,
+    D3,
+    D4,
+    D5,
+    D6,
+    D7,
+    D8,
+    D9,
+    D10,
+    D11,
+    H1,
+    H2,
+    H3,
+    H4,
+    H5,
+    H6,
+    H7,
+    H8,
+    H9,
+    H10,
+    P1,
+    P2,
+    P3,
+    P4,
+    P5,
+    P6,
+    P7,
+    P8,
+    P9,
+    C1,
+    C2,
+    C3,
+    C4,
+    C5,
+    C6,
+}
+
+impl Cause {
+    /// Every cause, in catalogue order.
+    pub const ALL: [Cause; 36] = [
+        Cause::D1,
+        Cause::D2,
+        Cause::D3,
+        Cause::D4,
+        Cause::D5,
+        Cause::D6,
+        Cause::D7,
+        Cause::D8,
+        Cause::D9,
+        Cause::D10,
+        Cause::D11,
+        Cause::H1,
+        Cause::H2,
+        Cause::H3,
+        Cause::H4,
+        Cause::H5,
+        Cause::H6,
+        Cause::H7,
+        Cause::H8,
+        Cause::H9,
+        Cause::H10,
+        Cause::P1,
+        Cause::P2,
+        Cause::P3,
+        Cause::P4,
+        Cause::P5,
+        Cause::P6,
+        Cause::P7,
+        Cause::P8,
+        Cause::P9,
+        Cause::C1,
+        Cause::C2,
+        Cause::C3,
+        Cause::C4,
+        Cause::C5,
+        Cause::C6,
+    ];
+
+    /// The catalogue id, e.g. `"D8"`.
+    pub fn id(self) -> &'static str {
+        self.text().0
+    }
+
+    /// The cause, in one sentence.
+    pub fn summary(self) -> &'static str {
+        self.text().1
+    }
+
+    /// What to do about it.
+    pub fn remedy(self) -> &'static str {
+        self.text().2
+    }
+
+    fn text(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Cause::D1 => (
+                "D1",
+                "the name does not exist in DNS (NXDOMAIN): a typo, or the domain has no name servers at the registrar",
+                "create the A/AAAA or CNAME record at the DNS provider; check the spelling and that the registrar delegates the domain to that provider (NS records)",
+            ),
+            Cause::D2 => (
+                "D2",
+                "a DNS server fails (SERVFAIL or REFUSED) when asked about the name",
+                "fix the zone at the DNS provider (broken DNSSEC, lame delegation, a server refusing some resolvers); `dig +trace NAME` shows which server fails",
+            ),
+            Cause::D3 => (
+                "D3",
+                "a DNS server fails on CAA queries, which the CA must treat as a refusal (RFC 8659)",
+                "have the DNS provider answer CAA queries at every level of the name (an empty answer is fine), or move the zone to a provider that does",
+            ),
+            Cause::D4 => (
+                "D4",
+                "DNS queries time out or the DNS server cannot be reached",
+                "check that the authoritative servers answer from everywhere (firewall, rate limits, anycast) and that the resolvers are reachable",
+            ),
+            Cause::D5 => (
+                "D5",
+                "the name has no A or AAAA record, or its CNAME points to a name without addresses",
+                "add an A/AAAA record for the name, or fix the CNAME target",
+            ),
+            Cause::D6 => (
+                "D6",
+                "the name resolves, but not to this node or the CDN's CNAME target",
+                "point the DNS at the CDN: a CNAME to probe.cname_target or A/AAAA records with probe.public_addresses only; the old records live on for their TTL",
+            ),
+            Cause::D7 => (
+                "D7",
+                "resolvers or authoritative servers give different answers (split-horizon or geo DNS): the CA may see another view",
+                "set every view of the DNS (default and foreign lines included) to the CDN",
+            ),
+            Cause::D8 => (
+                "D8",
+                "a CAA record forbids the CA from issuing for the name",
+                "add `0 issue \"<CA identity>\"` (with matching accounturi/validationmethods, RFC 8657) to the CAA set that applies (at the name, a parent, or the CNAME target), or remove the restricting record",
+            ),
+            Cause::D9 => (
+                "D9",
+                "the TXT record for DNS validation is not published",
+                "create the TXT record with the value the CA gave at the exact name, and wait until every authoritative server has it",
+            ),
+            Cause::D10 => (
+                "D10",
+                "the TXT record has a wrong or stale value",
+                "set the TXT value to exactly what the CA gave and delete old values; resolvers keep an old value until its TTL runs out",
+            ),
+            Cause::D11 => (
+                "D11",
+                "the authoritative servers disagree: a change has not reached all of them",
+                "wait until the provider has synced every server (or fix its zone transfers) before asking the CA to validate",
+            ),
+            Cause::H1 => (
+                "H1",
+                "port 80 or 443 cannot be reached: closed, filtered by a firewall or security group, or nothing listening",
+                "open ports 80 and 443 to the internet on every address the name resolves to (the CA validates from unannounced addresses; see P8) and check dcv-proxy listens there",
+            ),
+            Cause::H2 => (
+                "H2",
+                "the token or validation file is not found (404) at the URL the CA fetches",
+                "make sure requests for the name reach dcv-proxy (DNS, port forwarding, no other server in front) and the token or file is registered with it",
+            ),
+            Cause::H3 => (
+                "H3",
+                "the server refuses or fails to serve the validation file (403, 5xx)",
+                "let dcv-proxy answer /.well-known/ itself (from memory, no file permissions) and remove access rules in front of it",
+            ),
+            Cause::H4 => (
+                "H4",
+                "the validation request is redirected",
+                "the CA follows at most 10 redirects, only to http/https on ports 80 and 443: remove the redirect for /.well-known/ or keep it within those rules",
+            ),
+            Cause::H5 => (
+                "H5",
+                "the file is served over HTTP but not over HTTPS (or the other way round)",
+                "serve /.well-known/ from the same store on both (dcv-proxy does on all its listeners)",
+            ),
+            Cause::H6 => (
+                "H6",
+                "a CDN node does not have the validation file (state not shared)",
+                "share the challenge store across the fleet and probe every node",
+            ),
+            Cause::H7 => (
+                "H7",
+                "the content served is not the expected key authorization or file (stale or wrong content)",
+                "delete old files and tokens, register the exact value, and check that no other server answers for the name",
+            ),
+            Cause::H8 => (
+                "H8",
+                "the file is served on the apex or on www but not on both, and the CA checks both",
+                "point both names at the node and register the file for the apex (dcv-proxy serves it on both)",
+            ),
+            Cause::H9 => (
+                "H9",
+                "the validation file is older than the CA accepts",
+                "ask the CA for a new validation value and replace the file",
+            ),
+            Cause::H10 => (
+                "H10",
+                "HTTPS answers with another site's certificate (wrong SNI mapping or wrong node)",
+                "upload or issue a certificate covering the name on this node, and check the name's DNS points at it",
+            ),
+            Cause::P1 => (
+                "P1",
+                "the name does not end in a public suffix, or is a public suffix itself",
+                "order for a registrable name under a suffix of the public suffix list (publicsuffix.org)",
+            ),
+            Cause::P2 => (
+                "P2",
+                "the CA's policy forbids issuing for this name",
+                "use another CA or another name; ask the CA which policy applies",
+            ),
+            Cause::P3 => (
+                "P3",
+                "a third-party list (Safe Browsing) flags the name as unsafe",
+                "clean the site, request a review from Google Safe Browsing and the other lists, then order again",
+            ),
+            Cause::P4 => (
+                "P4",
+                "the CA's rate limit is reached",
+                "wait until the time the CA gives (Retry-After) without retrying in a loop; put names together in fewer orders",
+            ),
+            Cause::P5 => (
+                "P5",
+                "the name contains words that CA anti-phishing filters flag",
+                "expect manual review or refusal from some CAs; prefer another name, or a CA without such a filter",
+            ),
+            Cause::P6 => (
+                "P6",
+                "the name cannot be a certificate name: over 64 characters for a CN, or characters other than letters, digits and hyphens",
+                "use letters, digits and hyphens only (punycode, xn--, for internationalised names); a name over 64 characters can only be a SAN",
+            ),
+            Cause::P7 => (
+                "P7",
+                "the CSR (its key) was already used in an earlier order",
+                "generate a new key for every order",
+            ),
+            Cause::P8 => (
+                "P8",
+                "the CA's validation addresses are blocked (closed network)",
+                "allow the CA's published validation ranges on ports 80 and 443, or validate over DNS",
+            ),
+            Cause::P9 => (
+                "P9",
+                "status checks are polled too often",
+                "poll with backoff and honour Retry-After",
+            ),
+            Cause::C1 => (
+                "C1",
+                "the certificate file does not parse (not PEM, wrong BEGIN/END lines, extra spaces)",
+                "upload the PEM exactly as the CA issued it",
+            ),
+            Cause::C2 => (
+                "C2",
+                "the chain is incomplete (intermediate missing)",
+                "upload the full chain: the leaf, then the intermediates",
+            ),
+            Cause::C3 => (
+                "C3",
+                "the private key does not match the certificate",
+                "upload the key the certificate's CSR was made with",
+            ),
+            Cause::C4 => (
+                "C4",
+                "the certificate has expired",
+                "renew it, and check the renewal job and its alerts",
+            ),
+            Cause::C5 => (
+                "C5",
+                "HTTPS is unreachable: port 443 closed or nothing listening",
+                "open port 443 and check dcv-proxy listens on it",
+            ),
+            Cause::C6 => (
+                "C6",
+                "no certificate on the node covers the name: the self-signed default is presented",
+                "issue or upload a certificate with the name in its subjectAltName",
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+impl FromStr for Cause {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Cause::ALL
+            .into_iter()
+            .find(|c| c.id().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("{s:?} is not a catalogue id"))
+    }
+}
+
+impl serde::Serialize for Cause {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.id())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for cause in Cause::ALL {
+            assert!(seen.insert(cause.id()), "duplicate {cause}");
+            assert_eq!(cause.id().parse::<Cause>().unwrap(), cause);
+            assert!(!cause.summary().is_empty() && !cause.remedy().is_empty());
+        }
+        assert!("Z1".parse::<Cause>().is_err());
+    }
+}

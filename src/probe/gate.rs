@@ -1,0 +1,109 @@
+//! The gate before the ACME flow tells the CA a challenge is ready (RFC 8555 §7.5.1): probe the
+//! name with the very token published, the way the CA will fetch it, and wait with backoff
+//! until it passes or the limit runs out. Answering the CA only when the node itself can fetch
+//! its token turns an invalid authorization (and a fresh order, and a rate limit, P4) into a
+//! local retry with a named cause.
+
+use std::fmt;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::causes::Cause;
+use super::report::{Check, CheckKind, Report, Status};
+use super::Prober;
+use crate::config::DnsName;
+
+/// First pause between attempts; doubled after each failure up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// Longest pause between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// The gate did not open within its limit.
+#[derive(Debug, Clone)]
+pub struct GateFailure {
+    pub name: String,
+    /// The causes of the failing checks of the last attempt (may be empty when the probe
+    /// itself could not finish, see the report).
+    pub causes: Vec<Cause>,
+    /// The last attempt's report.
+    pub report: Report,
+    pub attempts: u32,
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for GateFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let causes: Vec<String> = self
+            .causes
+            .iter()
+            .map(|c| format!("{} ({})", c.id(), c.summary()))
+            .collect();
+        write!(
+            f,
+            "self-check of {} failed {} time(s) in {:.1}s: {}",
+            self.name,
+            self.attempts,
+            self.elapsed.as_secs_f64(),
+            if causes.is_empty() {
+                format!(
+                    "the probe did not complete ({})",
+                    self.report.verdict().as_str()
+                )
+            } else {
+                causes.join("; ")
+            }
+        )
+    }
+}
+
+impl std::error::Error for GateFailure {}
+
+/// Probes `name` with `token` (already published with `key_authorization`) until the CA's
+/// view of it passes, retrying with backoff for at most `limit`. Returns the passing report,
+/// or the last failing one with its causes.
+pub async fn gate(
+    prober: &Prober,
+    name: &DnsName,
+    token: &str,
+    key_authorization: &str,
+    limit: Duration,
+) -> Result<Report, GateFailure> {
+    let start = Instant::now();
+    let end = start + limit;
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let attempt = prober.probe_token(name, token, key_authorization);
+        let report = match tokio::time::timeout_at(end, attempt).await {
+            Ok(report) => report,
+            Err(_) => Report {
+                name: name.to_string(),
+                started: std::time::SystemTime::now(),
+                duration: start.elapsed(),
+                checks: vec![Check::error(
+                    CheckKind::Probe,
+                    "",
+                    format!("the gate's limit ({limit:?}) ran out during a probe"),
+                )],
+            },
+        };
+        if matches!(report.verdict(), Status::Pass | Status::Warn) {
+            return Ok(report);
+        }
+        let now = Instant::now();
+        if now + backoff >= end {
+            return Err(GateFailure {
+                name: name.to_string(),
+                causes: report.failing_causes().into_iter().collect(),
+                report,
+                attempts,
+                elapsed: start.elapsed(),
+            });
+        }
+        tracing::debug!(%name, attempts, causes = ?report.failing_causes(), "gate closed, retrying");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
