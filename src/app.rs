@@ -12,11 +12,11 @@ use pingora_core::server::{Server, ShutdownWatch};
 use pingora_core::services::background::{background_service, BackgroundService};
 use pingora_core::services::listening::Service;
 
-use crate::acme::selfcheck::LocalSelfCheck;
+use crate::acme::selfcheck::{LocalSelfCheck, SelfCheck};
 use crate::acme::Renewer;
 use crate::admin::token::AdminToken;
 use crate::admin::AdminApi;
-use crate::config::Config;
+use crate::config::{ChallengeType, Config, DnsName, SelfCheckKind};
 use crate::metrics::Metrics;
 use crate::probe::service::{ProbeRunner, ProbeService};
 use crate::probe::{LocalNode, Prober, TxtRegistry};
@@ -148,11 +148,20 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     .map_err(|e| StartError::Listener(e.to_string()))?;
     server.add_service(edge);
 
-    let selfcheck = Arc::new(LocalSelfCheck::new(
+    let probe = start_probe(&config, &state, &metrics);
+    let local_check = LocalSelfCheck::new(
         &config.http.listen,
         &config.https.listen,
         config.acme.self_check_timeout,
-    ));
+    );
+    let selfcheck: Arc<dyn SelfCheck> = match (config.acme.self_check, &probe) {
+        (SelfCheckKind::Probe, Some(runner)) => Arc::new(ProbeGate {
+            runner: runner.clone(),
+            local: local_check,
+            limit: config.acme.self_check_timeout,
+        }),
+        _ => Arc::new(local_check),
+    };
     let (renewer, renewer_handle) = Renewer::new(
         config.acme.clone(),
         config.certificates.clone(),
@@ -164,7 +173,6 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     }
     server.add_service(background_service("acme renewer", renewer));
 
-    let probe = start_probe(&config, &state, &metrics);
     let mut admin_api = AdminApi::new(state.clone(), metrics, token, config.admin.max_body_bytes)
         .with_acme(renewer_handle);
     if let Some(runner) = &probe {
@@ -215,6 +223,45 @@ fn start_probe(config: &Config, state: &State, metrics: &Metrics) -> Option<Arc<
         Err(e) => {
             tracing::error!(error = %e, "self-probe disabled");
             None
+        }
+    }
+}
+
+/// What ACME runs before telling the CA a challenge is ready: the self-probe's gate for HTTP-01
+/// (DNS and CAA as the CA resolves them, port 80, the token fetched as the CA fetches it), and
+/// the node's own TLS listener for TLS-ALPN-01, which the probe does not cover. ACME and the
+/// probe never import each other; they meet here.
+struct ProbeGate {
+    runner: Arc<ProbeRunner>,
+    local: LocalSelfCheck,
+    limit: Duration,
+}
+
+#[async_trait]
+impl SelfCheck for ProbeGate {
+    async fn ready(
+        &self,
+        name: &DnsName,
+        challenge: ChallengeType,
+        token: &str,
+        key_authorization: &str,
+    ) -> Result<(), String> {
+        match challenge {
+            ChallengeType::Http01 => crate::probe::gate(
+                self.runner.prober(),
+                name,
+                token,
+                key_authorization,
+                self.limit,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|failure| failure.to_string()),
+            ChallengeType::TlsAlpn01 => {
+                self.local
+                    .ready(name, challenge, token, key_authorization)
+                    .await
+            }
         }
     }
 }

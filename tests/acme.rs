@@ -592,7 +592,8 @@ impl CaFront {
         let pebble_root = std::fs::read_to_string(pebble.api_root()).unwrap();
         std::fs::write(bundle.path(), format!("{pebble_root}\n{}", self.root_pem)).unwrap();
         let acme = format!(
-            "[acme]\ndirectory = \"https://{}/dir\"\nca_bundle = {:?}\nterms_agreed = true\nretry_min = \"1s\"\nretry_max = \"2s\"\n",
+            "{}[acme]\ndirectory = \"https://{}/dir\"\nca_bundle = {:?}\nterms_agreed = true\nretry_min = \"1s\"\nretry_max = \"2s\"\n",
+            pebble.probe_config(),
             self.addr,
             bundle.path().display().to_string()
         );
@@ -695,4 +696,38 @@ async fn rate_limited_order_waits_for_retry_after() {
         metrics.count("dcv_acme_problems_total", &[("type", "rateLimited")]),
         1.0
     );
+}
+
+#[tokio::test]
+async fn failed_gate_keeps_the_ca_out() {
+    let addrs = (free_addr(), free_addr());
+    let pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    // The name points somewhere no node listens: the CA's fetch would fail (H1).
+    pebble
+        .dns(
+            "add-a",
+            serde_json::json!({"host": "gated.example.test", "addresses": ["127.0.0.99"]}),
+        )
+        .await;
+    let acme = pebble.acme_config().replace(
+        "self_check_timeout = \"10s\"",
+        "self_check_timeout = \"2s\"",
+    );
+    let node = Node::builder()
+        .listen(addrs.0, addrs.1)
+        .extra_config(&format!(
+            "{acme}\n{}",
+            certificate(&["gated.example.test"], "http-01")
+        ))
+        .start()
+        .await;
+    let status = eventually("the gate to refuse", || async {
+        let st = acme_status(&node, "gated.example.test").await;
+        st["last_order"]["error"].as_str().map(str::to_owned)
+    })
+    .await;
+    assert!(status.contains("self-check failed"), "{status}");
+    assert!(status.contains("H1"), "the cause is named: {status}");
+    // The challenge was never submitted: Pebble saw no challenge response.
+    assert!(!pebble.log().contains("/chalZ/"), "{}", pebble.log());
 }

@@ -65,6 +65,8 @@ pub struct AcmeConfig {
     /// First and longest wait after a failed order (exponential backoff between them).
     pub retry_min: Duration,
     pub retry_max: Duration,
+    /// What checks a challenge before the CA is told it is ready.
+    pub self_check: SelfCheckKind,
     /// How long the self-check may take before the CA is told a challenge is ready.
     pub self_check_timeout: Duration,
     /// How long to poll an order before giving it up.
@@ -73,6 +75,16 @@ pub struct AcmeConfig {
     pub check_interval: Duration,
     /// Longest wait for one answer from the CA.
     pub request_timeout: Duration,
+}
+
+/// The check run before the CA is told a challenge is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelfCheckKind {
+    /// The self-probe's gate: DNS, CAA, ports and the token as the CA sees them (HTTP-01), the
+    /// node's own TLS listener (TLS-ALPN-01).
+    Probe,
+    /// Only the node's own listeners, over loopback.
+    Local,
 }
 
 /// An EAB key id and HMAC key.

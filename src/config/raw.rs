@@ -67,6 +67,8 @@ struct RawAcme {
     retry_min: Parsed<HumanDuration>,
     #[serde(default = "default_retry_max")]
     retry_max: Parsed<HumanDuration>,
+    #[serde(default)]
+    self_check: RawSelfCheck,
     #[serde(default = "default_self_check_timeout")]
     self_check_timeout: Parsed<HumanDuration>,
     #[serde(default = "default_order_timeout")]
@@ -75,6 +77,15 @@ struct RawAcme {
     check_interval: Parsed<HumanDuration>,
     #[serde(default = "default_request_timeout")]
     request_timeout: Parsed<HumanDuration>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+enum RawSelfCheck {
+    #[default]
+    #[serde(rename = "probe")]
+    Probe,
+    #[serde(rename = "local")]
+    Local,
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]
@@ -387,6 +398,10 @@ fn build_acme(invalid: &Invalid<'_>, base: &Path, raw: RawAcme) -> Result<AcmeCo
         stateless_http01: raw.stateless_http01,
         retry_min,
         retry_max,
+        self_check: match raw.self_check {
+            RawSelfCheck::Probe => super::SelfCheckKind::Probe,
+            RawSelfCheck::Local => super::SelfCheckKind::Local,
+        },
         self_check_timeout: raw.self_check_timeout.0 .0,
         order_timeout: raw.order_timeout.0 .0,
         check_interval: raw.check_interval.0 .0,
@@ -549,6 +564,7 @@ impl Default for RawAcme {
             stateless_http01: false,
             retry_min: default_retry_min(),
             retry_max: default_retry_max(),
+            self_check: RawSelfCheck::default(),
             self_check_timeout: default_self_check_timeout(),
             order_timeout: default_order_timeout(),
             check_interval: default_check_interval(),

@@ -190,9 +190,22 @@ impl Pebble {
         std::fs::read_to_string(self.dir.path().join("pebble.log")).unwrap_or_default()
     }
 
-    /// The `[acme]` section pointing a node at this Pebble.
+    /// A `[probe]` section that sees names the way Pebble does: through challtestsrv's DNS,
+    /// on the node's ports. The ACME self-check (the probe's gate) runs through it.
+    pub fn probe_config(&self) -> String {
+        format!(
+            "[probe]\nresolvers = [{:?}]\nhttp_port = {}\nhttps_port = {}\ntimeout = \"2s\"\n\n",
+            self.dns.to_string(),
+            self.config.http_port,
+            self.config.tls_port
+        )
+    }
+
+    /// The `[probe]` and `[acme]` sections pointing a node at this Pebble (`[acme]` last, so a
+    /// test can append more `[acme]` keys).
     pub fn acme_config(&self) -> String {
-        let mut c = format!(
+        let mut c = self.probe_config();
+        c += &format!(
             "[acme]\ndirectory = {:?}\nca_bundle = {:?}\nterms_agreed = true\ncontact = [\"mailto:ops@example.test\"]\nretry_min = \"1s\"\nretry_max = \"2s\"\nrequest_timeout = \"5s\"\nself_check_timeout = \"10s\"\n",
             self.directory_url(),
             self.api_root().display().to_string()
