@@ -20,7 +20,7 @@ use crate::config::{ChallengeType, Config, DnsName, SelfCheckKind};
 use crate::metrics::Metrics;
 use crate::probe::service::{ProbeRunner, ProbeService};
 use crate::probe::{LocalNode, Prober, TxtRegistry};
-use crate::serve::{self, CertResolver, EdgeProxy, Routing, ServeCounters};
+use crate::serve::{self, CertResolver, Decider, Routing, ServeCounters};
 use crate::state::certs::CertStore;
 use crate::state::local::LocalBackend;
 use crate::state::{ChallengeStore, State, StateDir};
@@ -134,12 +134,12 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     metrics.register_state(certs.clone(), challenges.clone());
 
     let routing = Arc::new(ArcSwap::from_pointee(Routing::from_config(&config)));
-    let proxy = EdgeProxy::new(challenges.clone(), routing, counters);
+    let decider = Arc::new(Decider::new(challenges.clone(), routing, counters));
     let resolver = Arc::new(CertResolver::new(certs.clone()));
     let alpn = Arc::new(serve::alpn::AlpnChallengeAcceptor::new(challenges.clone()));
     let edge = serve::edge_service(
         &server.configuration,
-        proxy,
+        decider,
         &config.http.listen,
         &config.https.listen,
         resolver,

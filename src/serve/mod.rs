@@ -3,6 +3,8 @@
 pub mod alpn;
 pub mod classify;
 pub mod counters;
+pub mod decide;
+pub mod fastpath;
 pub mod proxy;
 pub mod routing;
 pub mod tls;
@@ -10,27 +12,30 @@ pub mod tls;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use counters::ServeCounters;
+pub use decide::Decider;
+pub use fastpath::FastPath;
 use pingora_core::listeners::TcpSocketOptions;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::services::listening::Service;
-use pingora_proxy::HttpProxy;
-
-pub use counters::ServeCounters;
 pub use proxy::EdgeProxy;
 pub use routing::Routing;
 pub use tls::CertResolver;
 
-/// The pingora service carrying every HTTP and HTTPS listener.
+/// The pingora service carrying every HTTP and HTTPS listener: the fast path in front of the
+/// pingora proxy, both deciding with `decider`.
 pub fn edge_service(
     server_conf: &Arc<ServerConf>,
-    proxy: EdgeProxy,
+    decider: Arc<Decider>,
     http: &[SocketAddr],
     https: &[SocketAddr],
     resolver: Arc<CertResolver>,
     alpn: Arc<alpn::AlpnChallengeAcceptor>,
-) -> pingora_error::Result<Service<HttpProxy<EdgeProxy>>> {
-    let mut service =
-        pingora_proxy::http_proxy_service_with_name(server_conf, proxy, "dcv-proxy edge");
+) -> pingora_error::Result<Service<FastPath>> {
+    let mut proxy =
+        pingora_proxy::HttpProxy::new(EdgeProxy::new(decider.clone()), server_conf.clone());
+    proxy.handle_init_modules();
+    let mut service = Service::new("dcv-proxy edge".to_owned(), FastPath::new(proxy, decider));
     for addr in http {
         service.add_tcp_with_settings(&addr.to_string(), socket_options(addr));
     }

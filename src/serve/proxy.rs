@@ -1,14 +1,11 @@
-//! The edge proxy: validation answers first, then the HTTP→HTTPS redirect, then the origin.
+//! The edge proxy on pingora: carries out the [`Decider`]'s decision for every request the
+//! fast path hands over (HTTP/2, proxied requests, anything unusual), and proxies to origins.
 //!
 //! One [`EdgeProxy`] serves the HTTP and the HTTPS listeners of one pingora service; the scheme of
-//! a request is read from its connection (a TLS digest or not). The order in
-//! [`EdgeProxy::request_filter`] is the product: a validation request is answered before any
-//! redirect rule can touch it (catalogue H4) and never reaches the origin (H2, H3), on both
-//! schemes from the same store (H5).
+//! a request is read from its connection (a TLS digest or not).
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::Method;
@@ -17,87 +14,27 @@ use pingora_error::{Error, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
-use super::classify::{self, ChallengeKind, Route};
-use super::counters::{Answer, Scheme, ServeCounters};
-use super::routing::Routing;
-use crate::config::{OriginAddr, UnknownToken};
-use crate::state::challenge::AnswerSource;
-use crate::state::ChallengeStore;
+use super::classify;
+use super::counters::Scheme;
+use super::decide::{static_body, Decider, Decision, RequestView, Tally};
+use crate::config::OriginAddr;
 
-/// The pingora application behind every HTTP and HTTPS listener.
+/// The pingora application behind every HTTP and HTTPS listener, for what the fast path does
+/// not take: HTTP/2, proxied requests, and anything unusual.
 pub struct EdgeProxy {
-    challenges: Arc<ChallengeStore>,
-    routing: Arc<ArcSwap<Routing>>,
-    counters: ServeCounters,
+    decider: Arc<Decider>,
 }
 
 /// Per-request state.
 pub struct RequestCtx {
     scheme: Scheme,
     origin: Option<Arc<OriginAddr>>,
-}
-
-/// What a validation request gets.
-enum ChallengeOutcome {
-    Answer(Bytes),
-    /// Unknown token or file: 404 at the edge, or on to the origin.
-    Miss {
-        to_origin: bool,
-    },
-    MethodNotAllowed,
+    tally: Tally,
 }
 
 impl EdgeProxy {
-    pub fn new(
-        challenges: Arc<ChallengeStore>,
-        routing: Arc<ArcSwap<Routing>>,
-        counters: ServeCounters,
-    ) -> Self {
-        Self {
-            challenges,
-            routing,
-            counters,
-        }
-    }
-
-    /// Looks a validation request up and counts it.
-    fn challenge_outcome(
-        &self,
-        routing: &Routing,
-        scheme: Scheme,
-        method: &Method,
-        route: Route<'_>,
-        host: Option<&str>,
-    ) -> ChallengeOutcome {
-        if !matches!(*method, Method::GET | Method::HEAD) {
-            return ChallengeOutcome::MethodNotAllowed;
-        }
-        let found = match (route, host) {
-            (Route::AcmeChallenge(token), Some(host)) => self.challenges.acme_answer(token, host),
-            (Route::PkiValidation(file), Some(host)) => self.challenges.pki_answer(host, file),
-            _ => None,
-        };
-        let kind = match route {
-            Route::PkiValidation(_) | Route::Malformed(ChallengeKind::Pki) => Answer::Pki,
-            _ => Answer::Acme,
-        };
-        match found {
-            Some((body, source)) => {
-                let answer = match source {
-                    AnswerSource::Webroot => Answer::Webroot,
-                    AnswerSource::Store => kind,
-                };
-                self.counters.challenge(answer, scheme, true);
-                ChallengeOutcome::Answer(body)
-            }
-            None => {
-                self.counters.challenge(kind, scheme, false);
-                // Malformed paths are never forwarded: they are probes, not validations.
-                let to_origin = routing.unknown_token == UnknownToken::Origin
-                    && matches!(route, Route::AcmeChallenge(_) | Route::PkiValidation(_));
-                ChallengeOutcome::Miss { to_origin }
-            }
-        }
+    pub fn new(decider: Arc<Decider>) -> Self {
+        Self { decider }
     }
 }
 
@@ -109,6 +46,7 @@ impl ProxyHttp for EdgeProxy {
         RequestCtx {
             scheme: Scheme::Http,
             origin: None,
+            tally: Tally::Nothing,
         }
     }
 
@@ -118,69 +56,42 @@ impl ProxyHttp for EdgeProxy {
         } else {
             Scheme::Http
         };
-        let routing = self.routing.load();
         let req = session.req_header();
         let host = classify::request_host(
             req.uri.authority().map(|a| a.as_str()),
             req.headers.get(http::header::HOST).map(|v| v.as_bytes()),
         );
-        let route = classify::classify(req.uri.path());
-        let outcome_was_challenge = route != Route::Other;
-        let outcome = outcome_was_challenge.then(|| {
-            self.challenge_outcome(&routing, ctx.scheme, &req.method, route, host.as_deref())
-        });
-        let host = host.map(|h| h.into_owned());
-        match outcome {
-            Some(ChallengeOutcome::Answer(body)) => {
-                write_text(session, 200, body).await?;
-                return Ok(true);
-            }
-            Some(ChallengeOutcome::MethodNotAllowed) => {
-                write_text(session, 405, Bytes::from_static(b"method not allowed\n")).await?;
-                return Ok(true);
-            }
-            Some(ChallengeOutcome::Miss { to_origin: false }) => {
-                write_text(session, 404, Bytes::from_static(b"not found\n")).await?;
-                return Ok(true);
-            }
-            Some(ChallengeOutcome::Miss { to_origin: true }) | None => {}
-        }
-        // A validation request passed on to the origin is never redirected (H4).
-        let is_validation = outcome_was_challenge;
-
-        let Some(host) = host else {
-            write_text(
-                session,
-                400,
-                Bytes::from_static(b"missing or invalid Host\n"),
-            )
-            .await?;
-            return Ok(true);
+        let view = RequestView {
+            scheme: ctx.scheme,
+            get_or_head: matches!(req.method, Method::GET | Method::HEAD),
+            path: req.uri.path(),
+            host: host.as_deref(),
+            target: req.uri.path_and_query().map_or("/", |pq| pq.as_str()),
         };
-
-        if ctx.scheme == Scheme::Http && routing.redirect_to_https && !is_validation {
-            let location = routing.redirect_location(&host, session.req_header());
-            let mut resp = ResponseHeader::build(routing.redirect_status, Some(3))?;
-            resp.insert_header(http::header::LOCATION, location)?;
-            resp.insert_header(http::header::CONTENT_LENGTH, "0")?;
-            session.write_response_header(Box::new(resp), true).await?;
-            self.counters.redirect();
-            return Ok(true);
-        }
-
-        match routing.sites.origin_for(&host) {
-            Some(origin) => {
-                ctx.origin = Some(origin.clone());
-                Ok(false)
-            }
-            None => {
-                write_text(
-                    session,
-                    404,
-                    Bytes::from_static(b"no site is configured for this host\n"),
-                )
-                .await?;
+        let (decision, tally) = self.decider.decide(&view);
+        match decision {
+            Decision::Answer(reply) => {
+                self.decider.count(tally, ctx.scheme);
+                write_text(session, 200, reply.body()).await?;
                 Ok(true)
+            }
+            Decision::Fixed(fixed) => {
+                self.decider.count(tally, ctx.scheme);
+                write_text(session, fixed.status, static_body(fixed)).await?;
+                Ok(true)
+            }
+            Decision::Redirect { status, location } => {
+                self.decider.count(tally, ctx.scheme);
+                let mut resp = ResponseHeader::build(status, Some(3))?;
+                resp.insert_header(http::header::LOCATION, location)?;
+                resp.insert_header(http::header::CONTENT_LENGTH, "0")?;
+                session.write_response_header(Box::new(resp), true).await?;
+                Ok(true)
+            }
+            Decision::Proxy(origin) => {
+                ctx.origin = Some(origin);
+                ctx.tally = tally;
+                Ok(false)
             }
         }
     }
@@ -195,7 +106,7 @@ impl ProxyHttp for EdgeProxy {
             // An unknown token passed on to the origin: route it like any other request.
             None => return Error::e_explain(ErrorType::InternalError, "no origin chosen"),
         };
-        let routing = self.routing.load();
+        let routing = self.decider.routing();
         // The SNI string is only needed (and only allocated) for TLS origins.
         let sni = if origin.tls {
             origin.host.clone()
@@ -233,7 +144,8 @@ impl ProxyHttp for EdgeProxy {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
         if ctx.origin.is_some() {
             let status = session.response_written().map_or(0, |r| r.status.as_u16());
-            self.counters.proxied(status);
+            self.decider.count(ctx.tally, ctx.scheme);
+            self.decider.count_proxied(status);
         }
     }
 

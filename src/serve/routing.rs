@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use pingora_http::RequestHeader;
-
 use crate::config::{Config, Sites, UnknownToken};
 
 /// Routing decisions for one configuration generation.
@@ -38,20 +36,15 @@ impl Routing {
     }
 
     /// `https://<host>[:port]<path>[?query]` for a request on `host` (already normalised, so it
-    /// cannot inject anything into the header).
-    pub fn redirect_location(&self, host: &str, req: &RequestHeader) -> String {
+    /// cannot inject anything into the header) with request target `target`.
+    pub fn redirect_location(&self, host: &str, target: &str) -> String {
         // Origin-form targets only: `OPTIONS *` and other forms redirect to the site's root.
-        let path_and_query = req
-            .uri
-            .path_and_query()
-            .map(|pq| pq.as_str())
-            .filter(|pq| pq.starts_with('/'))
-            .unwrap_or("/");
+        let target = if target.starts_with('/') { target } else { "/" };
         let host_part = if host.contains(':') {
             format!("[{host}]")
         } else {
             host.to_owned()
         };
-        format!("https://{host_part}{}{path_and_query}", self.redirect_port)
+        format!("https://{host_part}{}{target}", self.redirect_port)
     }
 }

@@ -41,12 +41,74 @@ pub struct PkiFile {
     pub created: SystemTime,
 }
 
+/// A `200 text/plain` answer rendered once, when it is stored: the whole HTTP/1.1 response and
+/// where its body starts. Serving it costs no formatting and no allocation (the `Bytes` are
+/// shared), which is what keeps validation answers cheaper than proxying.
+#[derive(Clone)]
+pub struct Reply {
+    response: Bytes,
+    head_len: usize,
+}
+
+impl Reply {
+    /// Renders `200 OK`, `Content-Type: text/plain`, `Content-Length` and `body`.
+    pub fn text(body: &[u8]) -> Reply {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let mut response = Vec::with_capacity(head.len() + body.len());
+        response.extend_from_slice(head.as_bytes());
+        response.extend_from_slice(body);
+        Reply {
+            head_len: head.len(),
+            response: Bytes::from(response),
+        }
+    }
+
+    /// The body alone.
+    pub fn body(&self) -> Bytes {
+        self.response.slice(self.head_len..)
+    }
+
+    /// Status line, headers and body, for an HTTP/1.1 connection.
+    pub fn response(&self) -> &Bytes {
+        &self.response
+    }
+
+    /// Status line and headers only (the answer to `HEAD`).
+    pub fn head(&self) -> Bytes {
+        self.response.slice(..self.head_len)
+    }
+}
+
+impl std::ops::Deref for Reply {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.response[self.head_len..]
+    }
+}
+
+/// A stored ACME answer and its rendered reply.
+#[derive(Clone)]
+struct StoredAcme {
+    answer: AcmeAnswer,
+    reply: Reply,
+}
+
+/// A stored validation file and its rendered reply.
+#[derive(Clone)]
+struct StoredPki {
+    file: PkiFile,
+    reply: Reply,
+}
+
 /// One consistent view of every answer.
 #[derive(Default, Clone)]
 pub struct ChallengeSnapshot {
-    acme: HashMap<Arc<str>, AcmeAnswer>,
+    acme: HashMap<Arc<str>, StoredAcme>,
     /// Host without `www.` → file name → file; nested so a lookup borrows, never allocates.
-    pki: HashMap<Arc<str>, HashMap<Arc<str>, PkiFile>>,
+    pki: HashMap<Arc<str>, HashMap<Arc<str>, StoredPki>>,
     alpn: HashMap<Arc<str>, Arc<CertifiedKey>>,
     stateless: Option<Arc<Stateless>>,
 }
@@ -90,18 +152,19 @@ impl ChallengeStore {
     ///
     /// `token` must already be a well-formed token ([`crate::serve::classify`]); it is used as a
     /// file name in the webroot.
-    pub fn acme_answer(&self, token: &str, host: &str) -> Option<(Bytes, AnswerSource)> {
+    pub fn acme_answer(&self, token: &str, host: &str) -> Option<(Reply, AnswerSource)> {
         let snapshot = self.snapshot.load();
-        if let Some(answer) = snapshot.acme.get(token) {
+        if let Some(stored) = snapshot.acme.get(token) {
+            let answer = &stored.answer;
             let host_ok = answer.identifier.as_deref().is_none_or(|id| id == host);
             let fresh = answer.expires.is_none_or(|t| SystemTime::now() < t);
             if host_ok && fresh {
-                return Some((answer.key_authorization.clone(), AnswerSource::Store));
+                return Some((stored.reply.clone(), AnswerSource::Store));
             }
             return None;
         }
         if let Some(found) = read_small_file(&self.acme_webroot, token) {
-            return Some((found, AnswerSource::Webroot));
+            return Some((Reply::text(&found), AnswerSource::Webroot));
         }
         let stateless = snapshot.stateless.as_ref()?;
         if !stateless.names.contains(host) {
@@ -110,7 +173,7 @@ impl ChallengeStore {
         let mut body = String::with_capacity(token.len() + stateless.suffix.len());
         body.push_str(token);
         body.push_str(&stateless.suffix);
-        Some((Bytes::from(body), AnswerSource::Store))
+        Some((Reply::text(body.as_bytes()), AnswerSource::Store))
     }
 
     /// Turns stateless HTTP-01 on for `names` with the account `thumbprint`, or off with `None`.
@@ -126,12 +189,12 @@ impl ChallengeStore {
     }
 
     /// The pki-validation file `file` requested on `host`, if any.
-    pub fn pki_answer(&self, host: &str, file: &str) -> Option<(Bytes, AnswerSource)> {
+    pub fn pki_answer(&self, host: &str, file: &str) -> Option<(Reply, AnswerSource)> {
         let snapshot = self.snapshot.load();
         if let Some(found) = snapshot.pki.get(apex_of(host)).and_then(|f| f.get(file)) {
-            return Some((found.body.clone(), AnswerSource::Store));
+            return Some((found.reply.clone(), AnswerSource::Store));
         }
-        read_small_file(&self.pki_webroot, file).map(|b| (b, AnswerSource::Webroot))
+        read_small_file(&self.pki_webroot, file).map(|b| (Reply::text(&b), AnswerSource::Webroot))
     }
 
     /// The TLS-ALPN-01 certificate for `name`, if a challenge is pending.
@@ -150,8 +213,9 @@ impl ChallengeStore {
     }
 
     pub fn put_acme(&self, token: &str, answer: AcmeAnswer) {
+        let reply = Reply::text(&answer.key_authorization);
         self.update(|s| {
-            s.acme.insert(token.into(), answer);
+            s.acme.insert(token.into(), StoredAcme { answer, reply });
         });
     }
 
@@ -163,6 +227,8 @@ impl ChallengeStore {
     }
 
     pub fn put_pki(&self, host: &str, file: &str, entry: PkiFile) {
+        let reply = Reply::text(&entry.body);
+        let entry = StoredPki { file: entry, reply };
         self.update(|s| {
             s.pki
                 .entry(apex_of(host).into())
@@ -202,8 +268,8 @@ impl ChallengeStore {
     pub fn sweep_expired(&self, now: SystemTime) -> Vec<Arc<str>> {
         let mut gone = Vec::new();
         self.update(|s| {
-            s.acme.retain(|token, a| {
-                let keep = a.expires.is_none_or(|t| now < t);
+            s.acme.retain(|token, stored| {
+                let keep = stored.answer.expires.is_none_or(|t| now < t);
                 if !keep {
                     gone.push(token.clone());
                 }
@@ -223,13 +289,13 @@ impl ChallengeStore {
 
 impl ChallengeSnapshot {
     pub fn acme(&self) -> impl Iterator<Item = (&str, &AcmeAnswer)> {
-        self.acme.iter().map(|(k, v)| (&**k, v))
+        self.acme.iter().map(|(k, v)| (&**k, &v.answer))
     }
     /// `(host, file, entry)`, the host being the apex form under which it is stored.
     pub fn pki(&self) -> impl Iterator<Item = (&str, &str, &PkiFile)> {
         self.pki
             .iter()
-            .flat_map(|(h, files)| files.iter().map(move |(f, v)| (&**h, &**f, v)))
+            .flat_map(|(h, files)| files.iter().map(move |(f, v)| (&**h, &**f, &v.file)))
     }
     pub fn alpn_names(&self) -> impl Iterator<Item = &str> {
         self.alpn.keys().map(|k| &**k)

@@ -1,0 +1,382 @@
+//! The HTTP/1.1 fast path in front of pingora.
+//!
+//! Validation answers, their misses and the HTTP→HTTPS redirect are the edge's most frequent
+//! cheap requests, and pingora's general request machinery (sessions, modules, header maps)
+//! costs several times what answering them does. This front parses the request head with
+//! `httparse`, asks the same [`Decider`] pingora uses, and writes a response rendered in advance
+//! (challenge answers are rendered when stored). Anything else — HTTP/2, request bodies,
+//! proxied requests, HTTP/1.0, unusual heads — is handed to pingora untouched: the bytes read
+//! so far are replayed to it ([`Replay`]). So the fast path can only ever answer what pingora
+//! would have answered the same way, and every feature of the proxy stays pingora's.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::{Buf, Bytes, BytesMut};
+use pingora_core::apps::ServerApp;
+use pingora_core::protocols::raw_connect::ProxyDigest;
+use pingora_core::protocols::tls::SslDigest;
+use pingora_core::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, SocketDigest, TimingDigest,
+};
+use pingora_core::protocols::{Peek, Shutdown, Ssl, Stream, UniqueID, UniqueIDType, ALPN};
+use pingora_core::server::ShutdownWatch;
+use pingora_proxy::HttpProxy;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use super::classify;
+use super::counters::Scheme;
+use super::decide::{Decider, Decision};
+use super::proxy::EdgeProxy;
+
+/// Largest request head the fast path reads; a longer one is pingora's to judge.
+const MAX_HEAD: usize = 8 * 1024;
+/// How long a connection may stay idle between requests, or take to send a head.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The application behind the edge listeners: the fast path, then pingora.
+pub struct FastPath {
+    inner: Arc<HttpProxy<EdgeProxy>>,
+    decider: Arc<Decider>,
+}
+
+impl FastPath {
+    pub fn new(inner: HttpProxy<EdgeProxy>, decider: Arc<Decider>) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            decider,
+        }
+    }
+}
+
+/// What the fast path made of one request head.
+enum Step {
+    /// Write these bytes; close afterwards when `close`.
+    Respond {
+        bytes: Bytes,
+        head_len: usize,
+        close: bool,
+    },
+    /// Not ours: pingora takes the connection with everything read so far.
+    HandOver,
+}
+
+#[async_trait]
+impl ServerApp for FastPath {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return ServerApp::process_new(&self.inner, stream, shutdown).await;
+        }
+        let (mut io, mut buf) = Replay::take(stream);
+        let scheme = if io.get_ssl_digest().is_some() {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
+        let step = loop {
+            match self.parse(&buf, scheme) {
+                Some(step) => break step,
+                None if buf.len() >= MAX_HEAD => break Step::HandOver,
+                None => {
+                    if buf.capacity() - buf.len() < 1024 {
+                        buf.reserve(2048);
+                    }
+                    let read = pingora_timeout::fast_timeout::fast_timeout(
+                        IDLE_TIMEOUT,
+                        io.read_buf(&mut buf),
+                    )
+                    .await;
+                    match read {
+                        Ok(Ok(n)) if n > 0 => {}
+                        // Closed, failed or idle too long: the connection ends here.
+                        _ => return None,
+                    }
+                }
+            }
+        };
+        match step {
+            Step::HandOver => {
+                let stream = Replay::wrap(io, buf);
+                ServerApp::process_new(&self.inner, stream, shutdown).await
+            }
+            Step::Respond {
+                bytes,
+                head_len,
+                close,
+            } => {
+                let written = async {
+                    io.write_all(&bytes).await?;
+                    io.flush().await
+                }
+                .await;
+                buf.advance(head_len);
+                if written.is_err() || close || *shutdown.borrow() {
+                    Shutdown::shutdown(&mut *io).await;
+                    return None;
+                }
+                Some(Replay::wrap(io, buf))
+            }
+        }
+    }
+}
+
+impl FastPath {
+    /// `None` while the head is incomplete.
+    fn parse(&self, buf: &[u8], scheme: Scheme) -> Option<Step> {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        let head_len = match req.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return None,
+            // Malformed or too many headers: pingora answers those.
+            Err(_) => return Some(Step::HandOver),
+        };
+        let (Some(method), Some(target), Some(1)) = (req.method, req.path, req.version) else {
+            return Some(Step::HandOver);
+        };
+        let head = method == "HEAD";
+        if !target.starts_with('/') {
+            return Some(Step::HandOver);
+        }
+        let mut host = None;
+        let mut close = false;
+        for h in req.headers.iter() {
+            if h.name.eq_ignore_ascii_case("host") {
+                if host.is_some() {
+                    return Some(Step::HandOver);
+                }
+                host = Some(h.value);
+            } else if h.name.eq_ignore_ascii_case("connection") {
+                close = h.value.eq_ignore_ascii_case(b"close");
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding")
+                || (h.name.eq_ignore_ascii_case("content-length") && h.value != b"0")
+                || h.name.eq_ignore_ascii_case("expect")
+                || h.name.eq_ignore_ascii_case("upgrade")
+            {
+                // A body, a 100-continue or an upgrade: pingora's.
+                return Some(Step::HandOver);
+            }
+        }
+        let host = classify::request_host(None, host);
+        let path = target.split_once('?').map_or(target, |(p, _)| p);
+        let view = super::decide::RequestView {
+            scheme,
+            get_or_head: method == "GET" || head,
+            path,
+            host: host.as_deref(),
+            target,
+        };
+        let (decision, tally) = self.decider.decide(&view);
+        let (full, body_start) = match decision {
+            Decision::Proxy(_) => return Some(Step::HandOver),
+            Decision::Answer(reply) => (
+                reply.response().clone(),
+                reply.response().len() - reply.len(),
+            ),
+            Decision::Fixed(fixed) => (
+                Bytes::from_static(fixed.response),
+                fixed.response.len() - fixed.body.len(),
+            ),
+            Decision::Redirect { status, location } => {
+                let text = format!(
+                    "HTTP/1.1 {status} {}\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n",
+                    reason(status)
+                );
+                let len = text.len();
+                (Bytes::from(text), len)
+            }
+        };
+        self.decider.count(tally, scheme);
+        let bytes = match (head, close) {
+            (false, false) => full,
+            (true, false) => full.slice(..body_start),
+            // `Connection: close` asked: say so in the answer (RFC 9112 §9.6).
+            (_, true) => {
+                let headers_end = body_start - 2;
+                let mut out = Vec::with_capacity(full.len() + 19);
+                out.extend_from_slice(&full[..headers_end]);
+                out.extend_from_slice(b"Connection: close\r\n\r\n");
+                if !head {
+                    out.extend_from_slice(&full[body_start..]);
+                }
+                Bytes::from(out)
+            }
+        };
+        Some(Step::Respond {
+            bytes,
+            head_len,
+            close,
+        })
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        301 => "Moved Permanently",
+        302 => "Found",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        _ => "Redirect",
+    }
+}
+
+/// A connection with bytes already read from it, replayed before anything else: how a request
+/// the fast path started to read reaches pingora intact.
+pub struct Replay {
+    prefix: BytesMut,
+    inner: Stream,
+}
+
+impl Replay {
+    /// The underlying stream and any bytes left from an earlier request.
+    fn take(stream: Stream) -> (Stream, BytesMut) {
+        if stream.as_any().is::<Replay>() {
+            if let Ok(replay) = stream.into_any().downcast::<Replay>() {
+                let Replay { prefix, inner } = *replay;
+                return (inner, prefix);
+            }
+            // `is` said it is a Replay; the downcast cannot fail. Without a stream there is
+            // nothing to serve.
+            unreachable!("a Replay downcasts to Replay")
+        }
+        (stream, BytesMut::with_capacity(2048))
+    }
+
+    /// `inner`, or `inner` behind the `prefix` still to be read.
+    fn wrap(inner: Stream, prefix: BytesMut) -> Stream {
+        if prefix.is_empty() {
+            inner
+        } else {
+            Box::new(Replay { prefix, inner })
+        }
+    }
+}
+
+impl AsyncRead for Replay {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Replay {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[async_trait]
+impl Shutdown for Replay {
+    async fn shutdown(&mut self) {
+        Shutdown::shutdown(&mut *self.inner).await
+    }
+}
+
+impl UniqueID for Replay {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for Replay {
+    fn get_ssl(&self) -> Option<&pingora_core::protocols::tls::TlsRef> {
+        self.inner.get_ssl()
+    }
+    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for Replay {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for Replay {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
+        self.inner.set_proxy_digest(digest)
+    }
+}
+
+impl GetSocketDigest for Replay {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+    fn set_socket_digest(&mut self, digest: SocketDigest) {
+        self.inner.set_socket_digest(digest)
+    }
+}
+
+#[async_trait]
+impl Peek for Replay {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
+        if self.prefix.len() >= buf.len() {
+            buf.copy_from_slice(&self.prefix[..buf.len()]);
+            return Ok(true);
+        }
+        // A partial prefix cannot be peeked together with the socket: say peeking is not
+        // supported, which callers handle (pingora then skips its h2c preface check).
+        if !self.prefix.is_empty() {
+            return Ok(false);
+        }
+        self.inner.try_peek(buf).await
+    }
+}
+
+impl fmt::Debug for Replay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Replay")
+            .field("prefix", &self.prefix.len())
+            .finish_non_exhaustive()
+    }
+}
