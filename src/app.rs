@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::serve::{self, CertResolver, EdgeProxy, Routing, ServeCounters};
 use crate::state::certs::CertStore;
+use crate::state::fleet::{self, FleetFollower, NodeInfo};
 use crate::state::local::LocalBackend;
 use crate::state::{ChallengeStore, State, StateDir};
 
@@ -49,6 +50,9 @@ pub enum StartError {
     /// pingora refused a listener setting.
     #[error("listener setup: {0}")]
     Listener(String),
+    /// Fleet mode cannot start (the fleet key above all: without it nothing sealed opens).
+    #[error("fleet: {0}")]
+    Fleet(#[from] crate::state::fleet::FleetError),
 }
 
 /// Options of `dcv-proxy run` that are not in the configuration file.
@@ -72,8 +76,9 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     }
     let certs = Arc::new(certs);
     let challenges = Arc::new(ChallengeStore::new(dir.acme_webroot(), dir.pki_webroot()));
-    let backend = Arc::new(LocalBackend::new(dir.clone()));
-    let (tokens, files, problems) = backend.load_into(&challenges);
+    let local = LocalBackend::new(dir.clone());
+    // The local state directory is what a node serves before (or without) the fleet store.
+    let (tokens, files, problems) = local.load_into(&challenges);
     for (path, error) in &problems {
         tracing::error!(file = %path.display(), %error, "challenge file skipped at start");
     }
@@ -84,7 +89,42 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         state_dir = %config.state_dir.display(),
         "state loaded"
     );
-    let state = State::new(dir.clone(), challenges.clone(), certs.clone(), backend);
+    let writes = Arc::new(tokio::sync::Mutex::new(()));
+    let (state, follower) = match &config.fleet {
+        None => {
+            let state = State::new(
+                dir.clone(),
+                challenges.clone(),
+                certs.clone(),
+                Arc::new(local),
+            );
+            (state, None)
+        }
+        Some(fleet) => {
+            let node = NodeInfo {
+                http_port: config.http.listen.first().map(SocketAddr::port),
+                https_port: config.https.listen.first().map(SocketAddr::port),
+            };
+            let (backend, follower, handle) = fleet::start(
+                fleet,
+                node,
+                challenges.clone(),
+                certs.clone(),
+                local,
+                writes.clone(),
+            )?;
+            tracing::info!(node_id = %fleet.node_id, endpoints = ?fleet.endpoints, prefix = %fleet.prefix, "fleet mode: state shared through etcd");
+            let state = State::with_fleet(
+                dir.clone(),
+                challenges.clone(),
+                certs.clone(),
+                Arc::new(backend),
+                writes,
+                Some(handle),
+            );
+            (state, Some(follower))
+        }
+    };
 
     let (token, created) =
         AdminToken::load_or_create(&config.admin.token_file).map_err(|source| {
@@ -130,6 +170,17 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         metrics.register(collector);
     }
     metrics.register_state(certs.clone(), challenges.clone());
+    if let Some(fleet) = state.fleet() {
+        for collector in fleet.collectors() {
+            metrics.register(collector);
+        }
+    }
+    if let Some(follower) = follower {
+        server.add_service(background_service(
+            "fleet follower",
+            FleetService { follower },
+        ));
+    }
 
     let routing = Arc::new(ArcSwap::from_pointee(Routing::from_config(&config)));
     let proxy = EdgeProxy::new(challenges.clone(), routing, counters);
@@ -200,6 +251,18 @@ fn check_bind(addr: &SocketAddr) -> Result<(), StartError> {
             addr.port()
         ))),
         Err(e) => Err(StartError::Bind(format!("cannot listen on {addr}: {e}"))),
+    }
+}
+
+/// Runs the fleet follower for the life of the server.
+struct FleetService {
+    follower: FleetFollower,
+}
+
+#[async_trait]
+impl BackgroundService for FleetService {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        self.follower.run(shutdown).await;
     }
 }
 

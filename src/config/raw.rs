@@ -534,6 +534,14 @@ fn build_fleet(
                 "tls_ca_file / tls_cert_file are set: every endpoint must be https://".into(),
             ));
         }
+        // tonic is built without a platform root store: the CA must be named.
+        if https && raw.tls_ca_file.is_none() {
+            return Err(invalid(
+                e.span(),
+                format!("fleet.endpoints[{i}]"),
+                "an https:// endpoint needs tls_ca_file (the PEM roots of the etcd servers)".into(),
+            ));
+        }
         endpoints.push(url.to_owned());
     }
     let prefix = raw.prefix.get_ref().trim_end_matches('/').to_owned();
