@@ -22,6 +22,7 @@ use crate::serve::{self, CertResolver, EdgeProxy, Routing, ServeCounters};
 use crate::state::certs::CertStore;
 use crate::state::fleet::{self, FleetFollower, NodeInfo};
 use crate::state::local::LocalBackend;
+use crate::state::webroot::WebrootSync;
 use crate::state::{ChallengeStore, State, StateDir};
 
 /// Why the node could not start.
@@ -180,6 +181,12 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
             "fleet follower",
             FleetService { follower },
         ));
+        server.add_service(background_service(
+            "webroot sync",
+            WebrootService {
+                sync: WebrootSync::new(state.clone()),
+            },
+        ));
     }
 
     let routing = Arc::new(ArcSwap::from_pointee(Routing::from_config(&config)));
@@ -263,6 +270,18 @@ struct FleetService {
 impl BackgroundService for FleetService {
     async fn start(&self, shutdown: ShutdownWatch) {
         self.follower.run(shutdown).await;
+    }
+}
+
+/// Shares the tokens ACME clients write into this node's webroot with the fleet.
+struct WebrootService {
+    sync: WebrootSync,
+}
+
+#[async_trait]
+impl BackgroundService for WebrootService {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        self.sync.run(shutdown).await;
     }
 }
 

@@ -153,6 +153,28 @@ async fn a_put_on_one_node_is_answered_by_all_three_and_deletions_propagate() {
         .join(format!("{token}.json"))
         .exists());
 
+    // An ACME client on one node writes into that node's webroot only: every node answers.
+    let webroot_token = "webrootOnNode2";
+    let webroot = nodes[0]
+        .state_dir()
+        .join("webroot/.well-known/acme-challenge");
+    std::fs::write(webroot.join(webroot_token), "webrootOnNode2.thumb").unwrap();
+    for node in &nodes {
+        eventually("a webroot token is answered on every node", || async {
+            (token_answer(node, webroot_token).await == (200, "webrootOnNode2.thumb".into()))
+                .then_some(())
+        })
+        .await;
+    }
+    std::fs::remove_file(webroot.join(webroot_token)).unwrap();
+    for node in &nodes {
+        eventually(
+            "a removed webroot token is withdrawn everywhere",
+            || async { (token_answer(node, webroot_token).await.0 == 404).then_some(()) },
+        )
+        .await;
+    }
+
     // A certificate uploaded on one node is presented by all three; its key is sealed in etcd.
     let ca = TestCa::new("fleet").unwrap();
     let leaf = ca

@@ -14,6 +14,7 @@ pub mod fleet;
 pub mod fsio;
 pub mod layout;
 pub mod local;
+pub mod webroot;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -374,3 +374,126 @@ pub(crate) fn pki_record(entry: &PkiFile) -> PkiRecord {
         created_unix: unix(entry.created),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::path::Path;
+
+    use crate::state::layout::StateDir;
+
+    fn applier(dir: &Path) -> Applier {
+        let state = StateDir::new(dir);
+        state.create().unwrap();
+        let challenges = Arc::new(ChallengeStore::new(
+            state.acme_webroot(),
+            state.pki_webroot(),
+        ));
+        let (certs, _) = CertStore::open(&state.certs()).unwrap();
+        let key =
+            FleetKey::parse(&base64::engine::general_purpose::STANDARD.encode([3u8; 32])).unwrap();
+        Applier::new(
+            challenges,
+            Arc::new(certs),
+            LocalBackend::new(state),
+            key,
+            Layout::new("/t"),
+            FleetCounters::new(),
+        )
+    }
+
+    fn token_kv(a: &Applier, token: &str, body: &str, revision: i64) -> Kv {
+        let record = TokenRecord {
+            key_authorization: body.into(),
+            identifier: None,
+            expires_unix: None,
+            created_unix: 1,
+        };
+        Kv {
+            key: a.layout.token(token),
+            value: serde_json::to_vec(&record).unwrap(),
+            revision,
+        }
+    }
+
+    fn puts(a: &Applier, kind: &str) -> u64 {
+        a.counters.events.with_label_values(&[kind, "put"]).get()
+    }
+
+    #[test]
+    fn applying_twice_changes_nothing_and_own_newer_writes_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = applier(dir.path());
+        a.put(&token_kv(&a, "tok", "tok.one", 5));
+        a.put(&token_kv(&a, "tok", "tok.one", 5));
+        assert_eq!(puts(&a, "token"), 1);
+        assert!(dir.path().join("tokens").join("tok.json").exists());
+
+        // This node wrote revision 10; an older event must not overwrite it.
+        a.note_own(&a.layout.token("tok"), 10);
+        a.put(&token_kv(&a, "tok", "tok.stale", 9));
+        assert_eq!(
+            &a.challenges.acme_answer("tok", "h").unwrap().0[..],
+            b"tok.one"
+        );
+        a.progress(10);
+        a.put(&token_kv(&a, "tok", "tok.two", 11));
+        assert_eq!(
+            &a.challenges.acme_answer("tok", "h").unwrap().0[..],
+            b"tok.two"
+        );
+
+        a.delete(&a.layout.token("tok"), 12);
+        assert!(a.challenges.acme_answer("tok", "h").is_none());
+        assert!(!dir.path().join("tokens").join("tok.json").exists());
+    }
+
+    #[test]
+    fn full_load_removes_what_etcd_no_longer_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = applier(dir.path());
+        a.put(&token_kv(&a, "gone", "gone.x", 1));
+        a.put(&token_kv(&a, "kept", "kept.x", 2));
+        a.snapshot(&[token_kv(&a, "kept", "kept.x", 2)], 30);
+        assert!(a.challenges.acme_answer("gone", "h").is_none());
+        assert!(a.challenges.acme_answer("kept", "h").is_some());
+    }
+
+    #[test]
+    fn certificate_sealed_with_another_key_is_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = applier(dir.path());
+        let ca = crate::testkit::TestCa::new("t").unwrap();
+        let leaf = ca
+            .leaf(&["a.test"], std::time::Duration::from_secs(3600))
+            .unwrap();
+        let id = crate::state::certs::CertId::parse("a.test").unwrap();
+        let key = a.layout.cert(&id);
+        let other =
+            FleetKey::parse(&base64::engine::general_purpose::STANDARD.encode([9u8; 32])).unwrap();
+        let record = |sealed: String| CertRecord {
+            chain_pem: leaf.chain_pem.clone(),
+            key_sealed: sealed,
+            fingerprint: "x".into(),
+            node: "n".into(),
+        };
+        let bad = record(other.seal(&key, leaf.key_pem.as_bytes()).unwrap());
+        a.put(&Kv {
+            key: key.clone(),
+            value: serde_json::to_vec(&bad).unwrap(),
+            revision: 1,
+        });
+        assert!(a.certs.covering("a.test").is_none());
+        assert_eq!(a.counters.errors.with_label_values(&["unseal"]).get(), 1);
+
+        let good = record(a.key.seal(&key, leaf.key_pem.as_bytes()).unwrap());
+        a.put(&Kv {
+            key,
+            value: serde_json::to_vec(&good).unwrap(),
+            revision: 2,
+        });
+        assert!(a.certs.covering("a.test").is_some());
+        assert!(dir.path().join("certs").join("a.test.pem").exists());
+    }
+}

@@ -14,7 +14,7 @@ use crate::state::backend::{BackendError, HeldLock, LockRelease};
 
 /// Takes the lock `name`, waiting as long as another node holds it.
 pub(crate) async fn acquire(shared: &Arc<Shared>, name: &str) -> Result<HeldLock, BackendError> {
-    let mut client = shared.client()?;
+    let mut client = shared.client().await?;
     let ttl = shared.config.lease_ttl;
     let secs = i64::try_from(ttl.as_secs()).unwrap_or(10);
     let lease = shared

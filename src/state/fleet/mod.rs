@@ -170,18 +170,28 @@ fn connect_options(config: &FleetConfig) -> Result<ConnectOptions, FleetError> {
 }
 
 impl Shared {
-    /// The current client, if the follower has one.
-    pub(crate) fn client(&self) -> Result<Client, BackendError> {
-        self.client
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| {
-                BackendError::Remote(
-                    "not connected to etcd yet; the change was not made (see fleet in /v1/status)"
+    /// The follower's client, waiting up to `request_timeout` for the first connection (a
+    /// node that just started, or etcd coming back), so that the renewer's first account load
+    /// and an early admin write do not fail for a connection that is a moment away.
+    pub(crate) async fn client(&self) -> Result<Client, BackendError> {
+        let deadline = tokio::time::Instant::now() + self.config.request_timeout;
+        loop {
+            if let Some(c) = self
+                .client
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                return Ok(c);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(BackendError::Remote(
+                    "not connected to etcd; the change was not made (see fleet in /v1/status)"
                         .into(),
-                )
-            })
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub(crate) fn set_client(&self, client: Option<Client>) {
@@ -230,7 +240,7 @@ impl Shared {
         value: Vec<u8>,
         ttl: Option<Duration>,
     ) -> Result<i64, BackendError> {
-        let mut client = self.client()?;
+        let mut client = self.client().await?;
         let options = match ttl {
             Some(ttl) => {
                 // etcd grants at least 2 s (its minimum TTL) whatever is asked.
@@ -252,7 +262,7 @@ impl Shared {
 
     /// Deletes `key`; returns the revision.
     async fn delete(&self, key: &str) -> Result<i64, BackendError> {
-        let mut client = self.client()?;
+        let mut client = self.client().await?;
         let rsp = self
             .timed(client.delete(key, None))
             .await
@@ -262,7 +272,7 @@ impl Shared {
 
     /// The value at `key`, if any.
     async fn get(&self, key: &str) -> Result<Option<Kv>, BackendError> {
-        let mut client = self.client()?;
+        let mut client = self.client().await?;
         let rsp = self
             .timed(client.get(key, None))
             .await
