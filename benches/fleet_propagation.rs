@@ -50,7 +50,13 @@ async fn main() {
         base64::engine::general_purpose::STANDARD.encode(key),
     )
     .unwrap();
-    let (http, https) = (shared_port(), shared_port());
+    let http = shared_port();
+    let https = loop {
+        let p = shared_port();
+        if p != http {
+            break p;
+        }
+    };
     let mut nodes = Vec::new();
     for n in 2..=4u8 {
         let fleet = format!(

@@ -204,11 +204,14 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     .map_err(|e| StartError::Listener(e.to_string()))?;
     server.add_service(edge);
 
-    let selfcheck = Arc::new(LocalSelfCheck::new(
-        &config.http.listen,
-        &config.https.listen,
-        config.acme.self_check_timeout,
-    ));
+    let selfcheck = Arc::new(
+        LocalSelfCheck::new(
+            &config.http.listen,
+            &config.https.listen,
+            config.acme.self_check_timeout,
+        )
+        .with_fleet(state.fleet().cloned()),
+    );
     let (renewer, renewer_handle) = Renewer::new(
         config.acme.clone(),
         config.certificates.clone(),

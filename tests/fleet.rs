@@ -37,6 +37,19 @@ fn shared_port(hosts: &[u8]) -> u16 {
     panic!("no port free on all of {hosts:?}");
 }
 
+/// Two different ports (HTTP, HTTPS) free on 127.0.0.2–4, the first also on the `extra` hosts.
+fn shared_ports(extra: &[u8]) -> (u16, u16) {
+    let mut http_hosts = vec![2, 3, 4];
+    http_hosts.extend_from_slice(extra);
+    let http = shared_port(&http_hosts);
+    loop {
+        let https = shared_port(&[2, 3, 4]);
+        if https != http {
+            return (http, https);
+        }
+    }
+}
+
 /// A fleet key file in `dir`.
 fn key_file(dir: &Path) -> PathBuf {
     let path = dir.join("fleet.key");
@@ -107,7 +120,7 @@ async fn a_put_on_one_node_is_answered_by_all_three_and_deletions_propagate() {
     let etcd = Etcd::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path());
-    let ports = (shared_port(&[2, 3, 4]), shared_port(&[2, 3, 4]));
+    let ports = shared_ports(&[]);
     let nodes = three_nodes(&etcd, &key, ports, "").await;
 
     // Membership: every node sees the three, with their public addresses.
@@ -249,10 +262,21 @@ fn orders_seen_by_the_ca(pebble: &Pebble) -> usize {
 
 #[tokio::test]
 async fn one_order_for_three_nodes_served_by_all_three() {
+    one_order_for_three_nodes("http-01").await;
+}
+
+/// TLS-ALPN-01 challenges travel as key authorizations: whichever node the CA reaches makes
+/// its own RFC 8737 certificate and answers.
+#[tokio::test]
+async fn one_tls_alpn01_order_for_three_nodes() {
+    one_order_for_three_nodes("tls-alpn-01").await;
+}
+
+async fn one_order_for_three_nodes(challenge: &str) {
     let etcd = Etcd::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path());
-    let ports = (shared_port(&[2, 3, 4]), shared_port(&[2, 3, 4]));
+    let ports = shared_ports(&[]);
     // The CA reaches 127.0.0.2 for every name, whichever node ordered.
     let pebble = Pebble::start(PebbleConfig::for_node(
         SocketAddr::new(ip(2), ports.0),
@@ -260,7 +284,7 @@ async fn one_order_for_three_nodes_served_by_all_three() {
     ))
     .await;
     let extra = format!(
-        "{}\n[[certificate]]\nnames = [\"o.fleet.test\", \"www.o.fleet.test\"]\n",
+        "{}\n[[certificate]]\nnames = [\"o.fleet.test\", \"www.o.fleet.test\"]\nchallenge = {challenge:?}\n",
         pebble.acme_config()
     );
     let nodes = three_nodes(&etcd, &key, ports, &extra).await;
@@ -309,7 +333,7 @@ async fn etcd_stopped_and_restarted_nodes_keep_answering_and_catch_up() {
     let mut etcd = Etcd::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path());
-    let ports = (shared_port(&[2, 3, 4]), shared_port(&[2, 3, 4]));
+    let ports = shared_ports(&[]);
     let nodes = three_nodes(&etcd, &key, ports, "").await;
 
     let before = "beforeOutage";
@@ -363,7 +387,7 @@ async fn a_node_killed_holding_the_order_lock_is_replaced_after_its_lease() {
     let key = key_file(dir.path());
     // 127.0.0.9 takes the CA's connections and never answers: the first order hangs there, so
     // the node holding the lock is killed mid-order.
-    let ports = (shared_port(&[2, 3, 4, 9]), shared_port(&[2, 3, 4]));
+    let ports = shared_ports(&[9]);
     let black_hole = tokio::net::TcpListener::bind((ip(9), ports.0))
         .await
         .unwrap();
