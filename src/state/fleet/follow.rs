@@ -113,6 +113,9 @@ impl FleetFollower {
             return End::Failed(e, "connect");
         }
 
+        // Writers may go ahead while the load runs: their revisions are remembered, so the load
+        // neither undoes nor repeats them.
+        shared.set_client(Some(client.clone()));
         if *last == 0 {
             if let Err(e) = self.load(&mut client, last).await {
                 return End::Failed(e, "connect");
@@ -128,7 +131,6 @@ impl FleetFollower {
             Ok(w) => w,
             Err(e) => return End::Failed(e, "watch"),
         };
-        shared.set_client(Some(client.clone()));
         shared.set_connected(true);
         if *failures > 0 {
             tracing::info!(revision = *last, "fleet: connected to etcd again; resumed");
