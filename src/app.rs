@@ -65,6 +65,10 @@ pub struct RunOptions {
 
 /// Starts the node and serves until a signal stops it. Only returns on a start-up error.
 pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
+    // A fleet node without its key could serve nothing sealed: refuse before touching anything.
+    if let Some(fleet) = &config.fleet {
+        fleet::FleetKey::load(&fleet.key_file).map_err(fleet::FleetError::from)?;
+    }
     let dir = StateDir::new(&config.state_dir);
     dir.create().map_err(|source| StartError::StateDir {
         path: config.state_dir.display().to_string(),
