@@ -22,7 +22,9 @@ use crate::probe::service::{ProbeRunner, ProbeService};
 use crate::probe::{LocalNode, Prober, TxtRegistry};
 use crate::serve::{self, CertResolver, Decider, Routing, ServeCounters};
 use crate::state::certs::CertStore;
+use crate::state::fleet::{self, FleetFollower, NodeInfo};
 use crate::state::local::LocalBackend;
+use crate::state::webroot::WebrootSync;
 use crate::state::{ChallengeStore, State, StateDir};
 
 /// Why the node could not start.
@@ -51,6 +53,9 @@ pub enum StartError {
     /// pingora refused a listener setting.
     #[error("listener setup: {0}")]
     Listener(String),
+    /// Fleet mode cannot start (the fleet key above all: without it nothing sealed opens).
+    #[error("fleet: {0}")]
+    Fleet(#[from] crate::state::fleet::FleetError),
 }
 
 /// Options of `dcv-proxy run` that are not in the configuration file.
@@ -62,6 +67,10 @@ pub struct RunOptions {
 
 /// Starts the node and serves until a signal stops it. Only returns on a start-up error.
 pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
+    // A fleet node without its key could serve nothing sealed: refuse before touching anything.
+    if let Some(fleet) = &config.fleet {
+        fleet::FleetKey::load(&fleet.key_file).map_err(fleet::FleetError::from)?;
+    }
     let dir = StateDir::new(&config.state_dir);
     dir.create().map_err(|source| StartError::StateDir {
         path: config.state_dir.display().to_string(),
@@ -74,8 +83,9 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     }
     let certs = Arc::new(certs);
     let challenges = Arc::new(ChallengeStore::new(dir.acme_webroot(), dir.pki_webroot()));
-    let backend = Arc::new(LocalBackend::new(dir.clone()));
-    let (tokens, files, problems) = backend.load_into(&challenges);
+    let local = LocalBackend::new(dir.clone());
+    // The local state directory is what a node serves before (or without) the fleet store.
+    let (tokens, files, problems) = local.load_into(&challenges);
     for (path, error) in &problems {
         tracing::error!(file = %path.display(), %error, "challenge file skipped at start");
     }
@@ -86,7 +96,42 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         state_dir = %config.state_dir.display(),
         "state loaded"
     );
-    let state = State::new(dir.clone(), challenges.clone(), certs.clone(), backend);
+    let writes = Arc::new(tokio::sync::Mutex::new(()));
+    let (state, follower) = match &config.fleet {
+        None => {
+            let state = State::new(
+                dir.clone(),
+                challenges.clone(),
+                certs.clone(),
+                Arc::new(local),
+            );
+            (state, None)
+        }
+        Some(fleet) => {
+            let node = NodeInfo {
+                http_port: config.http.listen.first().map(SocketAddr::port),
+                https_port: config.https.listen.first().map(SocketAddr::port),
+            };
+            let (backend, follower, handle) = fleet::start(
+                fleet,
+                node,
+                challenges.clone(),
+                certs.clone(),
+                local,
+                writes.clone(),
+            )?;
+            tracing::info!(node_id = %fleet.node_id, endpoints = ?fleet.endpoints, prefix = %fleet.prefix, "fleet mode: state shared through etcd");
+            let state = State::with_fleet(
+                dir.clone(),
+                challenges.clone(),
+                certs.clone(),
+                Arc::new(backend),
+                writes,
+                Some(handle),
+            );
+            (state, Some(follower))
+        }
+    };
 
     let (token, created) =
         AdminToken::load_or_create(&config.admin.token_file).map_err(|source| {
@@ -132,6 +177,23 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         metrics.register(collector);
     }
     metrics.register_state(certs.clone(), challenges.clone());
+    if let Some(fleet) = state.fleet() {
+        for collector in fleet.collectors() {
+            metrics.register(collector);
+        }
+    }
+    if let Some(follower) = follower {
+        server.add_service(background_service(
+            "fleet follower",
+            FleetService { follower },
+        ));
+        server.add_service(background_service(
+            "webroot sync",
+            WebrootService {
+                sync: WebrootSync::new(state.clone()),
+            },
+        ));
+    }
 
     let routing = Arc::new(ArcSwap::from_pointee(Routing::from_config(&config)));
     let decider = Arc::new(Decider::new(challenges.clone(), routing, counters));
@@ -153,7 +215,8 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         &config.http.listen,
         &config.https.listen,
         config.acme.self_check_timeout,
-    );
+    )
+    .with_fleet(state.fleet().cloned());
     let selfcheck: Arc<dyn SelfCheck> = match (config.acme.self_check, &probe) {
         (SelfCheckKind::Probe, Some(runner)) => Arc::new(ProbeGate {
             runner: runner.clone(),
@@ -285,6 +348,30 @@ fn check_bind(addr: &SocketAddr) -> Result<(), StartError> {
             addr.port()
         ))),
         Err(e) => Err(StartError::Bind(format!("cannot listen on {addr}: {e}"))),
+    }
+}
+
+/// Runs the fleet follower for the life of the server.
+struct FleetService {
+    follower: FleetFollower,
+}
+
+#[async_trait]
+impl BackgroundService for FleetService {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        self.follower.run(shutdown).await;
+    }
+}
+
+/// Shares the tokens ACME clients write into this node's webroot with the fleet.
+struct WebrootService {
+    sync: WebrootSync,
+}
+
+#[async_trait]
+impl BackgroundService for WebrootService {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        self.sync.run(shutdown).await;
     }
 }
 

@@ -1,7 +1,6 @@
-//! The ACME account: created once per directory, persisted (mode 0600) in the state directory,
-//! and reused on every start, so a restart never makes a new account (rate limits count them).
-
-use std::path::{Path, PathBuf};
+//! The ACME account: created once per directory, persisted (mode 0600 in the state directory, or
+//! sealed in the fleet store), and reused on every start, so a restart never makes a new account
+//! (rate limits count them) and a fleet orders with one account.
 
 use instant_acme::{Account, AccountCredentials, ExternalAccountKey, NewAccount};
 use serde::{Deserialize, Serialize};
@@ -9,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::client::AcmeHttp;
 use super::AcmeError;
 use crate::config::AcmeConfig;
-use crate::state::fsio;
+use crate::state::State;
 
 /// The persisted form: the credentials instant-acme needs, plus what an operator wants to see.
 #[derive(Serialize, Deserialize)]
@@ -20,38 +19,49 @@ struct AccountFile {
     credentials: AccountCredentials,
 }
 
-/// Where the account for `directory` is kept: one file per directory URL.
-pub fn account_path(acme_dir: &Path, directory: &str) -> PathBuf {
+/// The name of the account record for `directory` (one per directory URL): kept as
+/// `<state_dir>/acme/<name>.json` on a node alone, sealed under `<prefix>/secrets/<name>` in a
+/// fleet, so every node orders with the same account.
+pub fn account_name(directory: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, directory.as_bytes());
     let hex = crate::state::certs::check::hex(&digest.as_ref()[..8]);
-    acme_dir.join(format!("account-{hex}.json"))
+    format!("account-{hex}")
 }
 
-/// Moves the stored account aside (`.json.gone`), so the next load creates a new one: used
-/// when the CA says the account does not exist (a wiped test CA, a deactivated account).
-pub fn forget(acme_dir: &Path, directory: &str) -> std::io::Result<()> {
-    let path = account_path(acme_dir, directory);
-    std::fs::rename(&path, path.with_extension("json.gone"))
+/// Moves the stored account aside, so the next load creates a new one: used when the CA says
+/// the account does not exist (a wiped test CA, a deactivated account).
+pub async fn forget(state: &State, directory: &str) -> Result<(), AcmeError> {
+    state
+        .forget_secret(&account_name(directory))
+        .await
+        .map_err(|e| AcmeError::Storage(e.to_string()))
 }
 
 /// Loads the account for the configured directory, or creates and persists it.
 /// Returns the account and whether it was just created.
+///
+/// In a fleet the caller holds the `account` lock, so two nodes starting together do not both
+/// create one.
 pub async fn load_or_create(
     config: &AcmeConfig,
     http: &AcmeHttp,
-    acme_dir: &Path,
+    state: &State,
 ) -> Result<(Account, bool), AcmeError> {
-    let path = account_path(acme_dir, &config.directory);
-    match std::fs::read(&path) {
-        Ok(bytes) => {
+    let name = account_name(&config.directory);
+    let stored = state
+        .load_secret(&name)
+        .await
+        .map_err(|e| AcmeError::Storage(e.to_string()))?;
+    match stored {
+        Some(bytes) => {
             let file: AccountFile = serde_json::from_slice(&bytes)
-                .map_err(|e| AcmeError::Storage(format!("{}: {e}", path.display())))?;
+                .map_err(|e| AcmeError::Storage(format!("{name}: {e}")))?;
             let account = Account::builder_with_http(Box::new(http.clone()))
                 .from_credentials(file.credentials)
                 .await?;
             Ok((account, false))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        None => {
             let contact: Vec<&str> = config.contact.iter().map(String::as_str).collect();
             let eab = config
                 .eab
@@ -77,12 +87,11 @@ pub async fn load_or_create(
             };
             let json =
                 serde_json::to_vec_pretty(&file).map_err(|e| AcmeError::Storage(e.to_string()))?;
-            std::fs::create_dir_all(acme_dir)
-                .map_err(|e| AcmeError::Storage(format!("{}: {e}", acme_dir.display())))?;
-            fsio::write_atomic(&path, &json, 0o600)
-                .map_err(|e| AcmeError::Storage(format!("{}: {e}", path.display())))?;
+            state
+                .store_secret(&name, &json)
+                .await
+                .map_err(|e| AcmeError::Storage(e.to_string()))?;
             Ok((account, true))
         }
-        Err(e) => Err(AcmeError::Storage(format!("{}: {e}", path.display()))),
     }
 }

@@ -14,7 +14,7 @@ use instant_acme::{
 };
 
 use super::selfcheck::SelfCheck;
-use super::{keys, tlsalpn, AcmeError, ProblemDoc};
+use super::{keys, AcmeError, ProblemDoc};
 use crate::config::{AcmeConfig, CertificateConfig, ChallengeType};
 use crate::state::certs::{CertEntry, CertSource, InstallError};
 use crate::state::challenge::AcmeAnswer;
@@ -117,8 +117,12 @@ async fn run(
                 planted.tokens.push(token.clone());
             }
             ChallengeType::TlsAlpn01 => {
-                let key = tlsalpn::challenge_certificate(&name, &key_authorization)?;
-                ctx.state.challenges.put_alpn(&name, key);
+                // Shared as the key authorization: every node of a fleet makes its own
+                // challenge certificate, so whichever node the CA reaches answers (RFC 8737).
+                ctx.state
+                    .put_alpn(&name, &key_authorization, TOKEN_LIFETIME)
+                    .await
+                    .map_err(|e| AcmeError::Storage(e.to_string()))?;
                 planted.alpn.push(name.clone());
             }
         }
@@ -150,13 +154,17 @@ async fn run(
     order.finalize_csr(&csr).await?;
     let chain = order.poll_certificate(&retries).await?;
     let names: Vec<String> = cert.names.iter().map(|n| n.to_string()).collect();
-    match ctx.state.certs.install_pem(
-        &cert.id,
-        chain.as_bytes(),
-        key.serialize_pem().as_bytes(),
-        &names,
-        CertSource::Acme,
-    ) {
+    match ctx
+        .state
+        .install_cert(
+            &cert.id,
+            chain.as_bytes(),
+            key.serialize_pem().as_bytes(),
+            &names,
+            CertSource::Acme,
+        )
+        .await
+    {
         Ok(entry) => Ok(entry),
         Err(InstallError::Refused(r)) => Err(AcmeError::Refused(r.to_string())),
         Err(e) => Err(AcmeError::Storage(e.to_string())),
@@ -201,7 +209,9 @@ impl Planted {
             }
         }
         for name in self.alpn {
-            state.challenges.remove_alpn(&name);
+            if let Err(e) = state.remove_alpn(&name).await {
+                tracing::warn!(%name, error = %e, "cannot withdraw a TLS-ALPN-01 challenge; it expires on its own");
+            }
         }
     }
 }

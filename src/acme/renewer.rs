@@ -6,7 +6,6 @@
 //! document for `/v1/status`. Orders run one at a time.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -36,7 +35,6 @@ pub struct Renewer {
     certificates: Vec<CertificateConfig>,
     state: State,
     selfcheck: Arc<dyn SelfCheck>,
-    acme_dir: PathBuf,
     shared: Arc<Shared>,
     triggers: Mutex<Option<mpsc::UnboundedReceiver<CertId>>>,
 }
@@ -195,14 +193,12 @@ impl Renewer {
             problems,
         });
         let (trigger, rx) = mpsc::unbounded_channel();
-        let acme_dir = state.dir.root().join("acme");
         (
             Self {
                 acme,
                 certificates,
                 state,
                 selfcheck,
-                acme_dir,
                 shared: shared.clone(),
                 triggers: Mutex::new(Some(rx)),
             },
@@ -214,7 +210,22 @@ impl Renewer {
     async fn account(&self, http: &AcmeHttp, shutdown: &mut ShutdownWatch) -> Option<Account> {
         let mut failures = 0;
         loop {
-            match account::load_or_create(&self.acme, http, &self.acme_dir).await {
+            // A fleet creates one account: whoever holds the lock creates it, the others load it.
+            let lock = tokio::select! {
+                lock = self.state.lock("account") => lock,
+                _ = shutdown.changed() => return None,
+            };
+            let result = match lock {
+                Ok(lock) => {
+                    let result = account::load_or_create(&self.acme, http, &self.state).await;
+                    if let Some(lock) = lock {
+                        lock.release().await;
+                    }
+                    result
+                }
+                Err(e) => Err(AcmeError::Storage(e.to_string())),
+            };
+            match result {
                 Ok((account, created)) => {
                     if created {
                         tracing::info!(directory = %self.acme.directory, "ACME account created");
@@ -469,6 +480,27 @@ impl Renewer {
         }
     }
 
+    /// RFC 8555 §7.3.1: the CA no longer knows the key; register anew.
+    async fn account_lost(&self, http: &AcmeHttp, shutdown: &mut ShutdownWatch) -> Option<Account> {
+        tracing::warn!("the CA does not know the ACME account; creating a new one");
+        if let Err(e) = account::forget(&self.state, &self.acme.directory).await {
+            tracing::error!(error = %e, "cannot move the old account aside");
+        }
+        self.account(http, shutdown).await
+    }
+
+    /// The fleet lock could not be taken (etcd away): no order without it, since another node
+    /// may be ordering the same certificate; try again after the shortest backoff.
+    fn lock_unavailable(&self, cert: &CertificateConfig, error: &str) {
+        let at = SystemTime::now() + self.acme.retry_min;
+        tracing::warn!(certificate = %cert.id, %error, next_attempt = %rfc3339(at), "fleet lock unavailable; not ordering now");
+        self.shared.with(|s| {
+            let st = s.cert_mut(&cert.id);
+            st.retry_at = Some(at);
+            st.next_attempt = Some(rfc3339(at));
+        });
+    }
+
     fn count_problem(&self, e: &AcmeError) {
         if let Some(problem) = e.problem() {
             self.shared
@@ -528,14 +560,43 @@ impl BackgroundService for Renewer {
                     return;
                 }
                 if self.due(&account, cert, SystemTime::now()).await {
+                    // One order at a time across a fleet: wait for this certificate's lock,
+                    // then look again, since the node that held it may just have renewed it.
+                    let lock_name = format!("order/{}", cert.id);
+                    let lock = tokio::select! {
+                        lock = self.state.lock(&lock_name) => lock,
+                        _ = shutdown.changed() => return,
+                    };
+                    let lock = match lock {
+                        Ok(lock) => lock,
+                        Err(e) => {
+                            self.lock_unavailable(cert, &e.to_string());
+                            continue;
+                        }
+                    };
+                    if let Some(lock) = lock {
+                        if let Err(e) = self.state.refresh_cert(&cert.id).await {
+                            tracing::warn!(certificate = %cert.id, error = %e, "cannot read the certificate from the fleet store");
+                        }
+                        if !self.due(&account, cert, SystemTime::now()).await {
+                            tracing::info!(certificate = %cert.id, "renewed by another node of the fleet; not ordering");
+                            lock.release().await;
+                            continue;
+                        }
+                        let lost = self.order(&account, &http, cert).await;
+                        lock.release().await;
+                        if lost {
+                            match self.account_lost(&http, &mut shutdown).await {
+                                Some(a) => account = a,
+                                None => return,
+                            }
+                        }
+                        let _ = self.due(&account, cert, SystemTime::now()).await;
+                        continue;
+                    }
                     let lost = self.order(&account, &http, cert).await;
                     if lost {
-                        // RFC 8555 §7.3.1: the CA no longer knows the key; register anew.
-                        tracing::warn!("the CA does not know the ACME account; creating a new one");
-                        if let Err(e) = account::forget(&self.acme_dir, &self.acme.directory) {
-                            tracing::error!(error = %e, "cannot move the old account file aside");
-                        }
-                        match self.account(&http, &mut shutdown).await {
+                        match self.account_lost(&http, &mut shutdown).await {
                             Some(a) => account = a,
                             None => return,
                         }

@@ -14,6 +14,7 @@ use http_body_util::BodyExt;
 use tokio::net::TcpStream;
 
 use crate::config::{ChallengeType, DnsName};
+use crate::state::FleetHandle;
 
 /// Verifies that a challenge is answered correctly before the CA is asked to validate it.
 #[async_trait]
@@ -34,7 +35,11 @@ pub struct LocalSelfCheck {
     http: Option<SocketAddr>,
     https: Option<SocketAddr>,
     limit: Duration,
+    fleet: Option<FleetHandle>,
 }
+
+/// Longest wait for the other members of a fleet to answer before the CA is told anyway.
+const FLEET_WAIT: Duration = Duration::from_secs(10);
 
 impl LocalSelfCheck {
     /// Uses the first listener of each kind; wildcard binds are reached over loopback.
@@ -43,6 +48,57 @@ impl LocalSelfCheck {
             http: http.first().map(reachable),
             https: https.first().map(reachable),
             limit,
+            fleet: None,
+        }
+    }
+
+    /// In a fleet, also waits (a bounded time) until every other live member answers on its
+    /// public address: the CA may reach any of them, and the change travels through etcd.
+    pub fn with_fleet(mut self, fleet: Option<FleetHandle>) -> Self {
+        self.fleet = fleet;
+        self
+    }
+
+    /// Waits until each other member answers on one of its public addresses, up to
+    /// [`FLEET_WAIT`]. Never fails the check: a member that cannot be reached from here may
+    /// well be reachable by the CA; it is named in the log (H6) instead.
+    pub async fn fleet_barrier(
+        &self,
+        name: &DnsName,
+        challenge: ChallengeType,
+        token: &str,
+        key_authorization: &str,
+    ) {
+        let Some(fleet) = &self.fleet else { return };
+        let deadline = Instant::now() + FLEET_WAIT.min(self.limit);
+        for member in fleet.members() {
+            if member.node_id == fleet.node_id() {
+                continue;
+            }
+            let port = match challenge {
+                ChallengeType::Http01 => member.http_port,
+                ChallengeType::TlsAlpn01 => member.https_port,
+            };
+            let (Some(port), Some(ip)) = (port, member.public_addresses.first()) else {
+                continue;
+            };
+            let addr = SocketAddr::new(*ip, port);
+            loop {
+                let attempt = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    check_at(addr, name, challenge, token, key_authorization),
+                )
+                .await
+                .unwrap_or_else(|_| Err("timed out".into()));
+                match attempt {
+                    Ok(()) => break,
+                    Err(e) if Instant::now() >= deadline => {
+                        tracing::warn!(member = %member.node_id, %addr, error = %e, "fleet member does not answer the challenge yet; telling the CA anyway (H6)");
+                        break;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
         }
     }
 
@@ -53,32 +109,43 @@ impl LocalSelfCheck {
         token: &str,
         key_authorization: &str,
     ) -> Result<(), String> {
-        match challenge {
-            ChallengeType::Http01 => {
-                let addr = self
-                    .http
-                    .ok_or("no HTTP listener is configured (http.listen)")?;
-                let (status, body) = fetch(addr, name.as_str(), token).await?;
-                if status != 200 {
-                    return Err(format!(
-                        "http://{name}/.well-known/acme-challenge/{token} answered {status} on {addr} (H2)"
-                    ));
-                }
-                // The CA trims trailing whitespace before comparing (RFC 8555 §8.3).
-                if body.trim_ascii_end() != key_authorization.as_bytes() {
-                    return Err(format!(
-                        "http://{name}/.well-known/acme-challenge/{token} answered other content on {addr} (H7)"
-                    ));
-                }
-                Ok(())
+        let addr = match challenge {
+            ChallengeType::Http01 => self
+                .http
+                .ok_or("no HTTP listener is configured (http.listen)")?,
+            ChallengeType::TlsAlpn01 => self
+                .https
+                .ok_or("no HTTPS listener is configured (https.listen)")?,
+        };
+        check_at(addr, name, challenge, token, key_authorization).await
+    }
+}
+
+/// One check of the answer at `addr`, the way the CA does it.
+async fn check_at(
+    addr: SocketAddr,
+    name: &DnsName,
+    challenge: ChallengeType,
+    token: &str,
+    key_authorization: &str,
+) -> Result<(), String> {
+    match challenge {
+        ChallengeType::Http01 => {
+            let (status, body) = fetch(addr, name.as_str(), token).await?;
+            if status != 200 {
+                return Err(format!(
+                    "http://{name}/.well-known/acme-challenge/{token} answered {status} on {addr} (H2)"
+                ));
             }
-            ChallengeType::TlsAlpn01 => {
-                let addr = self
-                    .https
-                    .ok_or("no HTTPS listener is configured (https.listen)")?;
-                alpn_handshake(addr, name.as_str(), key_authorization).await
+            // The CA trims trailing whitespace before comparing (RFC 8555 §8.3).
+            if body.trim_ascii_end() != key_authorization.as_bytes() {
+                return Err(format!(
+                    "http://{name}/.well-known/acme-challenge/{token} answered other content on {addr} (H7)"
+                ));
             }
+            Ok(())
         }
+        ChallengeType::TlsAlpn01 => alpn_handshake(addr, name.as_str(), key_authorization).await,
     }
 }
 
@@ -101,7 +168,11 @@ impl SelfCheck for LocalSelfCheck {
             .await
             .unwrap_or_else(|_| Err("the self-check timed out".into()));
             match attempt {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.fleet_barrier(name, challenge, token, key_authorization)
+                        .await;
+                    return Ok(());
+                }
                 Err(e) if Instant::now() + delay >= deadline => return Err(e),
                 Err(_) => {
                     tokio::time::sleep(delay).await;

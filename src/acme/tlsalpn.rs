@@ -1,40 +1,22 @@
 //! TLS-ALPN-01 challenge certificates (RFC 8737 §3): self-signed, exactly one DNS name, and a
 //! critical acmeIdentifier extension holding SHA-256 of the key authorization.
 //!
-//! rustls' `with_single_cert` and `CertifiedKey::from_der` reject such a certificate (webpki does
-//! not know the critical extension), so the key is built with `CertifiedKey::new` and handed to
-//! the challenge store, where the TLS-ALPN-01 acceptor finds it by SNI.
+//! The certificate itself is made in [`crate::state::alpn`]; the challenge store hands it to the
+//! TLS-ALPN-01 acceptor by SNI.
 
 use std::sync::Arc;
 
-use rcgen::{CertificateParams, CustomExtension, KeyPair};
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use super::AcmeError;
 
-/// The challenge certificate for `name` and `key_authorization`.
+/// The challenge certificate for `name` and `key_authorization` (made by
+/// [`crate::state::alpn`], where every node of a fleet can make it).
 pub fn challenge_certificate(
     name: &str,
     key_authorization: &str,
 ) -> Result<Arc<CertifiedKey>, AcmeError> {
-    let digest = ring::digest::digest(&ring::digest::SHA256, key_authorization.as_bytes());
-    let mut params =
-        CertificateParams::new(vec![name.to_owned()]).map_err(|e| AcmeError::Key(e.to_string()))?;
-    let mut extension = CustomExtension::new_acme_identifier(digest.as_ref());
-    extension.set_criticality(true);
-    params.custom_extensions = vec![extension];
-    let key = KeyPair::generate().map_err(|e| AcmeError::Key(e.to_string()))?;
-    let cert = params
-        .self_signed(&key)
-        .map_err(|e| AcmeError::Key(e.to_string()))?;
-    let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let signing = rustls::crypto::ring::sign::any_supported_type(&der)
-        .map_err(|e| AcmeError::Key(e.to_string()))?;
-    Ok(Arc::new(CertifiedKey::new(
-        vec![cert.der().clone()],
-        signing,
-    )))
+    crate::state::alpn::challenge_certificate(name, key_authorization).map_err(AcmeError::Key)
 }
 
 /// The acmeIdentifier value (the SHA-256 digest) carried by `cert_der`, if any.

@@ -45,8 +45,8 @@ pub(super) async fn route(api: &AdminApi, req: AdminRequest) -> Reply {
         (["v1", "pki", host, file], &Method::DELETE) => delete_pki(api, host, file).await,
         (["v1", "certificates"], _) if get => list_certs(api),
         (["v1", "certificates", id], _) if get => get_cert(api, id),
-        (["v1", "certificates", id], &Method::PUT) => put_cert(api, id, &req.body),
-        (["v1", "certificates", id], &Method::DELETE) => delete_cert(api, id),
+        (["v1", "certificates", id], &Method::PUT) => put_cert(api, id, &req.body).await,
+        (["v1", "certificates", id], &Method::DELETE) => delete_cert(api, id).await,
         (["v1", "certificates", id, "renew"], &Method::POST) => renew_cert(api, id),
         (["v1", "probe"], _) if get => super::probe::list(api),
         (["v1", "probe", "txt"], _) if get => super::probe::list_txt(api),
@@ -99,6 +99,10 @@ fn status(api: &AdminApi) -> Reply {
         "acme": api.acme.as_ref().map(|a| a.status_json()),
         // The last self-probe result per name (null: not probed yet or probe off).
         "probe": api.probe.as_deref().map(super::probe::summaries),
+        "fleet": match api.state.fleet() {
+            Some(fleet) => fleet.status_json(),
+            None => serde_json::json!({ "backend": "local" }),
+        },
     });
     Reply::json(StatusCode::OK, &body)
 }
@@ -433,7 +437,7 @@ fn renew_cert(api: &AdminApi, id: &str) -> Reply {
     }
 }
 
-fn put_cert(api: &AdminApi, id: &str, body: &[u8]) -> Reply {
+async fn put_cert(api: &AdminApi, id: &str, body: &[u8]) -> Reply {
     let id = match parse_id(id) {
         Ok(id) => id,
         Err(reply) => return reply,
@@ -450,14 +454,22 @@ fn put_cert(api: &AdminApi, id: &str, body: &[u8]) -> Reply {
             Err(e) => return Reply::error(StatusCode::UNPROCESSABLE_ENTITY, format!("names: {e}")),
         }
     }
-    match api.state.certs.install_pem(
-        &id,
-        body.certificate.as_bytes(),
-        body.private_key.as_bytes(),
-        &names,
-        CertSource::Upload,
-    ) {
+    match api
+        .state
+        .install_cert(
+            &id,
+            body.certificate.as_bytes(),
+            body.private_key.as_bytes(),
+            &names,
+            CertSource::Upload,
+        )
+        .await
+    {
         Ok(entry) => Reply::json(StatusCode::CREATED, &cert_view(&entry)),
+        Err(InstallError::Shared(e)) => Reply::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot share with the fleet: {e}"),
+        ),
         Err(InstallError::Refused(refusal)) => Reply::json(
             StatusCode::UNPROCESSABLE_ENTITY,
             &serde_json::json!({
@@ -469,12 +481,12 @@ fn put_cert(api: &AdminApi, id: &str, body: &[u8]) -> Reply {
     }
 }
 
-fn delete_cert(api: &AdminApi, id: &str) -> Reply {
+async fn delete_cert(api: &AdminApi, id: &str) -> Reply {
     let id = match parse_id(id) {
         Ok(id) => id,
         Err(reply) => return reply,
     };
-    match api.state.certs.remove(&id) {
+    match api.state.remove_cert(&id).await {
         Ok(true) => Reply::json(
             StatusCode::OK,
             &serde_json::json!({ "removed": id.as_str() }),
@@ -483,6 +495,10 @@ fn delete_cert(api: &AdminApi, id: &str) -> Reply {
         Err(InstallError::RemoveDefault) => Reply::error(
             StatusCode::CONFLICT,
             "the default certificate cannot be removed; upload a replacement with PUT",
+        ),
+        Err(InstallError::Shared(e)) => Reply::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot share with the fleet: {e}"),
         ),
         Err(e) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

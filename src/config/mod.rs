@@ -40,6 +40,42 @@ pub struct Config {
     pub acme: AcmeConfig,
     /// Certificates this node obtains and renews over ACME.
     pub certificates: Vec<CertificateConfig>,
+    /// Where state is shared with the other nodes of a fleet; `None`: this node alone, state in
+    /// `state_dir` only (the embedded default).
+    pub fleet: Option<FleetConfig>,
+}
+
+/// `[fleet] backend = "etcd"`: tokens, validation files, certificates, the ACME account and
+/// membership shared through etcd (v3 API), so that every node answers what any node was given.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// etcd client URLs, `http://host:port` or `https://host:port`.
+    pub endpoints: Vec<String>,
+    /// Key prefix, starting with `/` and without a trailing `/` (e.g. `/dcv-proxy`).
+    pub prefix: String,
+    /// This node's name in the fleet (membership key, lock owner, logs).
+    pub node_id: String,
+    /// Addresses the world reaches this node on (published with its membership, for probes).
+    pub public_addresses: Vec<std::net::IpAddr>,
+    /// File with the 32-byte fleet key (base64) that seals private keys stored in etcd.
+    pub key_file: PathBuf,
+    /// TLS towards etcd (with `https://` endpoints).
+    pub tls: Option<EtcdTls>,
+    /// etcd user name and password.
+    pub user: Option<(String, String)>,
+    /// TTL of the leases behind membership and order locks: how long a dead node keeps them.
+    pub lease_ttl: Duration,
+    /// Longest wait for one etcd request (puts, gets) before it counts as failed.
+    pub request_timeout: Duration,
+}
+
+/// TLS settings for the etcd connection.
+#[derive(Debug, Clone)]
+pub struct EtcdTls {
+    /// PEM roots that sign the etcd servers' certificates.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key (PEM) for etcd's client-certificate authentication.
+    pub client: Option<(PathBuf, PathBuf)>,
 }
 
 /// How the node talks to its ACME CA.

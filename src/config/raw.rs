@@ -15,8 +15,8 @@ use toml::Spanned;
 use super::error::Place;
 use super::{
     AcmeConfig, AdminConfig, CertId, CertificateConfig, ChallengeConfig, ChallengeType, Config,
-    ConfigError, DnsName, ExternalAccount, HostPattern, HttpConfig, HttpsConfig, KeyType,
-    OriginAddr, ServerConfig, Site, Sites, UnknownToken,
+    ConfigError, DnsName, EtcdTls, ExternalAccount, FleetConfig, HostPattern, HttpConfig,
+    HttpsConfig, KeyType, OriginAddr, ServerConfig, Site, Sites, UnknownToken,
 };
 
 #[derive(Deserialize)]
@@ -44,6 +44,42 @@ pub(super) struct RawConfig {
     acme: RawAcme,
     #[serde(default, rename = "certificate")]
     certificates: Vec<RawCertificate>,
+    #[serde(default)]
+    fleet: RawFleet,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFleet {
+    #[serde(default = "default_fleet_backend")]
+    backend: Spanned<RawFleetBackend>,
+    #[serde(default)]
+    endpoints: Vec<Spanned<String>>,
+    #[serde(default = "default_fleet_prefix")]
+    prefix: Spanned<String>,
+    node_id: Option<Spanned<String>>,
+    #[serde(default)]
+    public_addresses: Vec<Parsed<std::net::IpAddr>>,
+    key_file: Option<PathBuf>,
+    tls_ca_file: Option<PathBuf>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    #[serde(default = "default_lease_ttl")]
+    lease_ttl: Spanned<Parsed<HumanDuration>>,
+    #[serde(default = "default_fleet_request_timeout")]
+    request_timeout: Parsed<HumanDuration>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+enum RawFleetBackend {
+    #[default]
+    #[serde(rename = "local")]
+    Local,
+    #[serde(rename = "etcd")]
+    Etcd,
 }
 
 #[derive(Deserialize)]
@@ -279,6 +315,7 @@ pub(super) fn build(path: &Path, text: &str, raw: RawConfig) -> Result<Config, C
 
     let acme = build_acme(&invalid, base, raw.acme)?;
     let certificates = build_certificates(&invalid, &acme, raw.certificates)?;
+    let fleet = build_fleet(&invalid, base, raw.fleet)?;
 
     let probe = super::probe::build(raw.probe)
         .map_err(|(span, key, message)| invalid(span, key, message))?;
@@ -288,6 +325,7 @@ pub(super) fn build(path: &Path, text: &str, raw: RawConfig) -> Result<Config, C
         acme,
         certificates,
         probe,
+        fleet,
         http: HttpConfig {
             listen: raw.http.listen.into_iter().map(|a| a.0).collect(),
             redirect_to_https: raw.http.redirect_to_https,
@@ -471,6 +509,176 @@ fn build_certificates(
     Ok(out)
 }
 
+fn build_fleet(
+    invalid: &Invalid<'_>,
+    base: &Path,
+    raw: RawFleet,
+) -> Result<Option<FleetConfig>, ConfigError> {
+    if *raw.backend.get_ref() == RawFleetBackend::Local {
+        return Ok(None);
+    }
+    let backend_span = raw.backend.span();
+    if raw.endpoints.is_empty() {
+        return Err(invalid(
+            backend_span,
+            "fleet.endpoints".into(),
+            "backend = \"etcd\" needs at least one endpoint, e.g. [\"http://127.0.0.1:2379\"]"
+                .into(),
+        ));
+    }
+    let tls_files = raw.tls_ca_file.is_some() || raw.tls_cert_file.is_some();
+    let mut endpoints = Vec::new();
+    for (i, e) in raw.endpoints.into_iter().enumerate() {
+        let url = e.get_ref().trim_end_matches('/');
+        let https = url.starts_with("https://");
+        let hostport = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        match hostport {
+            Some(hp) if !hp.is_empty() && !hp.contains('/') => {}
+            _ => {
+                return Err(invalid(
+                    e.span(),
+                    format!("fleet.endpoints[{i}]"),
+                    format!(
+                        "expected \"http://host:port\" or \"https://host:port\", got {:?}",
+                        e.get_ref()
+                    ),
+                ))
+            }
+        }
+        // etcd-client only applies TLS settings to https:// endpoints and refuses a mix.
+        if tls_files && !https {
+            return Err(invalid(
+                e.span(),
+                format!("fleet.endpoints[{i}]"),
+                "tls_ca_file / tls_cert_file are set: every endpoint must be https://".into(),
+            ));
+        }
+        // tonic is built without a platform root store: the CA must be named.
+        if https && raw.tls_ca_file.is_none() {
+            return Err(invalid(
+                e.span(),
+                format!("fleet.endpoints[{i}]"),
+                "an https:// endpoint needs tls_ca_file (the PEM roots of the etcd servers)".into(),
+            ));
+        }
+        endpoints.push(url.to_owned());
+    }
+    let prefix = raw.prefix.get_ref().trim_end_matches('/').to_owned();
+    if !prefix.starts_with('/') || prefix.len() < 2 || prefix.contains("//") {
+        return Err(invalid(
+            raw.prefix.span(),
+            "fleet.prefix".into(),
+            format!(
+                "expected a key prefix like \"/dcv-proxy\", got {:?}",
+                raw.prefix.get_ref()
+            ),
+        ));
+    }
+    let (node_id, node_span) = match raw.node_id {
+        Some(id) => (id.get_ref().clone(), id.span()),
+        None => (hostname().unwrap_or_default(), backend_span.clone()),
+    };
+    let id_ok = !node_id.is_empty()
+        && node_id.len() <= 64
+        && node_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if !id_ok {
+        return Err(invalid(
+            node_span,
+            "fleet.node_id".into(),
+            format!("{node_id:?} is not a node id (1-64 of A-Z a-z 0-9 . - _); set fleet.node_id"),
+        ));
+    }
+    let Some(key_file) = raw.key_file else {
+        return Err(invalid(
+            backend_span,
+            "fleet.key_file".into(),
+            "backend = \"etcd\" needs key_file: the fleet key that seals private keys in etcd (make one with `head -c 32 /dev/urandom | base64 > fleet.key`)".into(),
+        ));
+    };
+    let client = match (raw.tls_cert_file, raw.tls_key_file) {
+        (None, None) => None,
+        (Some(c), Some(k)) => Some((base.join(c), base.join(k))),
+        _ => {
+            return Err(invalid(
+                backend_span,
+                "fleet.tls_cert_file".into(),
+                "tls_cert_file and tls_key_file go together".into(),
+            ))
+        }
+    };
+    let tls = (raw.tls_ca_file.is_some() || client.is_some()).then(|| EtcdTls {
+        ca_file: raw.tls_ca_file.map(|p| base.join(p)),
+        client,
+    });
+    let password = match (raw.password, raw.password_file) {
+        (Some(p), None) => Some(p),
+        (None, Some(file)) => {
+            let path = base.join(file);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                invalid(
+                    backend_span.clone(),
+                    "fleet.password_file".into(),
+                    format!("{}: {e}", path.display()),
+                )
+            })?;
+            Some(text.trim_end_matches(['\n', '\r']).to_owned())
+        }
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                backend_span,
+                "fleet.password".into(),
+                "give password or password_file, not both".into(),
+            ))
+        }
+    };
+    let user = match (raw.username, password) {
+        (None, None) => None,
+        (Some(u), Some(p)) => Some((u, p)),
+        _ => {
+            return Err(invalid(
+                backend_span,
+                "fleet.username".into(),
+                "username and password (or password_file) go together".into(),
+            ))
+        }
+    };
+    let lease_span = raw.lease_ttl.span();
+    let lease_ttl = raw.lease_ttl.into_inner().0 .0;
+    // etcd grants at least 2 s whatever is asked; keep-alives are sent at a third of the TTL.
+    if lease_ttl < Duration::from_secs(2) || lease_ttl > Duration::from_secs(3600) {
+        return Err(invalid(
+            lease_span,
+            "fleet.lease_ttl".into(),
+            format!("{lease_ttl:?} is out of range (2s to 1h)"),
+        ));
+    }
+    Ok(Some(FleetConfig {
+        endpoints,
+        prefix,
+        node_id,
+        public_addresses: raw.public_addresses.into_iter().map(|a| a.0).collect(),
+        key_file: base.join(key_file),
+        tls,
+        user,
+        lease_ttl,
+        request_timeout: raw.request_timeout.0 .0,
+    }))
+}
+
+/// The machine's host name (the default node id), without calling into libc.
+fn hostname() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())?;
+    let name = text.trim();
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
 /// A value written as a string and parsed with its [`FromStr`], so that a bad value is reported
 /// by serde with the position of the string.
 pub(super) struct Parsed<T>(pub(super) T);
@@ -573,6 +781,27 @@ impl Default for RawAcme {
     }
 }
 
+impl Default for RawFleet {
+    fn default() -> Self {
+        Self {
+            backend: default_fleet_backend(),
+            endpoints: Vec::new(),
+            prefix: default_fleet_prefix(),
+            node_id: None,
+            public_addresses: Vec::new(),
+            key_file: None,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            username: None,
+            password: None,
+            password_file: None,
+            lease_ttl: default_lease_ttl(),
+            request_timeout: default_fleet_request_timeout(),
+        }
+    }
+}
+
 impl Default for RawProxy {
     fn default() -> Self {
         Self {
@@ -583,6 +812,18 @@ impl Default for RawProxy {
     }
 }
 
+fn default_fleet_backend() -> Spanned<RawFleetBackend> {
+    Spanned::new(0..0, RawFleetBackend::Local)
+}
+fn default_fleet_prefix() -> Spanned<String> {
+    Spanned::new(0..0, "/dcv-proxy".into())
+}
+fn default_lease_ttl() -> Spanned<Parsed<HumanDuration>> {
+    Spanned::new(0..0, Parsed(HumanDuration(Duration::from_secs(10))))
+}
+fn default_fleet_request_timeout() -> Parsed<HumanDuration> {
+    Parsed(HumanDuration(Duration::from_secs(5)))
+}
 fn default_state_dir() -> PathBuf {
     PathBuf::from("/var/lib/dcv-proxy")
 }

@@ -158,3 +158,56 @@ value = "abc"
     let (_, _, key, _) = invalid("[probe]\ntimeout = \"0s\"\n");
     assert_eq!(key, "probe.timeout");
 }
+
+#[test]
+fn fleet_defaults_to_local_and_etcd_needs_its_keys() {
+    assert!(parse("").unwrap().fleet.is_none());
+    let (_, _, key, msg) = invalid("[fleet]\nbackend = \"etcd\"\n");
+    assert_eq!(key, "fleet.endpoints");
+    assert!(msg.contains("endpoint"), "{msg}");
+    let (_, _, key, msg) = invalid(
+        "[fleet]\nbackend = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\nnode_id = \"n1\"\n",
+    );
+    assert_eq!(key, "fleet.key_file");
+    assert!(msg.contains("head -c 32 /dev/urandom"), "{msg}");
+    let (line, _, key, _) = invalid(
+        "[fleet]\nbackend = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\", \"127.0.0.1:2379\"]\n",
+    );
+    assert_eq!((line, key.as_str()), (3, "fleet.endpoints[1]"));
+    let (_, _, key, _) = invalid(
+        "[fleet]\nbackend = \"etcd\"\nendpoints = [\"http://e:2379\"]\nkey_file = \"k\"\nlease_ttl = \"1s\"\n",
+    );
+    assert_eq!(key, "fleet.lease_ttl");
+}
+
+#[test]
+fn fleet_etcd_is_typed() {
+    let c = parse(
+        r#"
+[fleet]
+backend = "etcd"
+endpoints = ["https://etcd-1:2379/"]
+prefix = "/edge/"
+node_id = "edge-1"
+public_addresses = ["203.0.113.10", "2001:db8::10"]
+key_file = "fleet.key"
+tls_ca_file = "ca.pem"
+username = "dcv"
+password = "secret"
+lease_ttl = "5s"
+"#,
+    )
+    .unwrap();
+    let f = c.fleet.unwrap();
+    assert_eq!(f.endpoints, vec!["https://etcd-1:2379".to_owned()]);
+    assert_eq!(f.prefix, "/edge");
+    assert_eq!(f.node_id, "edge-1");
+    assert_eq!(f.public_addresses.len(), 2);
+    assert_eq!(f.key_file, Path::new("/etc/dcv/fleet.key"));
+    assert_eq!(
+        f.tls.unwrap().ca_file.unwrap(),
+        Path::new("/etc/dcv/ca.pem")
+    );
+    assert_eq!(f.user.unwrap().0, "dcv");
+    assert_eq!(f.lease_ttl, std::time::Duration::from_secs(5));
+}

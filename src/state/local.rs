@@ -13,7 +13,8 @@ use super::challenge::{apex_of, AcmeAnswer, ChallengeStore, PkiFile};
 use super::fsio;
 use super::layout::StateDir;
 
-/// Files under `tokens/` and `pki/`.
+/// Files under `tokens/`, `pki/` and `acme/`.
+#[derive(Clone)]
 pub struct LocalBackend {
     dir: StateDir,
 }
@@ -97,6 +98,60 @@ impl LocalBackend {
         (tokens, files, problems)
     }
 
+    /// Writes a token file (also the fleet's local snapshot of a shared token).
+    pub(crate) fn write_token(&self, token: &str, answer: &AcmeAnswer) -> Result<(), BackendError> {
+        let file = TokenFile {
+            key_authorization: String::from_utf8_lossy(&answer.key_authorization).into_owned(),
+            identifier: answer.identifier.as_deref().map(str::to_owned),
+            expires_unix: answer.expires.map(unix),
+            created_unix: unix(answer.created),
+        };
+        let json = serde_json::to_vec(&file).map_err(|e| BackendError::Encode(e.to_string()))?;
+        let path = self.token_path(token);
+        fsio::write_atomic(&path, &json, 0o600).map_err(|e| BackendError::io(&path, e))
+    }
+
+    pub(crate) fn remove_token_file(&self, token: &str) -> Result<(), BackendError> {
+        let path = self.token_path(token);
+        fsio::remove_durable(&path).map_err(|e| BackendError::io(&path, e))
+    }
+
+    pub(crate) fn write_pki(
+        &self,
+        host: &str,
+        file: &str,
+        entry: &PkiFile,
+    ) -> Result<(), BackendError> {
+        let path = self.pki_path(host, file);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| BackendError::io(dir, e))?;
+        }
+        fsio::write_atomic(&path, &entry.body, 0o644).map_err(|e| BackendError::io(&path, e))
+    }
+
+    pub(crate) fn remove_pki_file(&self, host: &str, file: &str) -> Result<(), BackendError> {
+        let path = self.pki_path(host, file);
+        fsio::remove_durable(&path).map_err(|e| BackendError::io(&path, e))?;
+        if let Some(dir) = path.parent() {
+            // Only succeeds when empty, which is the point.
+            let _ = std::fs::remove_dir(dir);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn write_secret(&self, name: &str, bytes: &[u8]) -> Result<(), BackendError> {
+        let path = self.secret_path(name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| BackendError::io(dir, e))?;
+        }
+        fsio::write_atomic(&path, bytes, 0o600).map_err(|e| BackendError::io(&path, e))
+    }
+
+    /// `acme/<name>.json`: where the ACME account has always been kept.
+    fn secret_path(&self, name: &str) -> PathBuf {
+        self.dir.root().join("acme").join(format!("{name}.json"))
+    }
+
     fn token_path(&self, token: &str) -> PathBuf {
         self.dir.tokens().join(format!("{token}.json"))
     }
@@ -109,38 +164,41 @@ impl LocalBackend {
 #[async_trait]
 impl Backend for LocalBackend {
     async fn put_token(&self, token: &str, answer: &AcmeAnswer) -> Result<(), BackendError> {
-        let file = TokenFile {
-            key_authorization: String::from_utf8_lossy(&answer.key_authorization).into_owned(),
-            identifier: answer.identifier.as_deref().map(str::to_owned),
-            expires_unix: answer.expires.map(unix),
-            created_unix: unix(answer.created),
-        };
-        let json = serde_json::to_vec(&file).map_err(|e| BackendError::Encode(e.to_string()))?;
-        let path = self.token_path(token);
-        fsio::write_atomic(&path, &json, 0o600).map_err(|e| BackendError::io(&path, e))
+        self.write_token(token, answer)
     }
 
     async fn remove_token(&self, token: &str) -> Result<(), BackendError> {
-        let path = self.token_path(token);
-        fsio::remove_durable(&path).map_err(|e| BackendError::io(&path, e))
+        self.remove_token_file(token)
     }
 
     async fn put_pki(&self, host: &str, file: &str, entry: &PkiFile) -> Result<(), BackendError> {
-        let path = self.pki_path(host, file);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| BackendError::io(dir, e))?;
-        }
-        fsio::write_atomic(&path, &entry.body, 0o644).map_err(|e| BackendError::io(&path, e))
+        self.write_pki(host, file, entry)
     }
 
     async fn remove_pki(&self, host: &str, file: &str) -> Result<(), BackendError> {
-        let path = self.pki_path(host, file);
-        fsio::remove_durable(&path).map_err(|e| BackendError::io(&path, e))?;
-        if let Some(dir) = path.parent() {
-            // Only succeeds when empty, which is the point.
-            let _ = std::fs::remove_dir(dir);
+        self.remove_pki_file(host, file)
+    }
+
+    async fn load_secret(&self, name: &str) -> Result<Option<Vec<u8>>, BackendError> {
+        let path = self.secret_path(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(BackendError::io(&path, e)),
         }
-        Ok(())
+    }
+
+    async fn store_secret(&self, name: &str, bytes: &[u8]) -> Result<(), BackendError> {
+        self.write_secret(name, bytes)
+    }
+
+    async fn forget_secret(&self, name: &str) -> Result<(), BackendError> {
+        let path = self.secret_path(name);
+        match std::fs::rename(&path, path.with_extension("json.gone")) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(BackendError::io(&path, e)),
+        }
     }
 }
 

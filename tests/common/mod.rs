@@ -36,6 +36,7 @@ use tokio_rustls::TlsConnector;
 
 use dcv_proxy::testkit::TestLeaf;
 
+pub mod etcd;
 pub mod pebble;
 
 /// How long any single wait (start-up, one request) may take before the test fails.
@@ -259,6 +260,39 @@ impl NodeBuilder {
         self
     }
 
+    /// Writes the configuration and starts the binary, expecting it to refuse to start: returns
+    /// its exit status and what it printed.
+    pub async fn start_expecting_failure(mut self) -> (std::process::ExitStatus, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state_dir = dir.path().join("state");
+        std::fs::create_dir_all(&state_dir).expect("create the state directory");
+        for f in std::mem::take(&mut self.prepare) {
+            f(&state_dir);
+        }
+        let (http, https) = self.listen.unwrap_or_else(|| (free_addr(), free_addr()));
+        let config = self.config_text(&state_dir, http, https, free_addr());
+        let config_path = dir.path().join("dcv-proxy.toml");
+        std::fs::write(&config_path, &config).expect("write the configuration");
+        let log_path = dir.path().join("dcv-proxy.log");
+        let mut child = spawn(&config_path, &log_path);
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                return (status, log);
+            }
+            if start.elapsed() > DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "dcv-proxy kept running although it should have refused to start\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Writes the configuration, starts the binary and waits until every listener answers.
     pub async fn start(mut self) -> Node {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -416,6 +450,17 @@ impl Node {
     /// Everything the node wrote to stdout and stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Kills the process (SIGKILL: no clean shutdown, no lease revoked, no lock released).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Kills the process and starts a new one on the same configuration and state directory.

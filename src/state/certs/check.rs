@@ -44,6 +44,19 @@ impl std::fmt::Debug for ValidCert {
     }
 }
 
+impl ValidCert {
+    /// The canonical PEM split into the chain and the private key, so that a shared store can
+    /// seal the key alone (the key block is always last, see `encode_pem`).
+    pub fn chain_and_key_pem(&self) -> (&[u8], &[u8]) {
+        let at = self
+            .pem
+            .windows(11)
+            .rposition(|w| w == b"-----BEGIN ")
+            .unwrap_or(self.pem.len());
+        self.pem.split_at(at)
+    }
+}
+
 /// Why a certificate was refused. Nothing is changed by a refusal.
 #[derive(Debug, thiserror::Error)]
 pub enum CertRefusal {

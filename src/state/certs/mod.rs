@@ -94,6 +94,9 @@ pub enum InstallError {
     /// The default certificate can be replaced but not removed.
     #[error("the default certificate cannot be removed, only replaced")]
     RemoveDefault,
+    /// The fleet store could not take the change; nothing changed on this node.
+    #[error("cannot share with the fleet: {0}")]
+    Shared(String),
 }
 
 /// A certificate file that could not be loaded at start.
@@ -246,6 +249,11 @@ impl CertStore {
     /// Counter of offered certificates by result; registered by the metrics module.
     pub fn load_counter(&self) -> &IntCounterVec {
         &self.loads
+    }
+
+    /// Counts a refused certificate under its reason.
+    pub fn count_refusal(&self, refusal: &CertRefusal) {
+        self.loads.with_label_values(&[refusal.reason()]).inc();
     }
 
     /// Checks PEM input, writes it, publishes it. On any error nothing changes.

@@ -1,0 +1,60 @@
+//! The values stored in etcd, as JSON. Private keys are only ever present sealed.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// `<prefix>/tokens/<token>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TokenRecord {
+    pub(crate) key_authorization: String,
+    pub(crate) identifier: Option<String>,
+    pub(crate) expires_unix: Option<u64>,
+    pub(crate) created_unix: u64,
+}
+
+/// `<prefix>/pki/<host>/<file>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PkiRecord {
+    pub(crate) content_base64: String,
+    pub(crate) created_unix: u64,
+}
+
+/// `<prefix>/certs/<id>`: the chain in clear (it is public), the key sealed with the fleet key
+/// (associated data: this etcd key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CertRecord {
+    pub(crate) chain_pem: String,
+    pub(crate) key_sealed: String,
+    /// SHA-256 of the leaf, so a node can tell it already serves this one without opening it.
+    pub(crate) fingerprint: String,
+    /// The node that put it.
+    pub(crate) node: String,
+}
+
+/// `<prefix>/alpn/<name>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AlpnRecord {
+    pub(crate) key_authorization: String,
+    pub(crate) expires_unix: u64,
+}
+
+/// `<prefix>/secrets/<name>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SecretRecord {
+    pub(crate) sealed: String,
+}
+
+/// `<prefix>/members/<node id>`: what the other nodes (and a probe) need to reach this one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub node_id: String,
+    /// Where the world reaches this node (`fleet.public_addresses`).
+    pub public_addresses: Vec<IpAddr>,
+    /// Port of its first HTTP listener (where HTTP-01 and pki-validation are answered).
+    pub http_port: Option<u16>,
+    /// Port of its first HTTPS listener.
+    pub https_port: Option<u16>,
+    pub version: String,
+    pub started_unix: u64,
+}
