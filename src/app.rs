@@ -67,6 +67,8 @@ pub struct RunOptions {
 
 /// Starts the node and serves until a signal stops it. Only returns on a start-up error.
 pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
+    // Before anything builds a rustls config: pingora takes the process default.
+    crate::crypto::install();
     // A fleet node without its key could serve nothing sealed: refuse before touching anything.
     if let Some(fleet) = &config.fleet {
         fleet::FleetKey::load(&fleet.key_file).map_err(fleet::FleetError::from)?;
@@ -83,6 +85,9 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     }
     let certs = Arc::new(certs);
     let challenges = Arc::new(ChallengeStore::new(dir.acme_webroot(), dir.pki_webroot()));
+    if let Err(e) = challenges.watch_webroot() {
+        tracing::warn!(error = %e, "no inotify watch on the webroot; each unknown token opens a file");
+    }
     let local = LocalBackend::new(dir.clone());
     // The local state directory is what a node serves before (or without) the fleet store.
     let (tokens, files, problems) = local.load_into(&challenges);

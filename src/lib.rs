@@ -10,6 +10,7 @@ pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod metrics;
 pub mod probe;
 pub mod serve;

@@ -8,14 +8,10 @@
 
 use std::borrow::Cow;
 
+pub use crate::state::challenge::{is_file_name, is_token, MAX_FILE_LEN, MAX_TOKEN_LEN};
+
 const ACME_PREFIX: &str = "/.well-known/acme-challenge/";
 const PKI_PREFIX: &str = "/.well-known/pki-validation/";
-
-/// Longest ACME token accepted. RFC 8555 §8.3 asks for ≥128 bits of entropy (22+ characters);
-/// CAs use 43. 256 leaves room without inviting abuse.
-pub const MAX_TOKEN_LEN: usize = 256;
-/// Longest pki-validation file name accepted (a file name on every common file system).
-pub const MAX_FILE_LEN: usize = 255;
 
 /// What a request path asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,24 +54,6 @@ pub fn classify(path: &str) -> Route<'_> {
         };
     }
     Route::Other
-}
-
-/// An ACME token: 1–256 characters of the base64url alphabet, no padding (RFC 8555 §8.1).
-pub fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_TOKEN_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// A validation file name: one path segment of letters, digits, `.`, `-`, `_`, not starting with
-/// a dot (so never `.`, `..` or a hidden file).
-pub fn is_file_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_FILE_LEN
-        && !s.starts_with('.')
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 /// The host a request is for, lowercase, without port or trailing dot; `None` when it is not a

@@ -128,6 +128,55 @@ pub struct ChallengeStore {
     writer: Mutex<()>,
     acme_webroot: PathBuf,
     pki_webroot: PathBuf,
+    webroot: Arc<WebrootIndex>,
+}
+
+/// The names present in the two webroot directories, kept by inotify, so that a request for an
+/// unknown token does not open a file. Until the watch runs (or if it stops: queue overflow is
+/// recovered by a rescan, a removed directory is not), every lookup opens the file instead.
+///
+/// "Written there, answered on the next request" holds exactly: the kernel queues the inotify
+/// event when the file is created, so a name missing from the index while an event is still
+/// queued (a zero-timeout `poll` of a duplicate of the inotify descriptor) falls back to
+/// opening the file.
+#[derive(Default)]
+struct WebrootIndex {
+    live: std::sync::atomic::AtomicBool,
+    acme: ArcSwap<std::collections::HashSet<Box<str>>>,
+    pki: ArcSwap<std::collections::HashSet<Box<str>>>,
+    pending: std::sync::OnceLock<std::os::fd::OwnedFd>,
+    /// Set while the watcher applies events it has taken off the queue.
+    busy: std::sync::atomic::AtomicBool,
+}
+
+impl WebrootIndex {
+    /// `false` only when the index runs, does not hold `name`, and has no event to catch up on.
+    fn may_exist(&self, pki: bool, name: &str) -> bool {
+        if !self.live.load(std::sync::atomic::Ordering::Acquire) {
+            return true;
+        }
+        use std::sync::atomic::Ordering::SeqCst;
+        let set = if pki { &self.pki } else { &self.acme };
+        if set.load().contains(name) || self.events_queued() || self.busy.load(SeqCst) {
+            return true;
+        }
+        // The watcher may have finished applying between the first look and `busy`.
+        set.load().contains(name)
+    }
+
+    fn events_queued(&self) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let Some(fd) = self.pending.get() else {
+            return true;
+        };
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        let zero = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // An error says nothing about the queue: look at the file then.
+        poll(&mut fds, Some(&zero)).map_or(true, |ready| ready > 0)
+    }
 }
 
 /// Where an answer came from (for metrics and status).
@@ -145,12 +194,101 @@ impl ChallengeStore {
             writer: Mutex::new(()),
             acme_webroot,
             pki_webroot,
+            webroot: Arc::default(),
         }
+    }
+
+    /// Starts following the webroot directories with inotify on a thread of its own, so misses
+    /// stop touching the file system. Returns an error (and keeps opening files per request)
+    /// when inotify is not available.
+    pub fn watch_webroot(&self) -> std::io::Result<()> {
+        use inotify::{Inotify, WatchMask};
+        let mut inotify = Inotify::init()?;
+        let mask = WatchMask::CREATE
+            | WatchMask::MOVED_TO
+            | WatchMask::CLOSE_WRITE
+            | WatchMask::DELETE
+            | WatchMask::MOVED_FROM
+            | WatchMask::DELETE_SELF
+            | WatchMask::MOVE_SELF;
+        let acme_wd = inotify.watches().add(&self.acme_webroot, mask)?;
+        let pki_wd = inotify.watches().add(&self.pki_webroot, mask)?;
+        let index = self.webroot.clone();
+        let queue = std::os::fd::AsFd::as_fd(&inotify).try_clone_to_owned()?;
+        if index.pending.set(queue).is_err() {
+            return Ok(()); // already watching
+        }
+        let dirs = (self.acme_webroot.clone(), self.pki_webroot.clone());
+        // The first scan happens after the watch exists: nothing created in between is missed.
+        rescan(&index, &dirs);
+        index.live.store(true, std::sync::atomic::Ordering::Release);
+        std::thread::Builder::new()
+            .name("webroot-watch".into())
+            .spawn(move || {
+                use std::sync::atomic::Ordering::SeqCst;
+                let mut buffer = [0u8; 4096];
+                loop {
+                    index.busy.store(false, SeqCst);
+                    // Wait without taking events off the queue: lookups see them queued.
+                    let mut fds = [rustix::event::PollFd::new(&inotify, rustix::event::PollFlags::IN)];
+                    if let Err(e) = rustix::event::poll(&mut fds, None) {
+                        if e == rustix::io::Errno::INTR {
+                            continue;
+                        }
+                        tracing::warn!(error = %e, "webroot watch stopped; webroot lookups open files again");
+                        index.live.store(false, std::sync::atomic::Ordering::Release);
+                        return;
+                    }
+                    index.busy.store(true, SeqCst);
+                    let events = match inotify.read_events(&mut buffer) {
+                        Ok(events) => events,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "webroot watch stopped; webroot lookups open files again");
+                            index.live.store(false, std::sync::atomic::Ordering::Release);
+                            return;
+                        }
+                    };
+                    for event in events {
+                        use inotify::EventMask;
+                        if event.mask.intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF | EventMask::IGNORED) {
+                            tracing::warn!("a webroot directory went away; webroot lookups open files again");
+                            index.live.store(false, std::sync::atomic::Ordering::Release);
+                            return;
+                        }
+                        if event.mask.contains(EventMask::Q_OVERFLOW) {
+                            rescan(&index, &dirs);
+                            continue;
+                        }
+                        let Some(name) = event.name.and_then(|n| n.to_str()) else {
+                            continue;
+                        };
+                        let set = if event.wd == acme_wd {
+                            &index.acme
+                        } else if event.wd == pki_wd {
+                            &index.pki
+                        } else {
+                            continue;
+                        };
+                        let present = !event
+                            .mask
+                            .intersects(EventMask::DELETE | EventMask::MOVED_FROM);
+                        let mut next = std::collections::HashSet::clone(&set.load());
+                        if present {
+                            next.insert(name.into());
+                        } else {
+                            next.remove(name);
+                        }
+                        set.store(Arc::new(next));
+                    }
+                }
+            })?;
+        Ok(())
     }
 
     /// The key authorization for `token` requested on `host`, if any.
     ///
-    /// `token` must already be a well-formed token ([`crate::serve::classify`]); it is used as a
+    /// `token` must already be a well-formed token ([`is_token`]); it is used as a
     /// file name in the webroot.
     pub fn acme_answer(&self, token: &str, host: &str) -> Option<(Reply, AnswerSource)> {
         let snapshot = self.snapshot.load();
@@ -163,8 +301,10 @@ impl ChallengeStore {
             }
             return None;
         }
-        if let Some(found) = read_small_file(&self.acme_webroot, token) {
-            return Some((Reply::text(&found), AnswerSource::Webroot));
+        if self.webroot.may_exist(false, token) {
+            if let Some(found) = read_small_file(&self.acme_webroot, token) {
+                return Some((Reply::text(&found), AnswerSource::Webroot));
+            }
         }
         let stateless = snapshot.stateless.as_ref()?;
         if !stateless.names.contains(host) {
@@ -193,6 +333,9 @@ impl ChallengeStore {
         let snapshot = self.snapshot.load();
         if let Some(found) = snapshot.pki.get(apex_of(host)).and_then(|f| f.get(file)) {
             return Some((found.reply.clone(), AnswerSource::Store));
+        }
+        if !self.webroot.may_exist(true, file) {
+            return None;
         }
         read_small_file(&self.pki_webroot, file).map(|b| (Reply::text(&b), AnswerSource::Webroot))
     }
@@ -317,12 +460,52 @@ impl fmt::Debug for AcmeAnswer {
     }
 }
 
+/// Longest ACME token accepted. RFC 8555 §8.3 asks for ≥128 bits of entropy (22+ characters);
+/// CAs use 43. 256 leaves room without inviting abuse.
+pub const MAX_TOKEN_LEN: usize = 256;
+/// Longest pki-validation file name accepted (a file name on every common file system).
+pub const MAX_FILE_LEN: usize = 255;
+
+/// An ACME token: 1–256 characters of the base64url alphabet, no padding (RFC 8555 §8.1).
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_TOKEN_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A validation file name: one path segment of letters, digits, `.`, `-`, `_`, not starting with
+/// a dot (so never `.`, `..` or a hidden file).
+pub fn is_file_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_FILE_LEN
+        && !s.starts_with('.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
 /// `host` without a leading `www.` label: apex and www share pki-validation files (H8).
 pub fn apex_of(host: &str) -> &str {
     match host.strip_prefix("www.") {
         Some(apex) if apex.contains('.') => apex,
         _ => host,
     }
+}
+
+/// Reads the names in both webroot directories into the index.
+fn rescan(index: &WebrootIndex, (acme, pki): &(PathBuf, PathBuf)) {
+    let names = |dir: &Path| -> std::collections::HashSet<Box<str>> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter_map(|e| e.file_name().to_str().map(Into::into))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    index.acme.store(Arc::new(names(acme)));
+    index.pki.store(Arc::new(names(pki)));
 }
 
 /// Largest webroot file served: tokens and CA files are tiny; anything bigger is not a
@@ -448,6 +631,34 @@ mod tests {
         assert!(s.acme_answer("anytoken", "b.test").is_none());
         s.set_stateless(None);
         assert!(s.acme_answer("anytoken", "a.test").is_none());
+    }
+
+    #[test]
+    fn watched_webroot_sees_new_and_removed_files() {
+        let (d, s) = store();
+        std::fs::write(d.path().join("acme").join("before"), b"before.x").unwrap();
+        s.watch_webroot().unwrap();
+        assert!(s.acme_answer("before", "h").is_some());
+        assert!(s.acme_answer("nothing", "h").is_none());
+        std::fs::write(d.path().join("acme").join("after"), b"after.x").unwrap();
+        std::fs::write(d.path().join("pki").join("f.txt"), b"pki").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while s.acme_answer("after", "h").is_none() || s.pki_answer("a.test", "f.txt").is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the watch never saw the new files"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::fs::remove_file(d.path().join("acme").join("after")).unwrap();
+        while s.webroot.may_exist(false, "after") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the watch never saw the removal"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(s.acme_answer("after", "h").is_none());
     }
 
     #[test]

@@ -44,7 +44,7 @@ impl LocalBackend {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .and_then(|n| n.strip_suffix(".json"))
-                .filter(|t| crate::serve::classify::is_token(t))
+                .filter(|t| super::challenge::is_token(t))
                 .map(str::to_owned)
             else {
                 continue;
@@ -73,7 +73,7 @@ impl LocalBackend {
                 let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                     continue;
                 };
-                if !crate::serve::classify::is_file_name(name) {
+                if !super::challenge::is_file_name(name) {
                     continue;
                 }
                 match std::fs::read(&path) {

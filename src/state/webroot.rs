@@ -13,9 +13,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
+use super::challenge::is_token;
 use super::challenge::AcmeAnswer;
 use super::State;
-use crate::serve::classify::is_token;
 
 /// How often the webroot is looked at.
 const SCAN_EVERY: Duration = Duration::from_millis(500);

@@ -194,7 +194,7 @@ pub fn validate(
         .collect::<Result<_, _>>()?;
     let leaf = &parsed[0];
 
-    let signing_key = rustls::crypto::ring::sign::any_supported_type(&key_der)
+    let signing_key = crate::crypto::signing_key(key_der.clone_key())
         .map_err(|e| CertRefusal::UnsupportedKey(e.to_string()))?;
     let key_spki = signing_key
         .public_key()

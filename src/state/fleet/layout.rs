@@ -12,8 +12,8 @@
 //! ```
 
 use crate::config::{CertId, DnsName};
-use crate::serve::classify::{is_file_name, is_token};
 use crate::state::challenge::apex_of;
+use crate::state::challenge::{is_file_name, is_token};
 
 /// The key names under one prefix.
 #[derive(Debug, Clone)]
