@@ -80,6 +80,13 @@ fixed!(
     36,
     "no site is configured for this host\n"
 );
+fixed!(
+    BAD_GATEWAY,
+    502,
+    "Bad Gateway",
+    49,
+    "502 bad gateway: the origin could not be reached\n"
+);
 
 /// What to count once the decision is carried out (the fast path may hand a request over to
 /// pingora, which then decides and counts it itself).
@@ -233,7 +240,13 @@ mod tests {
 
     #[test]
     fn fixed_responses_are_consistent() {
-        for fixed in [&NOT_FOUND, &METHOD_NOT_ALLOWED, &BAD_HOST, &NO_SITE] {
+        for fixed in [
+            &NOT_FOUND,
+            &METHOD_NOT_ALLOWED,
+            &BAD_HOST,
+            &NO_SITE,
+            &BAD_GATEWAY,
+        ] {
             let text = std::str::from_utf8(fixed.response).unwrap_or_default();
             let (head, body) = text.split_once("\r\n\r\n").unwrap_or_default();
             assert!(

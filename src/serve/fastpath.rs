@@ -30,7 +30,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::classify;
 use super::counters::Scheme;
-use super::decide::{Decider, Decision};
+use super::decide::{Decider, Decision, Tally, BAD_GATEWAY};
+use super::fastproxy::{self, OriginPool, Relayed};
 use super::proxy::EdgeProxy;
 
 /// Largest request head the fast path reads; a longer one is pingora's to judge.
@@ -42,6 +43,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct FastPath {
     inner: Arc<HttpProxy<EdgeProxy>>,
     decider: Arc<Decider>,
+    origins: OriginPool,
 }
 
 impl FastPath {
@@ -49,6 +51,7 @@ impl FastPath {
         Self {
             inner: Arc::new(inner),
             decider,
+            origins: OriginPool::default(),
         }
     }
 }
@@ -60,6 +63,15 @@ enum Step {
         bytes: Bytes,
         head_len: usize,
         close: bool,
+    },
+    /// A plain request to a plain-HTTP origin: relay it ([`fastproxy`]).
+    Proxy {
+        origin: std::net::SocketAddr,
+        upstream_head: Vec<u8>,
+        head_len: usize,
+        is_head: bool,
+        close: bool,
+        tally: Tally,
     },
     /// Not ours: pingora takes the connection with everything read so far.
     HandOver,
@@ -81,8 +93,11 @@ impl ServerApp for FastPath {
         } else {
             Scheme::Http
         };
+        let client_ip = io
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
         let step = loop {
-            match self.parse(&buf, scheme) {
+            match self.parse(&buf, scheme, client_ip) {
                 Some(step) => break step,
                 None if buf.len() >= MAX_HEAD => break Step::HandOver,
                 None => {
@@ -107,6 +122,57 @@ impl ServerApp for FastPath {
                 let stream = Replay::wrap(io, buf);
                 ServerApp::process_new(&self.inner, stream, shutdown).await
             }
+            Step::Proxy {
+                origin,
+                upstream_head,
+                head_len,
+                is_head,
+                close,
+                tally,
+            } => {
+                buf.advance(head_len);
+                let (connect, read) = {
+                    let routing = self.decider.routing();
+                    (routing.connect_timeout, routing.read_timeout)
+                };
+                let exchange = fastproxy::Exchange {
+                    origin,
+                    head: &upstream_head,
+                    is_head,
+                    client_close: close,
+                    connect_timeout: connect,
+                    read_timeout: read,
+                };
+                let relayed = fastproxy::relay(&self.origins, &exchange, &mut io).await;
+                self.decider.count(tally, scheme);
+                let close = match relayed {
+                    Relayed::Done { status, close } => {
+                        self.decider.count_proxied(status);
+                        close
+                    }
+                    Relayed::Unreachable(cause) => {
+                        // The cause goes to the log, never to the client.
+                        tracing::warn!(status = 502, error = %cause, "request failed");
+                        self.decider.count_proxied(502);
+                        let sent = async {
+                            io.write_all(BAD_GATEWAY.response).await?;
+                            io.flush().await
+                        }
+                        .await;
+                        close || sent.is_err()
+                    }
+                    Relayed::Broken(cause) => {
+                        tracing::debug!(error = %cause, "proxied exchange broken off");
+                        self.decider.count_proxied(0);
+                        true
+                    }
+                };
+                if close || *shutdown.borrow() {
+                    Shutdown::shutdown(&mut *io).await;
+                    return None;
+                }
+                Some(Replay::wrap(io, buf))
+            }
             Step::Respond {
                 bytes,
                 head_len,
@@ -130,7 +196,12 @@ impl ServerApp for FastPath {
 
 impl FastPath {
     /// `None` while the head is incomplete.
-    fn parse(&self, buf: &[u8], scheme: Scheme) -> Option<Step> {
+    fn parse(
+        &self,
+        buf: &[u8],
+        scheme: Scheme,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Option<Step> {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut req = httparse::Request::new(&mut headers);
         let head_len = match req.parse(buf) {
@@ -176,7 +247,27 @@ impl FastPath {
         };
         let (decision, tally) = self.decider.decide(&view);
         let (full, body_start) = match decision {
-            Decision::Proxy(_) => return Some(Step::HandOver),
+            // TLS origins and anything but GET/HEAD are pingora's.
+            Decision::Proxy(origin) if origin.tls || !view.get_or_head => {
+                return Some(Step::HandOver)
+            }
+            Decision::Proxy(origin) => {
+                let upstream_head = fastproxy::upstream_head(
+                    method,
+                    target,
+                    req.headers,
+                    client_ip,
+                    scheme.as_str(),
+                );
+                return Some(Step::Proxy {
+                    origin: origin.addr,
+                    upstream_head,
+                    head_len,
+                    is_head: head,
+                    close,
+                    tally,
+                });
+            }
             Decision::Answer(reply) => (
                 reply.response().clone(),
                 reply.response().len() - reply.len(),

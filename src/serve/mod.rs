@@ -5,6 +5,7 @@ pub mod classify;
 pub mod counters;
 pub mod decide;
 pub mod fastpath;
+pub mod fastproxy;
 pub mod proxy;
 pub mod routing;
 pub mod tls;
@@ -15,7 +16,8 @@ use std::sync::Arc;
 pub use counters::ServeCounters;
 pub use decide::Decider;
 pub use fastpath::FastPath;
-use pingora_core::listeners::TcpSocketOptions;
+use pingora_core::listeners::{ListenerConfig, TcpSocketOptions};
+use pingora_core::protocols::l4::stream::L4BufferSettings;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::services::listening::Service;
 pub use proxy::EdgeProxy;
@@ -37,15 +39,32 @@ pub fn edge_service(
     proxy.handle_init_modules();
     let mut service = Service::new("dcv-proxy edge".to_owned(), FastPath::new(proxy, decider));
     for addr in http {
-        service.add_tcp_with_settings(&addr.to_string(), socket_options(addr));
+        service.add_listener(
+            ListenerConfig::tcp(addr.to_string())
+                .tcp_socket_options(socket_options(addr))
+                .l4_buffer(l4_buffers()),
+        );
     }
     for addr in https {
         let settings = tls::tls_settings(resolver.clone())?;
-        service.add_tls_with_settings(&addr.to_string(), Some(socket_options(addr)), settings);
+        service.add_listener(
+            ListenerConfig::tcp(addr.to_string())
+                .tcp_socket_options(socket_options(addr))
+                .l4_buffer(l4_buffers())
+                .tls(settings),
+        );
     }
     // Only TLS listeners run pre-TLS hooks: TLS-ALPN-01 validations are answered there.
     service.endpoints().set_pre_tls_callback(alpn);
     Ok(service)
+}
+
+/// No read buffer under the HTTP readers (the fast path, pingora's session and rustls each read
+/// into a buffer of their own): pingora's default is 64 KiB per connection, allocated and zeroed
+/// at accept, which is most of the memory of an idle keep-alive connection and a memset per
+/// handshake. The small write buffer stays: it joins a response's head and body in one send.
+fn l4_buffers() -> L4BufferSettings {
+    L4BufferSettings::default().read(0)
 }
 
 /// IPv6 listeners are bound IPv6-only, so `0.0.0.0:80` and `[::]:80` can both be configured.
