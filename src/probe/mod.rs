@@ -386,7 +386,9 @@ impl Prober {
     }
 
     /// H6: `path` on `name` at every public address of every live member, on its HTTP port,
-    /// with the `Host` the CA sends; a member without it while others have it is named.
+    /// with the `Host` the CA sends; a member without it while others have it is named. Each
+    /// check's target is the member (`node-4 at 192.0.2.4:80`), after the file's path for a
+    /// validation file.
     async fn fleet_checks(
         &self,
         kind: CheckKind,
@@ -405,7 +407,12 @@ impl Prober {
                 path: path.to_owned(),
             };
             let fetched = self.fetch_settled(url, addr.ip(), expected, settle).await;
-            let target = fleet::target(&member.node_id, addr);
+            let target = match kind {
+                CheckKind::FleetPkiFile => {
+                    format!("{path} on {}", fleet::target(&member.node_id, addr))
+                }
+                _ => fleet::target(&member.node_id, addr),
+            };
             let check = http::judge(kind, &target, &fetched, expected, Cause::H2);
             (member.node_id.as_str(), check)
         });

@@ -447,6 +447,26 @@ impl Node {
             .to_owned()
     }
 
+    /// Runs `dcv-proxy --config <this node's configuration> check <args…>` to the end: its
+    /// exit code and standard output.
+    pub async fn check(&self, args: &[&str]) -> (Option<i32>, String) {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dcv-proxy"));
+        command
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("check")
+            .args(args)
+            .stdin(Stdio::null());
+        let output = tokio::time::timeout(DEADLINE, command.output())
+            .await
+            .expect("dcv-proxy check ends")
+            .expect("run dcv-proxy check");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    }
+
     /// Everything the node wrote to stdout and stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
@@ -613,6 +633,12 @@ impl Node {
         let token = self.admin_token();
         self.admin_request("PUT", path, Some(&body), Some(&token))
             .await
+    }
+
+    /// `POST path` without a body, with the right token.
+    pub async fn admin_post(&self, path: &str) -> Response {
+        let token = self.admin_token();
+        self.admin_request("POST", path, None, Some(&token)).await
     }
 
     /// `DELETE path` with the right token.
