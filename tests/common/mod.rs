@@ -46,11 +46,21 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A loopback address with a port that was free a moment ago. pingora cannot report the port of
 /// a `:0` bind, so the port is chosen here and the listener dropped before the node binds it.
+/// Never the same port twice in one test binary: the kernel may hand a just-released port out
+/// again, and two calls in a row (HTTP and HTTPS of one node) then collide.
 pub fn free_addr() -> SocketAddr {
-    let listener = StdTcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener
-        .local_addr()
-        .expect("local address of a bound listener")
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let listener = StdTcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener
+            .local_addr()
+            .expect("local address of a bound listener");
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if !given.contains(&addr.port()) {
+            given.push(addr.port());
+            return addr;
+        }
+    }
 }
 
 // ---- the origin
