@@ -315,13 +315,19 @@ async fn one_order_for_three_nodes(challenge: &str) {
         fingerprints.iter().all(|f| *f == fingerprints[0]),
         "{fingerprints:?}"
     );
-    let mut valid = 0.0;
-    let mut failed = 0.0;
-    for node in &nodes {
-        let m = node.metrics().await;
-        valid += m.count("dcv_acme_orders_total", &[("result", "valid")]);
-        failed += m.count("dcv_acme_orders_total", &[("result", "failed")]);
-    }
+    // The ordering node counts its order after withdrawing the challenge tokens (etcd deletes),
+    // which may come after the other nodes already present the certificate.
+    let (valid, failed) = eventually("the order is counted", || async {
+        let mut valid = 0.0;
+        let mut failed = 0.0;
+        for node in &nodes {
+            let m = node.metrics().await;
+            valid += m.count("dcv_acme_orders_total", &[("result", "valid")]);
+            failed += m.count("dcv_acme_orders_total", &[("result", "failed")]);
+        }
+        (valid + failed > 0.0).then_some((valid, failed))
+    })
+    .await;
     assert_eq!((valid, failed), (1.0, 0.0));
     assert_eq!(orders_seen_by_the_ca(&pebble), 1, "{}", pebble.log());
     // One account for the fleet.
@@ -449,13 +455,18 @@ async fn a_node_killed_holding_the_order_lock_is_replaced_after_its_lease() {
         fingerprints.push(fp);
     }
     assert_eq!(fingerprints[0], fingerprints[1]);
-    let mut valid = 0.0;
-    for &i in &survivors {
-        valid += nodes[i]
-            .metrics()
-            .await
-            .count("dcv_acme_orders_total", &[("result", "valid")]);
-    }
+    // Counted after the challenge tokens are withdrawn: possibly after the others serve it.
+    let valid = eventually("the order is counted", || async {
+        let mut valid = 0.0;
+        for &i in &survivors {
+            valid += nodes[i]
+                .metrics()
+                .await
+                .count("dcv_acme_orders_total", &[("result", "valid")]);
+        }
+        (valid > 0.0).then_some(valid)
+    })
+    .await;
     assert_eq!(valid, 1.0);
     // The killed node's order and the one that replaced it.
     assert_eq!(orders_seen_by_the_ca(&pebble), 2, "{}", pebble.log());
