@@ -279,8 +279,10 @@ fn start_probe(config: &Config, state: &State, metrics: &Metrics) -> Option<Arc<
     };
     let txt = Arc::new(txt);
     let node = Arc::new(LocalNode::new(state.clone(), txt.clone()));
-    match Prober::new(config.probe.clone(), node) {
+    // The same node lists the fleet's members (none when it runs alone): the probe asks each.
+    match Prober::new(config.probe.clone(), node.clone()) {
         Ok(prober) => {
+            let prober = prober.with_members(node);
             let names = config.sites.exact_names().cloned().collect();
             let runner = Arc::new(ProbeRunner::new(prober, names, txt));
             for collector in runner.metrics().collectors() {
@@ -296,9 +298,15 @@ fn start_probe(config: &Config, state: &State, metrics: &Metrics) -> Option<Arc<
 }
 
 /// What ACME runs before telling the CA a challenge is ready: the self-probe's gate for HTTP-01
-/// (DNS and CAA as the CA resolves them, port 80, the token fetched as the CA fetches it), and
-/// the node's own TLS listener for TLS-ALPN-01, which the probe does not cover. ACME and the
-/// probe never import each other; they meet here.
+/// (DNS and CAA as the CA resolves them, port 80, the token fetched as the CA fetches it, and
+/// in a fleet from every live member, H6), and the node's own TLS listener for TLS-ALPN-01,
+/// which the probe does not cover. ACME and the probe never import each other; they meet here.
+///
+/// In a fleet, the gate's member checks replace [`LocalSelfCheck::fleet_barrier`] for HTTP-01:
+/// they wait for the token to reach every member and, unlike the barrier, keep the CA waiting
+/// while a reachable member answers without it (a member that cannot be reached from here is
+/// only a warning, as with the barrier). TLS-ALPN-01 goes through [`LocalSelfCheck::ready`],
+/// barrier included, and so does every challenge with `acme.self_check = "local"`.
 struct ProbeGate {
     runner: Arc<ProbeRunner>,
     local: LocalSelfCheck,

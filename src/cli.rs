@@ -175,13 +175,18 @@ fn check(config: Config, names: Vec<String>, json: bool) -> i32 {
         }
     };
     runtime.block_on(async {
-        let node = AdminNode::new(config.admin.listen, token, config.probe.timeout);
+        let node = std::sync::Arc::new(AdminNode::new(
+            config.admin.listen,
+            token,
+            config.probe.timeout,
+        ));
         if let Err(e) = node.health().await {
             eprintln!("dcv-proxy check: {e}");
             return EXIT_PROBE_ERROR;
         }
-        let prober = match Prober::new(config.probe.clone(), std::sync::Arc::new(node)) {
-            Ok(p) => p,
+        // In a fleet the node's /v1/status lists the members: the probe asks each (H6).
+        let prober = match Prober::new(config.probe.clone(), node.clone()) {
+            Ok(p) => p.with_members(node),
             Err(e) => {
                 eprintln!("dcv-proxy check: {e}");
                 return EXIT_PROBE_ERROR;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
-use common::etcd::Etcd;
+use common::etcd::{Etcd, EtcdLink};
 use common::pebble::{Pebble, PebbleConfig};
 use common::{eventually, key_authorization, tls_connect, Node};
 use dcv_proxy::testkit::TestCa;
@@ -72,22 +72,27 @@ fn fleet_section(endpoint: &str, key: &Path, node_id: &str, public: IpAddr) -> S
     )
 }
 
+/// Node `node-<n>` on 127.0.0.<n> and `ports`, following etcd at `endpoint`, with `extra`
+/// configuration.
+async fn fleet_node(endpoint: &str, key: &Path, n: u8, ports: (u16, u16), extra: &str) -> Node {
+    Node::builder()
+        .listen(
+            SocketAddr::new(ip(n), ports.0),
+            SocketAddr::new(ip(n), ports.1),
+        )
+        .extra_config(&format!(
+            "{}\n{extra}",
+            fleet_section(endpoint, key, &format!("node-{n}"), ip(n))
+        ))
+        .start()
+        .await
+}
+
 /// Three nodes on 127.0.0.2–4 sharing `ports`, with `extra` configuration each.
 async fn three_nodes(etcd: &Etcd, key: &Path, ports: (u16, u16), extra: &str) -> Vec<Node> {
     let mut nodes = Vec::new();
     for n in 2..=4u8 {
-        let node = Node::builder()
-            .listen(
-                SocketAddr::new(ip(n), ports.0),
-                SocketAddr::new(ip(n), ports.1),
-            )
-            .extra_config(&format!(
-                "{}\n{extra}",
-                fleet_section(&etcd.endpoint(), key, &format!("node-{n}"), ip(n))
-            ))
-            .start()
-            .await;
-        nodes.push(node);
+        nodes.push(fleet_node(&etcd.endpoint(), key, n, ports, extra).await);
     }
     for node in &nodes {
         connected(node, 3).await;
@@ -310,13 +315,19 @@ async fn one_order_for_three_nodes(challenge: &str) {
         fingerprints.iter().all(|f| *f == fingerprints[0]),
         "{fingerprints:?}"
     );
-    let mut valid = 0.0;
-    let mut failed = 0.0;
-    for node in &nodes {
-        let m = node.metrics().await;
-        valid += m.count("dcv_acme_orders_total", &[("result", "valid")]);
-        failed += m.count("dcv_acme_orders_total", &[("result", "failed")]);
-    }
+    // The ordering node counts its order after withdrawing the challenge tokens (etcd deletes),
+    // which may come after the other nodes already present the certificate.
+    let (valid, failed) = eventually("the order is counted", || async {
+        let mut valid = 0.0;
+        let mut failed = 0.0;
+        for node in &nodes {
+            let m = node.metrics().await;
+            valid += m.count("dcv_acme_orders_total", &[("result", "valid")]);
+            failed += m.count("dcv_acme_orders_total", &[("result", "failed")]);
+        }
+        (valid + failed > 0.0).then_some((valid, failed))
+    })
+    .await;
     assert_eq!((valid, failed), (1.0, 0.0));
     assert_eq!(orders_seen_by_the_ca(&pebble), 1, "{}", pebble.log());
     // One account for the fleet.
@@ -444,13 +455,18 @@ async fn a_node_killed_holding_the_order_lock_is_replaced_after_its_lease() {
         fingerprints.push(fp);
     }
     assert_eq!(fingerprints[0], fingerprints[1]);
-    let mut valid = 0.0;
-    for &i in &survivors {
-        valid += nodes[i]
-            .metrics()
-            .await
-            .count("dcv_acme_orders_total", &[("result", "valid")]);
-    }
+    // Counted after the challenge tokens are withdrawn: possibly after the others serve it.
+    let valid = eventually("the order is counted", || async {
+        let mut valid = 0.0;
+        for &i in &survivors {
+            valid += nodes[i]
+                .metrics()
+                .await
+                .count("dcv_acme_orders_total", &[("result", "valid")]);
+        }
+        (valid > 0.0).then_some(valid)
+    })
+    .await;
     assert_eq!(valid, 1.0);
     // The killed node's order and the one that replaced it.
     assert_eq!(orders_seen_by_the_ca(&pebble), 2, "{}", pebble.log());
@@ -531,4 +547,219 @@ async fn etcd_down_at_start_the_node_serves_its_local_snapshot() {
         node.presented(Some("s.fleet.test")).await.fingerprint(),
         common::pem_fingerprint(&leaf.leaf_pem)
     );
+}
+
+const PROBED: &str = "p.fleet.test";
+
+/// `POST /v1/probe/<name>` on `node`: the report.
+async fn probe_now(node: &Node, name: &str) -> serde_json::Value {
+    let rsp = node.admin_post(&format!("/v1/probe/{name}")).await;
+    assert_eq!(rsp.status, 200, "{}", rsp.text());
+    rsp.json()
+}
+
+/// The checks of `kind` in `report`: (target, status, cause id or "", detail).
+fn checks_of(report: &serde_json::Value, kind: &str) -> Vec<(String, String, String, String)> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == kind)
+        .map(|c| {
+            let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+            (
+                text(&c["target"]),
+                text(&c["status"]),
+                text(&c["cause"]["id"]),
+                text(&c["detail"]),
+            )
+        })
+        .collect()
+}
+
+/// (target, status, cause) of each check of `kind`.
+fn outcomes(report: &serde_json::Value, kind: &str) -> Vec<(String, String, String)> {
+    checks_of(report, kind)
+        .into_iter()
+        .map(|(target, status, cause, _)| (target, status, cause))
+        .collect()
+}
+
+/// Catalogue H6: node-4 is still a live member (its membership lease has not run out) but has
+/// lost etcd, so the probe token a healthy node publishes never reaches it. The probe on node-2
+/// asks every member at its public address and names node-4; once node-4 follows etcd again,
+/// the H6 check passes.
+#[tokio::test]
+async fn the_probe_names_a_member_that_did_not_get_the_token() {
+    let etcd = Etcd::start().await;
+    // node-4 reaches etcd through a link the test cuts; its lease (60 s) outlives the cut, as a
+    // node's does in the first `lease_ttl` of an outage.
+    let link = EtcdLink::start(&etcd).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path());
+    let ports = shared_ports(&[]);
+    // Only for challtestsrv: every name resolves to 127.0.0.2, node-2.
+    let dns = Pebble::start(PebbleConfig::for_node(
+        SocketAddr::new(ip(2), ports.0),
+        SocketAddr::new(ip(2), ports.1),
+    ))
+    .await;
+    let mut nodes = Vec::new();
+    for n in 2..=3u8 {
+        nodes.push(fleet_node(&etcd.endpoint(), &key, n, ports, &dns.probe_config()).await);
+    }
+    nodes.push(
+        Node::builder()
+            .listen(
+                SocketAddr::new(ip(4), ports.0),
+                SocketAddr::new(ip(4), ports.1),
+            )
+            .extra_config(&format!(
+                "{}\n{}",
+                fleet_section(&link.endpoint(), &key, "node-4", ip(4))
+                    .replace("lease_ttl = \"2s\"", "lease_ttl = \"60s\""),
+                dns.probe_config()
+            ))
+            .start()
+            .await,
+    );
+    for node in &nodes {
+        connected(node, 3).await;
+    }
+    let at = |n: u8| format!("node-{n} at {}:{}", ip(n), ports.0);
+    let file = "/.well-known/pki-validation/synced.txt";
+    nodes[1]
+        .put_pki(PROBED, "synced.txt", b"on every node")
+        .await;
+
+    // All synced: every member answers the token and the file.
+    let report = probe_now(&nodes[0], PROBED).await;
+    let pass = |target: String| (target, "pass".to_owned(), String::new());
+    assert_eq!(
+        outcomes(&report, "fleet.token"),
+        [pass(at(2)), pass(at(3)), pass(at(4))],
+        "{report:#}"
+    );
+    assert_eq!(
+        outcomes(&report, "fleet.pki_file"),
+        [2, 3, 4].map(|n| pass(format!("{file} on {}", at(n)))),
+        "{report:#}"
+    );
+    assert_eq!(
+        outcomes(&report, "http.token"),
+        [pass(format!("{}:{}", ip(2), ports.0))]
+    );
+    assert!(
+        !report["causes"].as_array().unwrap().contains(&"H6".into()),
+        "{report:#}"
+    );
+    let metrics = nodes[0].metrics().await;
+    let labels = [("name", PROBED), ("check", "fleet.token")];
+    assert_eq!(metrics.value("dcv_probe_ok", &labels), Some(1.0));
+    let h6 = [("name", PROBED), ("cause", "H6")];
+    assert_eq!(metrics.value("dcv_probe_cause", &h6), None);
+
+    // node-4 loses etcd but stays a member until its lease runs out.
+    link.cut();
+    eventually("node-4 notices it lost etcd", || async {
+        let m = nodes[2].metrics().await;
+        (m.value("dcv_fleet_connected", &[]) == Some(0.0)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        connected(&nodes[0], 3).await["members"][2]["node_id"],
+        "node-4"
+    );
+    nodes[0]
+        .put_pki(PROBED, "unsynced.txt", b"not on node-4")
+        .await;
+    let unsynced = "/.well-known/pki-validation/unsynced.txt";
+
+    let report = probe_now(&nodes[0], PROBED).await;
+    let token = checks_of(&report, "fleet.token");
+    assert_eq!(
+        outcomes(&report, "fleet.token"),
+        [
+            pass(at(2)),
+            pass(at(3)),
+            (at(4), "fail".into(), "H6".into())
+        ],
+        "{report:#}"
+    );
+    let detail = &token[2].3;
+    assert!(
+        detail.starts_with(
+            "node-4 does not have it (Invalid response: 404), while node-2, node-3 have it"
+        ),
+        "{detail}"
+    );
+    let remedy = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cause"]["id"] == "H6")
+        .map(|c| c["cause"]["remedy"].as_str().unwrap().to_owned())
+        .unwrap();
+    assert!(remedy.contains("dcv_fleet_connected"), "{remedy}");
+    let files = outcomes(&report, "fleet.pki_file");
+    assert!(
+        files.contains(&(
+            format!("{unsynced} on {}", at(4)),
+            "fail".into(),
+            "H6".into()
+        )),
+        "{files:?}"
+    );
+    assert!(
+        files.contains(&pass(format!("{unsynced} on {}", at(3)))),
+        "{files:?}"
+    );
+    // What the CA reaches through DNS (node-2) is fine: only the fleet check sees node-4.
+    assert_eq!(
+        outcomes(&report, "http.token"),
+        [pass(format!("{}:{}", ip(2), ports.0))]
+    );
+    assert!(report["causes"].as_array().unwrap().contains(&"H6".into()));
+    let metrics = nodes[0].metrics().await;
+    assert_eq!(metrics.value("dcv_probe_cause", &h6), Some(1.0));
+    assert_eq!(metrics.value("dcv_probe_ok", &labels), Some(0.0));
+
+    // `dcv-proxy check` on node-2 sees the same, through the admin API's member list.
+    let (code, out) = nodes[0].check(&[PROBED]).await;
+    assert_eq!(code, Some(1), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("FAIL  fleet.token"))
+        .unwrap_or_else(|| panic!("no failing fleet.token line:\n{out}"));
+    assert!(
+        line.contains(&format!("[{}] H6: node-4 does not have it", at(4))),
+        "{line}"
+    );
+    assert!(line.contains("Remedy: in a dcv-proxy fleet"), "{line}");
+    println!("{line}");
+
+    // node-4 follows etcd again and catches up: the H6 check passes.
+    link.mend();
+    connected(&nodes[2], 3).await;
+    eventually(
+        "node-4 caught up with the file put while it was cut off",
+        || async {
+            let rsp = nodes[2].http_get(PROBED, unsynced).await;
+            (rsp.status == 200).then_some(())
+        },
+    )
+    .await;
+    let report = probe_now(&nodes[0], PROBED).await;
+    assert_eq!(
+        outcomes(&report, "fleet.token"),
+        [pass(at(2)), pass(at(3)), pass(at(4))],
+        "{report:#}"
+    );
+    assert!(
+        !report["causes"].as_array().unwrap().contains(&"H6".into()),
+        "{report:#}"
+    );
+    let metrics = nodes[0].metrics().await;
+    assert_eq!(metrics.value("dcv_probe_cause", &h6), Some(0.0));
+    assert_eq!(metrics.value("dcv_probe_ok", &labels), Some(1.0));
 }

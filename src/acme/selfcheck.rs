@@ -62,6 +62,9 @@ impl LocalSelfCheck {
     /// Waits until each other member answers on one of its public addresses, up to
     /// [`FLEET_WAIT`]. Never fails the check: a member that cannot be reached from here may
     /// well be reachable by the CA; it is named in the log (H6) instead.
+    ///
+    /// Runs for TLS-ALPN-01 and with `acme.self_check = "local"`; with the self-probe's gate,
+    /// HTTP-01 members are asked by the gate itself (`probe::fleet`).
     pub async fn fleet_barrier(
         &self,
         name: &DnsName,

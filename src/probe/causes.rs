@@ -187,8 +187,8 @@ impl Cause {
             ),
             Cause::H6 => (
                 "H6",
-                "a CDN node does not have the validation file (state not shared)",
-                "share the challenge store across the fleet and probe every node",
+                "a node of the fleet (or CDN) does not have the token or validation file that the others answer: state not shared, or not synced to that node",
+                "in a dcv-proxy fleet, look at the named node: its connection to etcd (dcv_fleet_connected, `fleet` in its GET /v1/status) and its log (`fleet: etcd unavailable`); a node that cannot follow etcd leaves the member list after fleet.lease_ttl. Behind another CDN: share the validation store with every node",
             ),
             Cause::H7 => (
                 "H7",

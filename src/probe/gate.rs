@@ -34,10 +34,26 @@ pub struct GateFailure {
 
 impl fmt::Display for GateFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Where each cause was seen, so an H6 names the member (`node-4 at 192.0.2.4:80`).
         let causes: Vec<String> = self
             .causes
             .iter()
-            .map(|c| format!("{} ({})", c.id(), c.summary()))
+            .map(|c| {
+                let mut targets: Vec<&str> = self
+                    .report
+                    .checks
+                    .iter()
+                    .filter(|k| k.status == Status::Fail && k.cause == Some(*c))
+                    .map(|k| k.target.as_str())
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                targets.dedup();
+                if targets.is_empty() {
+                    format!("{} ({})", c.id(), c.summary())
+                } else {
+                    format!("{} ({}) at {}", c.id(), c.summary(), targets.join(", "))
+                }
+            })
             .collect();
         write!(
             f,
@@ -105,5 +121,41 @@ pub async fn gate(
         tracing::debug!(%name, attempts, causes = ?report.failing_causes(), "gate closed, retrying");
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_failure_names_where_each_cause_was_seen() {
+        let failure = GateFailure {
+            name: "o.example.test".into(),
+            causes: vec![Cause::H6],
+            report: Report {
+                name: "o.example.test".into(),
+                started: std::time::SystemTime::UNIX_EPOCH,
+                duration: Duration::from_secs(1),
+                checks: vec![
+                    Check::pass(CheckKind::FleetToken, "node-2 at 192.0.2.2:80", "ok"),
+                    Check::fail(
+                        CheckKind::FleetToken,
+                        "node-4 at 192.0.2.4:80",
+                        Cause::H6,
+                        "404",
+                    ),
+                ],
+            },
+            attempts: 3,
+            elapsed: Duration::from_secs(2),
+        };
+        let text = failure.to_string();
+        assert!(
+            text.starts_with("self-check of o.example.test failed 3 time(s) in 2.0s: H6 ("),
+            "{text}"
+        );
+        assert!(text.ends_with(") at node-4 at 192.0.2.4:80"), "{text}");
     }
 }

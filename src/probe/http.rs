@@ -572,6 +572,15 @@ pub fn judge(
     }
 }
 
+/// Whether `fetched` is a miss that a change still on its way would explain: a 404 (410), or
+/// a 200 with other content. Redirect trouble, refusals and unreachable addresses are not.
+pub fn missing(fetched: &Fetched, expected: Expected<'_>) -> bool {
+    match &fetched.outcome {
+        Ok(r) => matches!(r.status, 404 | 410) || (r.status == 200 && !expected.matches(&r.body)),
+        Err(_) => false,
+    }
+}
+
 /// What a body must be.
 #[derive(Debug, Clone, Copy)]
 pub enum Expected<'a> {

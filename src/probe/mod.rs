@@ -12,7 +12,9 @@
 //! 3. CAA ([`caa`]: D3, D8) and expected TXT records ([`txt`]: D9, D10);
 //! 4. TCP on the HTTP and HTTPS ports of every address, the token over HTTP and HTTPS, the
 //!    certificate ([`http`]: H1–H5, H7, H10, C4–C6);
-//! 5. registered pki-validation files on the apex and on www, and their age (H7–H9).
+//! 5. registered pki-validation files on the apex and on www, and their age (H7–H9);
+//! 6. in a fleet, the token and the files at every live member's public addresses ([`fleet`]:
+//!    H6, H1 at a member).
 //!
 //! Every stage is bounded by `probe.timeout` per exchange and the whole by `probe.deadline`.
 
@@ -20,6 +22,7 @@ pub mod acme_problem;
 pub mod caa;
 pub mod causes;
 pub mod dns;
+pub mod fleet;
 pub mod gate;
 pub mod http;
 pub mod lint;
@@ -31,7 +34,7 @@ pub mod service;
 pub mod txt;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -40,6 +43,7 @@ use futures_util::future::join_all;
 use tokio::time::Instant;
 
 pub use causes::Cause;
+pub use fleet::{Fleet, FleetMember, Members};
 pub use gate::{gate, GateFailure};
 pub use node::{AdminNode, LocalNode, Node, NodeError};
 pub use registry::TxtRegistry;
@@ -47,7 +51,7 @@ pub use report::{Check, CheckKind, Report, Status};
 
 use crate::config::{DnsName, ProbeConfig};
 use dns::{Dns, DnsSetupError, Findings, Resolution};
-use http::{Expected, Fetcher, HttpSetupError};
+use http::{Expected, Fetched, Fetcher, HttpSetupError, Url};
 
 /// Why a [`Prober`] could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +70,20 @@ pub struct Prober {
     dns: Dns,
     fetcher: Fetcher,
     node: Arc<dyn Node>,
+    /// Where the fleet's members come from; `None` (or no fleet) probes this node alone.
+    members: Option<Arc<dyn Members>>,
+}
+
+/// What the probe knows of the fleet for one run.
+enum FleetView {
+    /// No fleet: nothing more to ask, the probe is what it is for a node alone.
+    Alone,
+    /// In a fleet whose only live member is this node (its id).
+    Only(String),
+    /// The members could not be listed (why).
+    Unknown(String),
+    /// Members to ask besides the addresses DNS gives.
+    Members(Fleet),
 }
 
 /// What a probe looks at.
@@ -89,7 +107,15 @@ impl Prober {
             dns,
             fetcher,
             node,
+            members: None,
         })
+    }
+
+    /// Also asks every live member of the fleet `members` describes (H6). Without it, or
+    /// while the node runs alone, the probe looks at what DNS gives only.
+    pub fn with_members(mut self, members: Arc<dyn Members>) -> Self {
+        self.members = Some(members);
+        self
     }
 
     pub fn config(&self) -> &ProbeConfig {
@@ -169,11 +195,12 @@ impl Prober {
         planted: &mut Option<String>,
         checks: &mut Vec<Check>,
     ) {
-        // CAA does not depend on the addresses: both at once.
+        // CAA and the fleet's members do not depend on the addresses: all at once.
         let mut address_checks = Vec::new();
-        let (findings, caa) = tokio::join!(
+        let (findings, caa, fleet) = tokio::join!(
             dns::check_addresses(&self.dns, name, &self.config, &mut address_checks),
             caa::check(&self.dns, name, &self.config),
+            self.fleet_view(),
         );
         checks.extend(address_checks);
         checks.push(caa);
@@ -182,7 +209,9 @@ impl Prober {
                 self.txt_stage(name, &findings, checks).await;
                 let token = random_b64(32);
                 let key_authorization = format!("{token}.{}", random_b64(32));
-                if !findings.addresses.is_empty() {
+                let anyone_to_ask =
+                    !findings.addresses.is_empty() || matches!(fleet, FleetView::Members(_));
+                if anyone_to_ask {
                     // Long enough to outlive the probe, short enough not to linger after a crash.
                     let ttl = self.config.deadline + Duration::from_secs(60);
                     match self
@@ -201,17 +230,35 @@ impl Prober {
                         }
                     }
                 }
-                self.http_stage(name, &findings, &token, &key_authorization, true, checks)
-                    .await;
-                self.pki_stage(name, &findings, checks).await;
+                checks.extend(
+                    self.http_stage(name, &findings, &fleet, &token, &key_authorization, true)
+                        .await,
+                );
+                self.pki_stage(name, &findings, &fleet, checks).await;
             }
             Scope::Token {
                 token,
                 key_authorization,
             } => {
-                self.http_stage(name, &findings, token, key_authorization, false, checks)
-                    .await;
+                checks.extend(
+                    self.http_stage(name, &findings, &fleet, token, key_authorization, false)
+                        .await,
+                );
             }
+        }
+    }
+
+    /// The fleet to ask for this run. The members are read once per run: one that joins during
+    /// the run is asked next time.
+    async fn fleet_view(&self) -> FleetView {
+        let Some(members) = &self.members else {
+            return FleetView::Alone;
+        };
+        match members.fleet().await {
+            Ok(Some(fleet)) if fleet.has_others() => FleetView::Members(fleet),
+            Ok(Some(fleet)) => FleetView::Only(fleet.node_id),
+            Ok(None) => FleetView::Alone,
+            Err(e) => FleetView::Unknown(e.to_string()),
         }
     }
 
@@ -229,78 +276,189 @@ impl Prober {
     }
 
     /// TCP on both ports of every address, then the token over HTTP (and, in full, the
-    /// certificate and the token over HTTPS).
+    /// certificate and the token over HTTPS); in a fleet, the token at every member too.
     async fn http_stage(
         &self,
         name: &DnsName,
         findings: &Findings,
+        fleet: &FleetView,
         token: &str,
         key_authorization: &str,
         full: bool,
-        checks: &mut Vec<Check>,
-    ) {
+    ) -> Vec<Check> {
+        let path = format!("/.well-known/acme-challenge/{token}");
+        let expected = Expected::Body(key_authorization.as_bytes());
+        // In a fleet the token may still be on its way to the node DNS points at, or to a
+        // member: a miss is asked again until then.
+        let settle = settle_until(fleet);
+        let members = async {
+            match fleet {
+                FleetView::Alone => Vec::new(),
+                FleetView::Only(id) => vec![Check::skip(
+                    CheckKind::FleetToken,
+                    "",
+                    format!("{id} is the only live member of the fleet"),
+                )],
+                FleetView::Unknown(e) => vec![Check::error(
+                    CheckKind::FleetToken,
+                    "",
+                    format!("cannot list the fleet's members: {e}"),
+                )],
+                FleetView::Members(fleet) => {
+                    self.fleet_checks(CheckKind::FleetToken, name, &path, expected, fleet, settle)
+                        .await
+                }
+            }
+        };
+        let (mut checks, members) = tokio::join!(
+            self.address_checks(name, findings, &path, expected, full, settle),
+            members
+        );
+        checks.extend(members);
+        checks
+    }
+
+    /// The token at every address DNS gives: TCP on both ports, the token over HTTP, and in
+    /// full the certificate and the token over HTTPS.
+    async fn address_checks(
+        &self,
+        name: &DnsName,
+        findings: &Findings,
+        path: &str,
+        expected: Expected<'_>,
+        full: bool,
+        settle: Instant,
+    ) -> Vec<Check> {
         if findings.addresses.is_empty() {
-            checks.push(Check::skip(
+            return vec![Check::skip(
                 CheckKind::TcpConnect,
                 "",
                 "no address to connect to",
-            ));
-            return;
+            )];
         }
         let (http_port, https_port) = (self.config.http_port, self.config.https_port);
-        let path = format!("/.well-known/acme-challenge/{token}");
-        let primary = self.dns.primary();
-        let per_address = findings.addresses.iter().map(|&ip| {
-            let path = path.as_str();
-            async move {
-                let mut connects = Vec::new();
-                let mut out = Vec::new();
-                let connect = self.fetcher.connect_check(ip).await;
-                let http_open = connect.status == Status::Pass;
-                connects.push(connect);
-                let mut http_ok = false;
-                if http_open {
-                    let url = self.fetcher.url(false, name, path);
-                    let fetched = self.fetcher.fetch(url, ip, primary).await;
-                    let check = http::judge(
-                        CheckKind::HttpToken,
-                        &SocketAddr::new(ip, http_port).to_string(),
-                        &fetched,
-                        Expected::Body(key_authorization.as_bytes()),
-                        Cause::H2,
-                    );
-                    http_ok = check.status == Status::Pass;
-                    out.push(check);
-                }
-                if full && https_port != http_port {
-                    let (connect, certificate) = self.fetcher.https_checks(ip, name).await;
-                    connects.push(connect);
-                    if let Some(certificate) = certificate {
-                        out.push(certificate);
-                        let url = self.fetcher.url(true, name, path);
-                        let fetched = self.fetcher.fetch(url, ip, primary).await;
-                        out.push(http::judge(
-                            CheckKind::HttpsToken,
-                            &SocketAddr::new(ip, https_port).to_string(),
-                            &fetched,
-                            Expected::Body(key_authorization.as_bytes()),
-                            // Found over HTTP but not over HTTPS: two configurations (H5).
-                            if http_ok { Cause::H5 } else { Cause::H2 },
-                        ));
-                    }
-                }
-                (connects, out)
+        let per_address = findings.addresses.iter().map(|&ip| async move {
+            let mut connects = Vec::new();
+            let mut out = Vec::new();
+            let connect = self.fetcher.connect_check(ip).await;
+            let http_open = connect.status == Status::Pass;
+            connects.push(connect);
+            let mut http_ok = false;
+            if http_open {
+                let url = self.fetcher.url(false, name, path);
+                let fetched = self.fetch_settled(url, ip, expected, settle).await;
+                let check = http::judge(
+                    CheckKind::HttpToken,
+                    &SocketAddr::new(ip, http_port).to_string(),
+                    &fetched,
+                    expected,
+                    Cause::H2,
+                );
+                http_ok = check.status == Status::Pass;
+                out.push(check);
             }
+            if full && https_port != http_port {
+                let (connect, certificate) = self.fetcher.https_checks(ip, name).await;
+                connects.push(connect);
+                if let Some(certificate) = certificate {
+                    out.push(certificate);
+                    let url = self.fetcher.url(true, name, path);
+                    let fetched = self.fetch_settled(url, ip, expected, settle).await;
+                    out.push(http::judge(
+                        CheckKind::HttpsToken,
+                        &SocketAddr::new(ip, https_port).to_string(),
+                        &fetched,
+                        expected,
+                        // Found over HTTP but not over HTTPS: two configurations (H5).
+                        if http_ok { Cause::H5 } else { Cause::H2 },
+                    ));
+                }
+            }
+            (connects, out)
         });
         let results = join_all(per_address).await;
         let (connects, rest): (Vec<_>, Vec<_>) = results.into_iter().unzip();
-        checks.extend(connects.into_iter().flatten());
-        checks.extend(rest.into_iter().flatten());
+        connects
+            .into_iter()
+            .flatten()
+            .chain(rest.into_iter().flatten())
+            .collect()
+    }
+
+    /// H6: `path` on `name` at every public address of every live member, on its HTTP port,
+    /// with the `Host` the CA sends; a member without it while others have it is named. Each
+    /// check's target is the member (`node-4 at 192.0.2.4:80`), after the file's path for a
+    /// validation file.
+    async fn fleet_checks(
+        &self,
+        kind: CheckKind,
+        name: &DnsName,
+        path: &str,
+        expected: Expected<'_>,
+        fleet: &Fleet,
+        settle: Instant,
+    ) -> Vec<Check> {
+        let (targets, unaddressed) = fleet.targets(self.config.http_port);
+        let asked = targets.into_iter().map(|(member, addr)| async move {
+            let url = Url {
+                https: false,
+                host: name.as_str().to_owned(),
+                port: addr.port(),
+                path: path.to_owned(),
+            };
+            let fetched = self.fetch_settled(url, addr.ip(), expected, settle).await;
+            let target = match kind {
+                CheckKind::FleetPkiFile => {
+                    format!("{path} on {}", fleet::target(&member.node_id, addr))
+                }
+                _ => fleet::target(&member.node_id, addr),
+            };
+            let check = http::judge(kind, &target, &fetched, expected, Cause::H2);
+            (member.node_id.as_str(), check)
+        });
+        let mut checks = fleet::blame(join_all(asked).await, fleet::PROPAGATION_WAIT);
+        checks.extend(unaddressed.into_iter().map(|id| {
+            Check::skip(
+                kind,
+                id,
+                "published no public address (fleet.public_addresses): cannot be asked",
+            )
+        }));
+        checks
+    }
+
+    /// GETs `url` from `ip`, asking again while the answer is a miss a change on its way would
+    /// explain (404, other content), until `settle`; alone, `settle` is now: one fetch.
+    async fn fetch_settled(
+        &self,
+        url: Url,
+        ip: IpAddr,
+        expected: Expected<'_>,
+        settle: Instant,
+    ) -> Fetched {
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let fetched = self
+                .fetcher
+                .fetch(url.clone(), ip, self.dns.primary())
+                .await;
+            if !http::missing(&fetched, expected) || Instant::now() + pause > settle {
+                return fetched;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
     }
 
     /// Registered pki-validation files: age (H9), content on the name (H2, H7) and on its
-    /// apex/www sibling (H8), as CAs fetch both.
-    async fn pki_stage(&self, name: &DnsName, findings: &Findings, checks: &mut Vec<Check>) {
+    /// apex/www sibling (H8), as CAs fetch both; in a fleet, at every member too (H6).
+    async fn pki_stage(
+        &self,
+        name: &DnsName,
+        findings: &Findings,
+        fleet: &FleetView,
+        checks: &mut Vec<Check>,
+    ) {
         let files = match self.node.pki_files(name).await {
             Ok(files) => files,
             Err(e) => {
@@ -320,6 +478,8 @@ impl Prober {
             ));
             return;
         }
+        // A file registered a moment before the probe may still be on its way to a member.
+        let settle = settle_until(fleet);
         let sibling = name.www_sibling();
         let sibling_addresses = Resolution::of(self.dns.primary(), sibling.as_str())
             .await
@@ -372,7 +532,30 @@ impl Prober {
                     miss,
                 ));
             }
+            if let FleetView::Members(fleet) = fleet {
+                let expected = Expected::Sha256(&file.sha256);
+                checks.extend(
+                    self.fleet_checks(
+                        CheckKind::FleetPkiFile,
+                        name,
+                        &target,
+                        expected,
+                        fleet,
+                        settle,
+                    )
+                    .await,
+                );
+            }
         }
+    }
+}
+
+/// Until when a miss is asked again: [`fleet::PROPAGATION_WAIT`] from now in a fleet, now
+/// (one fetch, as always) for a node alone.
+fn settle_until(fleet: &FleetView) -> Instant {
+    match fleet {
+        FleetView::Members(_) => Instant::now() + fleet::PROPAGATION_WAIT,
+        _ => Instant::now(),
     }
 }
 

@@ -1,9 +1,10 @@
 //! The node under probe, as the probe needs it: a place to publish a probe token (which it then
-//! fetches over the public path, like the CA), and the validation files and TXT records
-//! registered there. In the running server that is [`LocalNode`], the state itself; from the
-//! command line it is [`AdminNode`], the node's admin API.
+//! fetches over the public path, like the CA), the validation files and TXT records registered
+//! there, and the fleet it belongs to ([`Members`]). In the running server that is
+//! [`LocalNode`], the state itself; from the command line it is [`AdminNode`], the node's admin
+//! API.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::net::TcpStream;
 
+use super::fleet::{Fleet, FleetMember, Members};
 use super::http::{full, http1};
 use super::registry::TxtRegistry;
 use crate::config::{DnsName, ExpectedTxt, RecordName};
@@ -130,6 +132,25 @@ impl Node for LocalNode {
     }
 }
 
+#[async_trait]
+impl Members for LocalNode {
+    /// The live members as this node follows them (the fleet store's membership keys).
+    async fn fleet(&self) -> Result<Option<Fleet>, NodeError> {
+        Ok(self.state.fleet().map(|fleet| Fleet {
+            node_id: fleet.node_id().to_owned(),
+            members: fleet
+                .members()
+                .into_iter()
+                .map(|m| FleetMember {
+                    node_id: m.node_id,
+                    addresses: m.public_addresses,
+                    http_port: m.http_port,
+                })
+                .collect(),
+        }))
+    }
+}
+
 /// A node reached through its admin API (for `dcv-proxy check`).
 pub struct AdminNode {
     addr: SocketAddr,
@@ -201,6 +222,49 @@ impl AdminNode {
             });
         }
         Ok(bytes)
+    }
+
+    /// What the node's `/v1/status` says of its fleet.
+    async fn fleet_status(&self) -> Result<Option<Fleet>, NodeError> {
+        #[derive(Deserialize)]
+        struct Status {
+            #[serde(default)]
+            fleet: Option<StatusFleet>,
+        }
+        #[derive(Deserialize)]
+        struct StatusFleet {
+            backend: String,
+            #[serde(default)]
+            node_id: String,
+            #[serde(default)]
+            members: Vec<StatusMember>,
+        }
+        #[derive(Deserialize)]
+        struct StatusMember {
+            node_id: String,
+            #[serde(default)]
+            public_addresses: Vec<IpAddr>,
+            #[serde(default)]
+            http_port: Option<u16>,
+        }
+        let path = "/v1/status";
+        let bytes = self.call(http::Method::GET, path, None).await?;
+        let status: Status = Self::parse(path, &bytes)?;
+        Ok(status
+            .fleet
+            .filter(|f| f.backend != "local")
+            .map(|f| Fleet {
+                node_id: f.node_id,
+                members: f
+                    .members
+                    .into_iter()
+                    .map(|m| FleetMember {
+                        node_id: m.node_id,
+                        addresses: m.public_addresses,
+                        http_port: m.http_port,
+                    })
+                    .collect(),
+            }))
     }
 
     fn parse<T: for<'de> Deserialize<'de>>(path: &str, bytes: &[u8]) -> Result<T, NodeError> {
@@ -315,5 +379,13 @@ impl Node for AdminNode {
             }
         }
         Ok(out)
+    }
+}
+
+#[async_trait]
+impl Members for AdminNode {
+    /// The members listed in `fleet` of the node's `GET /v1/status`.
+    async fn fleet(&self) -> Result<Option<Fleet>, NodeError> {
+        self.fleet_status().await
     }
 }

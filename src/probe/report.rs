@@ -76,12 +76,17 @@ pub enum CheckKind {
     PkiFile,
     /// H9: a registered pki-validation file's age.
     PkiAge,
+    /// H6 (and H1 at the member): the probe token at every live fleet member's public
+    /// addresses.
+    FleetToken,
+    /// H6: a registered pki-validation file at every live fleet member's public addresses.
+    FleetPkiFile,
     /// The probe as a whole (deadline, token planting).
     Probe,
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 17] = [
+    pub const ALL: [CheckKind; 19] = [
         CheckKind::LintSyntax,
         CheckKind::LintPublicSuffix,
         CheckKind::LintSensitiveWords,
@@ -98,6 +103,8 @@ impl CheckKind {
         CheckKind::HttpsCertificate,
         CheckKind::PkiFile,
         CheckKind::PkiAge,
+        CheckKind::FleetToken,
+        CheckKind::FleetPkiFile,
         CheckKind::Probe,
     ];
 
@@ -119,6 +126,8 @@ impl CheckKind {
             CheckKind::HttpsCertificate => "https.certificate",
             CheckKind::PkiFile => "pki.file",
             CheckKind::PkiAge => "pki.age",
+            CheckKind::FleetToken => "fleet.token",
+            CheckKind::FleetPkiFile => "fleet.pki_file",
             CheckKind::Probe => "probe",
         }
     }

@@ -1,9 +1,11 @@
 //! A real etcd for fleet tests: Debian's `etcd-server` (3.4), one member on free loopback
 //! ports with its data in a temporary directory, stopped and started again on the same ports
-//! and data when a test needs etcd to go away and come back.
+//! and data when a test needs etcd to go away and come back; and [`EtcdLink`], a link between
+//! one node and etcd that a test cuts to take that node alone off the fleet store.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -159,4 +161,77 @@ impl Drop for Etcd {
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A TCP relay between one node and etcd: the node's `fleet.endpoints` names the relay, and
+/// [`Self::cut`] closes its connections and refuses new ones (the node loses etcd, the others
+/// do not) until [`Self::mend`].
+pub struct EtcdLink {
+    addr: SocketAddr,
+    state: Arc<Mutex<LinkState>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct LinkState {
+    cut: bool,
+    open: Vec<tokio::task::AbortHandle>,
+}
+
+impl EtcdLink {
+    pub async fn start(etcd: &Etcd) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the etcd link");
+        let addr = listener.local_addr().expect("the link's address");
+        let target = etcd.client;
+        let state = Arc::new(Mutex::new(LinkState::default()));
+        let shared = state.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                // Under the lock: a connection is either refused or known to `cut`.
+                let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
+                if state.cut {
+                    continue;
+                }
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                state.open.push(relay.abort_handle());
+            }
+        });
+        Self {
+            addr,
+            state,
+            accept,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>` of the relay, for the node's `fleet.endpoints`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Closes every connection through the link and refuses new ones.
+    pub fn cut(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.cut = true;
+        for relay in state.open.drain(..) {
+            relay.abort();
+        }
+    }
+
+    /// Lets connections through again.
+    pub fn mend(&self) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).cut = false;
+    }
+}
+
+impl Drop for EtcdLink {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
 }

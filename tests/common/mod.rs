@@ -46,11 +46,21 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A loopback address with a port that was free a moment ago. pingora cannot report the port of
 /// a `:0` bind, so the port is chosen here and the listener dropped before the node binds it.
+/// Never the same port twice in one test binary: the kernel may hand a just-released port out
+/// again, and two calls in a row (HTTP and HTTPS of one node) then collide.
 pub fn free_addr() -> SocketAddr {
-    let listener = StdTcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener
-        .local_addr()
-        .expect("local address of a bound listener")
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let listener = StdTcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener
+            .local_addr()
+            .expect("local address of a bound listener");
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if !given.contains(&addr.port()) {
+            given.push(addr.port());
+            return addr;
+        }
+    }
 }
 
 // ---- the origin
@@ -447,6 +457,26 @@ impl Node {
             .to_owned()
     }
 
+    /// Runs `dcv-proxy --config <this node's configuration> check <args…>` to the end: its
+    /// exit code and standard output.
+    pub async fn check(&self, args: &[&str]) -> (Option<i32>, String) {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dcv-proxy"));
+        command
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("check")
+            .args(args)
+            .stdin(Stdio::null());
+        let output = tokio::time::timeout(DEADLINE, command.output())
+            .await
+            .expect("dcv-proxy check ends")
+            .expect("run dcv-proxy check");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    }
+
     /// Everything the node wrote to stdout and stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
@@ -613,6 +643,12 @@ impl Node {
         let token = self.admin_token();
         self.admin_request("PUT", path, Some(&body), Some(&token))
             .await
+    }
+
+    /// `POST path` without a body, with the right token.
+    pub async fn admin_post(&self, path: &str) -> Response {
+        let token = self.admin_token();
+        self.admin_request("POST", path, None, Some(&token)).await
     }
 
     /// `DELETE path` with the right token.
