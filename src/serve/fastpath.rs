@@ -143,7 +143,9 @@ impl ServerApp for FastPath {
                     connect_timeout: connect,
                     read_timeout: read,
                 };
-                let relayed = fastproxy::relay(&self.origins, &exchange, &mut io).await;
+                // Boxed: the relay's state is only allocated while a request is relayed, not
+                // carried by every idle keep-alive connection.
+                let relayed = Box::pin(fastproxy::relay(&self.origins, &exchange, &mut io)).await;
                 self.decider.count(tally, scheme);
                 let close = match relayed {
                     Relayed::Done { status, close } => {
@@ -338,7 +340,8 @@ impl Replay {
             // nothing to serve.
             unreachable!("a Replay downcasts to Replay")
         }
-        (stream, BytesMut::with_capacity(2048))
+        // The size of a typical request head; grown when one is longer.
+        (stream, BytesMut::with_capacity(1024))
     }
 
     /// `inner`, or `inner` behind the `prefix` still to be read.

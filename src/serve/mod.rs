@@ -59,12 +59,12 @@ pub fn edge_service(
     Ok(service)
 }
 
-/// No read buffer under the HTTP readers (the fast path, pingora's session and rustls each read
-/// into a buffer of their own): pingora's default is 64 KiB per connection, allocated and zeroed
-/// at accept, which is most of the memory of an idle keep-alive connection and a memset per
-/// handshake. The small write buffer stays: it joins a response's head and body in one send.
+/// No buffers under the HTTP readers and writers (the fast path, pingora's session and rustls
+/// each read into a buffer of their own, and the fast path writes whole responses): pingora's
+/// default read buffer is 64 KiB per connection, allocated and zeroed at accept — most of the
+/// memory of an idle keep-alive connection, and a memset per handshake.
 fn l4_buffers() -> L4BufferSettings {
-    L4BufferSettings::default().read(0)
+    L4BufferSettings::unbuffered()
 }
 
 /// IPv6 listeners are bound IPv6-only, so `0.0.0.0:80` and `[::]:80` can both be configured.
