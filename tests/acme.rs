@@ -716,7 +716,7 @@ async fn failed_gate_keeps_the_ca_out() {
         .await;
     let acme = pebble.acme_config().replace(
         "self_check_timeout = \"10s\"",
-        "self_check_timeout = \"2s\"",
+        "self_check_timeout = \"6s\"",
     );
     let node = Node::builder()
         .listen(addrs.0, addrs.1)
