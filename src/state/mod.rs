@@ -25,7 +25,7 @@ pub use challenge::ChallengeStore;
 pub use fleet::FleetHandle;
 pub use layout::StateDir;
 
-use certs::{validate, CertEntry, CertId, CertSource, InstallError};
+use certs::{CertEntry, CertId, CertSource, InstallError};
 use challenge::{AcmeAnswer, PkiFile};
 
 /// The stores and the backend that makes their writes durable.
@@ -127,13 +127,7 @@ impl State {
         required_names: &[String],
         source: CertSource,
     ) -> Result<Arc<CertEntry>, InstallError> {
-        let cert = match validate(chain_pem, key_pem, required_names, SystemTime::now()) {
-            Ok(cert) => cert,
-            Err(e) => {
-                self.certs.count_refusal(&e);
-                return Err(e.into());
-            }
-        };
+        let cert = self.certs.check(chain_pem, key_pem, required_names)?;
         let _w = self.writes.lock().await;
         self.backend
             .put_cert(id, &cert)

@@ -256,6 +256,18 @@ impl CertStore {
         self.loads.with_label_values(&[refusal.reason()]).inc();
     }
 
+    /// Checks PEM input now, counting a refusal under its reason.
+    pub fn check(
+        &self,
+        chain_pem: &[u8],
+        key_pem: &[u8],
+        required_names: &[String],
+    ) -> Result<ValidCert, CertRefusal> {
+        validate(chain_pem, key_pem, required_names, SystemTime::now()).inspect_err(|e| {
+            self.count_refusal(e);
+        })
+    }
+
     /// Checks PEM input, writes it, publishes it. On any error nothing changes.
     pub fn install_pem(
         &self,
@@ -265,13 +277,7 @@ impl CertStore {
         required_names: &[String],
         source: CertSource,
     ) -> Result<Arc<CertEntry>, InstallError> {
-        let cert = match validate(chain_pem, key_pem, required_names, SystemTime::now()) {
-            Ok(cert) => cert,
-            Err(e) => {
-                self.loads.with_label_values(&[e.reason()]).inc();
-                return Err(e.into());
-            }
-        };
+        let cert = self.check(chain_pem, key_pem, required_names)?;
         self.install(id, cert, source)
     }
 
@@ -287,22 +293,18 @@ impl CertStore {
         fsio::write_atomic(&path, &cert.pem, 0o600)
             .map_err(|source| InstallError::Write { path, source })?;
         self.loads.with_label_values(&["ok"]).inc();
-        let entry = Arc::new(CertEntry {
-            id: id.clone(),
-            cert,
-            source,
-            published: SystemTime::now(),
-        });
-        let mut next = CertSnapshot::clone(&self.snapshot.load());
-        next.put(entry.clone());
-        self.snapshot.store(Arc::new(next));
-        Ok(entry)
+        Ok(self.publish_locked(id, cert, source))
     }
 
     /// Publishes a validated certificate without writing it (it is already durable elsewhere,
     /// e.g. in the fleet store).
     pub fn publish(&self, id: &CertId, cert: ValidCert, source: CertSource) -> Arc<CertEntry> {
         let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.publish_locked(id, cert, source)
+    }
+
+    /// Swaps in a snapshot holding `cert`; the caller holds the writer lock.
+    fn publish_locked(&self, id: &CertId, cert: ValidCert, source: CertSource) -> Arc<CertEntry> {
         let entry = Arc::new(CertEntry {
             id: id.clone(),
             cert,
