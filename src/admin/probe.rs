@@ -64,7 +64,7 @@ pub(super) fn summaries(runner: &ProbeRunner) -> serde_json::Value {
     for report in runner.results().all() {
         names.insert(report.name.clone(), summary(&report));
     }
-    for name in runner.names() {
+    for name in runner.names().iter() {
         names
             .entry(name.to_string())
             .or_insert_with(|| serde_json::json!({ "verdict": null }));

@@ -92,6 +92,11 @@ impl Prober {
         })
     }
 
+    /// A prober for the same node with other settings (a configuration reload).
+    pub fn with_config(&self, config: ProbeConfig) -> Result<Self, ProbeError> {
+        Self::new(config, self.node.clone())
+    }
+
     pub fn config(&self) -> &ProbeConfig {
         &self.config
     }

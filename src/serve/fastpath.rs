@@ -8,7 +8,10 @@
 //! proxied requests, HTTP/1.0, unusual heads — is handed to pingora untouched: the bytes read
 //! so far are replayed to it ([`Replay`]). So the fast path can only ever answer what pingora
 //! would have answered the same way, and every feature of the proxy stays pingora's.
+//!
+//! Reading the head is a pure function ([`read_head`]) so that it can be fuzzed on its own.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,10 +34,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use super::classify;
 use super::counters::Scheme;
 use super::decide::{Decider, Decision};
+use super::inflight::{Front, InFlight};
 use super::proxy::EdgeProxy;
 
 /// Largest request head the fast path reads; a longer one is pingora's to judge.
-const MAX_HEAD: usize = 8 * 1024;
+pub const MAX_HEAD: usize = 8 * 1024;
+/// Most header lines the fast path looks at; more is pingora's to judge.
+pub const MAX_HEADERS: usize = 32;
 /// How long a connection may stay idle between requests, or take to send a head.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -42,15 +48,96 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct FastPath {
     inner: Arc<HttpProxy<EdgeProxy>>,
     decider: Arc<Decider>,
+    inflight: InFlight,
 }
 
 impl FastPath {
-    pub fn new(inner: HttpProxy<EdgeProxy>, decider: Arc<Decider>) -> Self {
+    pub fn new(inner: HttpProxy<EdgeProxy>, decider: Arc<Decider>, inflight: InFlight) -> Self {
         Self {
             inner: Arc::new(inner),
             decider,
+            inflight,
         }
     }
+}
+
+/// A request head as far as the fast path is concerned.
+#[derive(Debug)]
+pub enum HeadRead<'a> {
+    /// More bytes are needed.
+    Partial,
+    /// Not for the fast path (HTTP/1.0, a body, an upgrade, a malformed or unusual head):
+    /// pingora gets the connection with every byte read so far.
+    HandOver,
+    /// A complete head the fast path can decide on.
+    Head(Head<'a>),
+}
+
+/// The parts of a complete HTTP/1.1 head that decide the answer.
+#[derive(Debug)]
+pub struct Head<'a> {
+    /// Bytes of the head, the blank line included.
+    pub len: usize,
+    /// `GET` or `HEAD`.
+    pub get_or_head: bool,
+    /// `HEAD`: answer without a body.
+    pub head: bool,
+    /// The origin-form request target (path and query).
+    pub target: &'a str,
+    /// The target's path.
+    pub path: &'a str,
+    /// The normalised `Host` (see [`classify::request_host`]).
+    pub host: Option<Cow<'a, str>>,
+    /// The client asked to close after this answer.
+    pub close: bool,
+}
+
+/// Reads the request head at the start of `buf`. Never panics, never allocates unless the
+/// host needs lowercasing.
+pub fn read_head(buf: &[u8]) -> HeadRead<'_> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return HeadRead::Partial,
+        // Malformed or too many headers: pingora answers those.
+        Err(_) => return HeadRead::HandOver,
+    };
+    let (Some(method), Some(target), Some(1)) = (req.method, req.path, req.version) else {
+        return HeadRead::HandOver;
+    };
+    if !target.starts_with('/') {
+        return HeadRead::HandOver;
+    }
+    let mut host = None;
+    let mut close = false;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("host") {
+            if host.is_some() {
+                return HeadRead::HandOver;
+            }
+            host = Some(h.value);
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            close = h.value.eq_ignore_ascii_case(b"close");
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding")
+            || (h.name.eq_ignore_ascii_case("content-length") && h.value != b"0")
+            || h.name.eq_ignore_ascii_case("expect")
+            || h.name.eq_ignore_ascii_case("upgrade")
+        {
+            // A body, a 100-continue or an upgrade: pingora's.
+            return HeadRead::HandOver;
+        }
+    }
+    let head = method == "HEAD";
+    HeadRead::Head(Head {
+        len,
+        get_or_head: method == "GET" || head,
+        head,
+        target,
+        path: target.split_once('?').map_or(target, |(p, _)| p),
+        host: classify::request_host(None, host),
+        close,
+    })
 }
 
 /// What the fast path made of one request head.
@@ -72,10 +159,11 @@ impl ServerApp for FastPath {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let _inflight = self.inflight.enter(Front::Edge);
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             return ServerApp::process_new(&self.inner, stream, shutdown).await;
         }
-        let (mut io, mut buf) = Replay::take(stream);
+        let (mut io, mut buf, reused) = Replay::take(stream);
         let scheme = if io.get_ssl_digest().is_some() {
             Scheme::Https
         } else {
@@ -86,14 +174,28 @@ impl ServerApp for FastPath {
                 Some(step) => break step,
                 None if buf.len() >= MAX_HEAD => break Step::HandOver,
                 None => {
+                    // Stopping (or handing over to a new process) and idle between two
+                    // requests: close now rather than race the next request against the exit.
+                    // A new connection gets its first request answered whatever happens.
+                    let idle = reused && buf.is_empty();
+                    if idle && *shutdown.borrow() {
+                        Shutdown::shutdown(&mut *io).await;
+                        return None;
+                    }
                     if buf.capacity() - buf.len() < 1024 {
                         buf.reserve(2048);
                     }
-                    let read = pingora_timeout::fast_timeout::fast_timeout(
-                        IDLE_TIMEOUT,
-                        io.read_buf(&mut buf),
-                    )
-                    .await;
+                    let mut stop = shutdown.clone();
+                    let read = tokio::select! {
+                        read = pingora_timeout::fast_timeout::fast_timeout(
+                            IDLE_TIMEOUT,
+                            io.read_buf(&mut buf),
+                        ) => read,
+                        _ = stop.changed(), if idle => {
+                            Shutdown::shutdown(&mut *io).await;
+                            return None;
+                        }
+                    };
                     match read {
                         Ok(Ok(n)) if n > 0 => {}
                         // Closed, failed or idle too long: the connection ends here.
@@ -104,7 +206,7 @@ impl ServerApp for FastPath {
         };
         match step {
             Step::HandOver => {
-                let stream = Replay::wrap(io, buf);
+                let stream = Replay::wrap(io, buf, true);
                 ServerApp::process_new(&self.inner, stream, shutdown).await
             }
             Step::Respond {
@@ -122,7 +224,7 @@ impl ServerApp for FastPath {
                     Shutdown::shutdown(&mut *io).await;
                     return None;
                 }
-                Some(Replay::wrap(io, buf))
+                Some(Replay::wrap(io, buf, true))
             }
         }
     }
@@ -131,45 +233,23 @@ impl ServerApp for FastPath {
 impl FastPath {
     /// `None` while the head is incomplete.
     fn parse(&self, buf: &[u8], scheme: Scheme) -> Option<Step> {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut req = httparse::Request::new(&mut headers);
-        let head_len = match req.parse(buf) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => return None,
-            // Malformed or too many headers: pingora answers those.
-            Err(_) => return Some(Step::HandOver),
+        let parsed = match read_head(buf) {
+            HeadRead::Partial => return None,
+            HeadRead::HandOver => return Some(Step::HandOver),
+            HeadRead::Head(parsed) => parsed,
         };
-        let (Some(method), Some(target), Some(1)) = (req.method, req.path, req.version) else {
-            return Some(Step::HandOver);
-        };
-        let head = method == "HEAD";
-        if !target.starts_with('/') {
-            return Some(Step::HandOver);
-        }
-        let mut host = None;
-        let mut close = false;
-        for h in req.headers.iter() {
-            if h.name.eq_ignore_ascii_case("host") {
-                if host.is_some() {
-                    return Some(Step::HandOver);
-                }
-                host = Some(h.value);
-            } else if h.name.eq_ignore_ascii_case("connection") {
-                close = h.value.eq_ignore_ascii_case(b"close");
-            } else if h.name.eq_ignore_ascii_case("transfer-encoding")
-                || (h.name.eq_ignore_ascii_case("content-length") && h.value != b"0")
-                || h.name.eq_ignore_ascii_case("expect")
-                || h.name.eq_ignore_ascii_case("upgrade")
-            {
-                // A body, a 100-continue or an upgrade: pingora's.
-                return Some(Step::HandOver);
-            }
-        }
-        let host = classify::request_host(None, host);
-        let path = target.split_once('?').map_or(target, |(p, _)| p);
+        let Head {
+            len: head_len,
+            get_or_head,
+            head,
+            target,
+            path,
+            host,
+            close,
+        } = parsed;
         let view = super::decide::RequestView {
             scheme,
-            get_or_head: method == "GET" || head,
+            get_or_head,
             path,
             host: host.as_deref(),
             target,
@@ -233,29 +313,40 @@ fn reason(status: u16) -> &'static str {
 pub struct Replay {
     prefix: BytesMut,
     inner: Stream,
+    /// A request was served on this connection already: it is a kept-alive one.
+    reused: bool,
 }
 
 impl Replay {
-    /// The underlying stream and any bytes left from an earlier request.
-    fn take(stream: Stream) -> (Stream, BytesMut) {
+    /// The underlying stream, any bytes left from an earlier request, and whether a request
+    /// was served on it already.
+    fn take(stream: Stream) -> (Stream, BytesMut, bool) {
         if stream.as_any().is::<Replay>() {
             if let Ok(replay) = stream.into_any().downcast::<Replay>() {
-                let Replay { prefix, inner } = *replay;
-                return (inner, prefix);
+                let Replay {
+                    prefix,
+                    inner,
+                    reused,
+                } = *replay;
+                return (inner, prefix, reused);
             }
             // `is` said it is a Replay; the downcast cannot fail. Without a stream there is
             // nothing to serve.
             unreachable!("a Replay downcasts to Replay")
         }
-        (stream, BytesMut::with_capacity(2048))
+        (stream, BytesMut::with_capacity(2048), false)
     }
 
-    /// `inner`, or `inner` behind the `prefix` still to be read.
-    fn wrap(inner: Stream, prefix: BytesMut) -> Stream {
-        if prefix.is_empty() {
+    /// `inner` behind the `prefix` still to be read, remembering whether it was `reused`.
+    fn wrap(inner: Stream, prefix: BytesMut, reused: bool) -> Stream {
+        if prefix.is_empty() && !reused {
             inner
         } else {
-            Box::new(Replay { prefix, inner })
+            Box::new(Replay {
+                prefix,
+                inner,
+                reused,
+            })
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod classify;
 pub mod counters;
 pub mod decide;
 pub mod fastpath;
+pub mod inflight;
 pub mod proxy;
 pub mod routing;
 pub mod tls;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 pub use counters::ServeCounters;
 pub use decide::Decider;
 pub use fastpath::FastPath;
+pub use inflight::InFlight;
 use pingora_core::listeners::TcpSocketOptions;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::services::listening::Service;
@@ -31,11 +33,15 @@ pub fn edge_service(
     https: &[SocketAddr],
     resolver: Arc<CertResolver>,
     alpn: Arc<alpn::AlpnChallengeAcceptor>,
+    inflight: InFlight,
 ) -> pingora_error::Result<Service<FastPath>> {
     let mut proxy =
         pingora_proxy::HttpProxy::new(EdgeProxy::new(decider.clone()), server_conf.clone());
     proxy.handle_init_modules();
-    let mut service = Service::new("dcv-proxy edge".to_owned(), FastPath::new(proxy, decider));
+    let mut service = Service::new(
+        "dcv-proxy edge".to_owned(),
+        FastPath::new(proxy, decider, inflight),
+    );
     for addr in http {
         service.add_tcp_with_settings(&addr.to_string(), socket_options(addr));
     }
