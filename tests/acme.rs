@@ -731,3 +731,155 @@ async fn failed_gate_keeps_the_ca_out() {
     // The challenge was never submitted: Pebble saw no challenge response.
     assert!(!pebble.log().contains("/chalZ/"), "{}", pebble.log());
 }
+
+/// Every way a secret could be written: each line of its base64, and 32-character windows of
+/// the whole (a JSON string of a PEM has `\n` where the file has line breaks).
+fn secret_fragments(base64_text: &str) -> Vec<String> {
+    let joined: String = base64_text.split_whitespace().collect();
+    let mut fragments: Vec<String> = base64_text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.len() >= 24)
+        .map(str::to_owned)
+        .collect();
+    let bytes = joined.as_bytes();
+    let mut i = 0;
+    while i + 32 <= bytes.len() {
+        fragments.push(String::from_utf8_lossy(&bytes[i..i + 32]).into_owned());
+        i += 16;
+    }
+    fragments
+}
+
+/// The base64 bodies of every PRIVATE KEY block in `pem`.
+fn private_key_bodies(pem: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    let mut current: Option<String> = None;
+    for line in pem.lines() {
+        if line.starts_with("-----BEGIN") && line.contains("PRIVATE KEY") {
+            current = Some(String::new());
+        } else if line.starts_with("-----END") {
+            if let Some(body) = current.take() {
+                bodies.push(body);
+            }
+        } else if let Some(body) = current.as_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    bodies
+}
+
+#[tokio::test]
+async fn private_keys_and_the_account_key_are_never_logged_or_returned() {
+    let addrs = (free_addr(), free_addr());
+    let pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    let node = node_for(
+        &pebble,
+        addrs,
+        &certificate(&["secret.example.test"], "http-01"),
+    )
+    .await;
+    issued(&node, "secret.example.test", None).await;
+    let ca = dcv_proxy::testkit::TestCa::new("Secrets").unwrap();
+    let leaf = ca
+        .leaf(&["upload.example.test"], Duration::from_secs(30 * 86_400))
+        .unwrap();
+    let mut answers = vec![
+        node.put_cert("uploaded", &leaf.chain_pem, &leaf.key_pem, &[])
+            .await,
+    ];
+    assert_eq!(answers[0].status, 201, "{}", answers[0].text());
+
+    // The secrets as they are on disk.
+    let mut fragments = Vec::new();
+    for entry in std::fs::read_dir(node.state_dir().join("certs")).unwrap() {
+        let pem = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for body in private_key_bodies(&pem) {
+            fragments.extend(secret_fragments(&body));
+        }
+    }
+    for body in private_key_bodies(&leaf.key_pem) {
+        fragments.extend(secret_fragments(&body));
+    }
+    let mut accounts = 0;
+    for entry in std::fs::read_dir(node.state_dir().join("acme")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let account: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let key = account["credentials"]["key_pkcs8"].as_str().unwrap();
+            fragments.extend(secret_fragments(key));
+            accounts += 1;
+        }
+    }
+    assert_eq!(accounts, 1);
+    assert!(fragments.len() > 20, "{}", fragments.len());
+    let admin_token = node.admin_token();
+
+    // Every read of the admin API, and the CLI.
+    for path in [
+        "/healthz",
+        "/metrics",
+        "/v1/status",
+        "/v1/certificates",
+        "/v1/certificates/default",
+        "/v1/certificates/uploaded",
+        "/v1/certificates/secret.example.test",
+        "/v1/acme/tokens",
+        "/v1/pki",
+        "/v1/probe",
+        "/v1/probe/txt",
+    ] {
+        answers.push(node.admin_get(path).await);
+    }
+    let token = node.admin_token();
+    answers.push(
+        node.admin_request(
+            "POST",
+            "/v1/certificates/secret.example.test/renew",
+            None,
+            Some(&token),
+        )
+        .await,
+    );
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_dcv-proxy"))
+        .arg("--config")
+        .arg(node.config_path())
+        .args(["certs", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(cli.status.success());
+    // The renewal just asked for runs through, logging as it goes.
+    issued(
+        &node,
+        "secret.example.test",
+        node.admin_get("/v1/certificates/secret.example.test")
+            .await
+            .json()["serial"]
+            .as_str(),
+    )
+    .await;
+
+    let log = node.log();
+    let mut outputs: Vec<(String, String)> = answers
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (format!("admin answer {i}"), a.text()))
+        .collect();
+    outputs.push((
+        "certs list".into(),
+        String::from_utf8_lossy(&cli.stdout).into(),
+    ));
+    outputs.push(("log".into(), log));
+    for (what, text) in &outputs {
+        assert!(!text.contains("PRIVATE KEY"), "{what} shows a private key");
+        assert!(!text.contains(&admin_token), "{what} shows the admin token");
+        for fragment in &fragments {
+            assert!(
+                !text.contains(fragment.as_str()),
+                "{what} contains a fragment of a private key: {fragment}"
+            );
+        }
+    }
+}

@@ -37,8 +37,15 @@ use super::decide::{Decider, Decision};
 use super::inflight::{Front, InFlight};
 use super::proxy::EdgeProxy;
 
-/// Largest request head the fast path reads; a longer one is pingora's to judge.
-pub const MAX_HEAD: usize = 8 * 1024;
+/// Largest request head accepted on HTTP/1.x, the same as pingora's HTTP/2 header-list limit:
+/// a longer one gets `431` and the connection is closed, before anything reaches pingora or an
+/// origin (pingora alone would read up to 1 MiB).
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// The answer to a head longer than [`MAX_HEAD`].
+const HEAD_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\n\
+Content-Type: text/plain\r\nContent-Length: 32\r\nConnection: close\r\n\r\n\
+request header fields too large\n";
 /// Most header lines the fast path looks at; more is pingora's to judge.
 pub const MAX_HEADERS: usize = 32;
 /// How long a connection may stay idle between requests, or take to send a head.
@@ -172,7 +179,13 @@ impl ServerApp for FastPath {
         let step = loop {
             match self.parse(&buf, scheme) {
                 Some(step) => break step,
-                None if buf.len() >= MAX_HEAD => break Step::HandOver,
+                None if buf.len() >= MAX_HEAD => {
+                    break Step::Respond {
+                        bytes: Bytes::from_static(HEAD_TOO_LARGE),
+                        head_len: buf.len(),
+                        close: true,
+                    }
+                }
                 None => {
                     // Stopping (or handing over to a new process) and idle between two
                     // requests: close now rather than race the next request against the exit.
@@ -469,5 +482,76 @@ impl fmt::Debug for Replay {
         f.debug_struct("Replay")
             .field("prefix", &self.prefix.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &str) -> HeadRead<'_> {
+        read_head(raw.as_bytes())
+    }
+
+    #[test]
+    fn plain_gets_are_read() {
+        let HeadRead::Head(h) =
+            head("GET /.well-known/acme-challenge/t?x=1 HTTP/1.1\r\nHost: A.test:80\r\n\r\n")
+        else {
+            panic!("not a head");
+        };
+        assert_eq!(h.path, "/.well-known/acme-challenge/t");
+        assert_eq!(h.target, "/.well-known/acme-challenge/t?x=1");
+        assert_eq!(h.host.as_deref(), Some("a.test"));
+        assert!(h.get_or_head && !h.head && !h.close);
+        assert!(matches!(
+            head("HEAD / HTTP/1.1\r\nConnection: close\r\n\r\n"),
+            HeadRead::Head(Head {
+                head: true,
+                close: true,
+                host: None,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn partial_heads_wait() {
+        assert!(matches!(
+            head("GET / HTTP/1.1\r\nHost: a"),
+            HeadRead::Partial
+        ));
+        assert!(matches!(head(""), HeadRead::Partial));
+    }
+
+    #[test]
+    fn unusual_heads_go_to_pingora() {
+        for raw in [
+            "GET / HTTP/1.0\r\n\r\n",
+            "GET http://a.test/ HTTP/1.1\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+            "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            "GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            "G\0T / HTTP/1.1\r\n\r\n",
+        ] {
+            assert!(matches!(head(raw), HeadRead::HandOver), "{raw:?}");
+        }
+        let many: String = (0..MAX_HEADERS + 1)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect();
+        assert!(matches!(
+            head(&format!("GET / HTTP/1.1\r\n{many}\r\n")),
+            HeadRead::HandOver
+        ));
+    }
+
+    #[test]
+    fn the_431_answer_is_consistent() {
+        let text = std::str::from_utf8(HEAD_TOO_LARGE).unwrap_or_default();
+        let (headers, body) = text.split_once("\r\n\r\n").unwrap_or_default();
+        assert!(headers.starts_with("HTTP/1.1 431 "));
+        assert!(headers.contains(&format!("Content-Length: {}", body.len())));
     }
 }
