@@ -477,8 +477,27 @@ async fn put_cert(api: &AdminApi, id: &str, body: &[u8]) -> Reply {
                 "reason": refusal.reason(),
             }),
         ),
-        Err(e) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => write_failed(e),
     }
+}
+
+/// A certificate that could not be written: nothing changed, and the status says whether the
+/// disk is full (`507`), read-only or otherwise failing (`503`: try again once fixed).
+fn write_failed(e: InstallError) -> Reply {
+    let status = match &e {
+        InstallError::Write { source, .. }
+            if source.kind() == std::io::ErrorKind::StorageFull
+                || source.raw_os_error() == Some(libc::EDQUOT) =>
+        {
+            StatusCode::INSUFFICIENT_STORAGE
+        }
+        InstallError::Write { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    Reply::error(
+        status,
+        format!("{e}; nothing changed, the served certificate stays"),
+    )
 }
 
 async fn delete_cert(api: &AdminApi, id: &str) -> Reply {
@@ -500,6 +519,6 @@ async fn delete_cert(api: &AdminApi, id: &str) -> Reply {
             StatusCode::SERVICE_UNAVAILABLE,
             format!("cannot share with the fleet: {e}"),
         ),
-        Err(e) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => write_failed(e),
     }
 }

@@ -76,6 +76,8 @@ pub struct TestOrigin {
     seen: Arc<Mutex<Vec<SeenRequest>>>,
     connections: Arc<AtomicUsize>,
     task: JoinHandle<()>,
+    /// Dropped with the origin: its connections close.
+    _open: tokio::sync::watch::Sender<()>,
 }
 
 impl TestOrigin {
@@ -86,12 +88,16 @@ impl TestOrigin {
 
     /// An origin whose answers start with `<name>:` (to tell two origins apart).
     pub async fn named(name: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the origin");
+        Self::named_on(name, "127.0.0.1:0".parse().expect("an address")).await
+    }
+
+    /// An origin on `addr` (the address of an origin that went away and comes back).
+    pub async fn named_on(name: &str, addr: SocketAddr) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("bind the origin");
         let addr = listener.local_addr().expect("origin address");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
+        let (open, closed) = tokio::sync::watch::channel(());
         let task = {
             let (seen, connections, name) = (seen.clone(), connections.clone(), name.to_owned());
             tokio::spawn(async move {
@@ -110,10 +116,15 @@ impl TestOrigin {
                             Ok::<_, std::convert::Infallible>(answer(&name, &seen, req))
                         }
                     });
+                    let mut closed = closed.clone();
                     tokio::spawn(async move {
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service);
+                        // A dropped origin closes its kept-alive connections too.
+                        tokio::select! {
+                            _ = conn => {}
+                            _ = closed.changed() => {}
+                        }
                     });
                 }
             })
@@ -124,6 +135,7 @@ impl TestOrigin {
             seen,
             connections,
             task,
+            _open: open,
         }
     }
 
