@@ -6,6 +6,7 @@
 //! and every refusal is a 4xx with a JSON `{"error": "..."}` that says why.
 
 pub mod client;
+pub mod input;
 mod probe;
 mod routes;
 pub mod token;
