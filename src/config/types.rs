@@ -2,7 +2,7 @@
 //! [`OriginAddr`] is a resolved socket address with its TLS settings.
 
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -164,6 +164,7 @@ impl FromStr for OriginAddr {
 /// The first address of `host`.
 #[cfg(not(fuzzing))]
 fn resolve(host: &str, port: u16) -> std::io::Result<Option<SocketAddr>> {
+    use std::net::ToSocketAddrs;
     (host, port).to_socket_addrs().map(|mut addrs| addrs.next())
 }
 
