@@ -103,11 +103,8 @@ pub fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
         if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
             return None;
         }
-        if v6.is_empty()
-            || !v6
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        {
+        // Only a real IPv6 address (`[3..]` is hex digits, colons and dots, and no address).
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
             return None;
         }
         v6
@@ -236,9 +233,17 @@ mod tests {
             ".example.com",
             ".",
             "..",
+            // Found next (crash-… " [3..]"): brackets around what is no IPv6 address.
+            " [3..]",
+            "[:::]",
+            "[1.2.3.4]",
         ] {
             assert_eq!(normalize_host(raw), None, "{raw:?}");
         }
+        assert_eq!(
+            normalize_host("[::FFFF:1.2.3.4]:8443").as_deref(),
+            Some("::ffff:1.2.3.4")
+        );
         assert_eq!(
             normalize_host("example.com.:80").as_deref(),
             Some("example.com")
