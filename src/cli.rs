@@ -1,4 +1,4 @@
-//! The command line: `run` (the default), `config check`, `check`. Arguments are parsed by clap
+//! The command line: `run` (the default), `config check`, `certs`, `check`, `health`. Arguments are parsed by clap
 //! into raw structs, then each command loads what it needs.
 
 use std::path::PathBuf;
@@ -54,6 +54,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask the running node's admin API for `/healthz`: exit 0 when it answers `ok`, 1 otherwise
+    /// (a container HEALTHCHECK needs no curl for this).
+    Health,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +116,13 @@ pub fn main(cli: Cli) -> i32 {
                 EXIT_USAGE
             }
         },
+        Command::Health => match Config::load(&cli.config) {
+            Ok(config) => health(&config),
+            Err(e) => {
+                eprintln!("{e}");
+                EXIT_USAGE
+            }
+        },
         Command::Run { upgrade } => {
             let config = match Config::load(&cli.config) {
                 Ok(c) => c,
@@ -121,8 +131,8 @@ pub fn main(cli: Cli) -> i32 {
                     return EXIT_USAGE;
                 }
             };
-            init_logging(&config.server.log_level);
-            match crate::app::run(config, crate::app::RunOptions { upgrade }) {
+            let log = crate::app::logging::init(&config.server.log_level);
+            match crate::app::run(config, crate::app::RunOptions { upgrade, log }) {
                 Ok(()) => 0,
                 Err(e) => {
                     tracing::error!("{e}");
@@ -218,18 +228,50 @@ fn check(config: Config, names: Vec<String>, json: bool) -> i32 {
     })
 }
 
-/// tracing to stderr; pingora's `log` records are bridged in by tracing-subscriber's
-/// `tracing-log` feature.
+/// tracing to stderr, for the commands other than `run`.
 fn init_logging(default_filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(default_filter))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = crate::app::logging::init(default_filter);
+}
+
+/// `health`: `GET /healthz` through the admin API.
+fn health(config: &Config) -> i32 {
+    let client = crate::admin::client::AdminClient::from_config(config);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dcv-proxy health: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    match runtime.block_on(client.request(http::Method::GET, "/healthz", None)) {
+        Ok((200, body)) => {
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            if json["status"] == "ok" {
+                println!("ok");
+                0
+            } else {
+                eprintln!(
+                    "dcv-proxy health: unexpected answer: {}",
+                    String::from_utf8_lossy(&body)
+                );
+                EXIT_FAILURE
+            }
+        }
+        Ok((status, body)) => {
+            eprintln!(
+                "dcv-proxy health: admin API answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+            EXIT_FAILURE
+        }
+        Err(e) => {
+            eprintln!("dcv-proxy health: {e}");
+            EXIT_FAILURE
+        }
+    }
 }
 
 /// `certs list|renew`, through the admin API of the running node.

@@ -736,3 +736,459 @@ async fn failed_gate_keeps_the_ca_out() {
     // The challenge was never submitted: Pebble saw no challenge response.
     assert!(!pebble.log().contains("/chalZ/"), "{}", pebble.log());
 }
+
+/// Every way a secret could be written: each line of its base64, and 32-character windows of
+/// the whole (a JSON string of a PEM has `\n` where the file has line breaks).
+fn secret_fragments(base64_text: &str) -> Vec<String> {
+    let joined: String = base64_text.split_whitespace().collect();
+    let mut fragments: Vec<String> = base64_text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.len() >= 24)
+        .map(str::to_owned)
+        .collect();
+    let bytes = joined.as_bytes();
+    let mut i = 0;
+    while i + 32 <= bytes.len() {
+        fragments.push(String::from_utf8_lossy(&bytes[i..i + 32]).into_owned());
+        i += 16;
+    }
+    fragments
+}
+
+/// The base64 bodies of every PRIVATE KEY block in `pem`.
+fn private_key_bodies(pem: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    let mut current: Option<String> = None;
+    for line in pem.lines() {
+        if line.starts_with("-----BEGIN") && line.contains("PRIVATE KEY") {
+            current = Some(String::new());
+        } else if line.starts_with("-----END") {
+            if let Some(body) = current.take() {
+                bodies.push(body);
+            }
+        } else if let Some(body) = current.as_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    bodies
+}
+
+#[tokio::test]
+async fn private_keys_and_the_account_key_are_never_logged_or_returned() {
+    let addrs = (free_addr(), free_addr());
+    let pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    let node = node_for(
+        &pebble,
+        addrs,
+        &certificate(&["secret.example.test"], "http-01"),
+    )
+    .await;
+    issued(&node, "secret.example.test", None).await;
+    let ca = dcv_proxy::testkit::TestCa::new("Secrets").unwrap();
+    let leaf = ca
+        .leaf(&["upload.example.test"], Duration::from_secs(30 * 86_400))
+        .unwrap();
+    let mut answers = vec![
+        node.put_cert("uploaded", &leaf.chain_pem, &leaf.key_pem, &[])
+            .await,
+    ];
+    assert_eq!(answers[0].status, 201, "{}", answers[0].text());
+
+    // The secrets as they are on disk.
+    let mut fragments = Vec::new();
+    for entry in std::fs::read_dir(node.state_dir().join("certs")).unwrap() {
+        let pem = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for body in private_key_bodies(&pem) {
+            fragments.extend(secret_fragments(&body));
+        }
+    }
+    for body in private_key_bodies(&leaf.key_pem) {
+        fragments.extend(secret_fragments(&body));
+    }
+    let mut accounts = 0;
+    for entry in std::fs::read_dir(node.state_dir().join("acme")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let account: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let key = account["credentials"]["key_pkcs8"].as_str().unwrap();
+            fragments.extend(secret_fragments(key));
+            accounts += 1;
+        }
+    }
+    assert_eq!(accounts, 1);
+    assert!(fragments.len() > 20, "{}", fragments.len());
+    let admin_token = node.admin_token();
+
+    // Every read of the admin API, and the CLI.
+    for path in [
+        "/healthz",
+        "/metrics",
+        "/v1/status",
+        "/v1/certificates",
+        "/v1/certificates/default",
+        "/v1/certificates/uploaded",
+        "/v1/certificates/secret.example.test",
+        "/v1/acme/tokens",
+        "/v1/pki",
+        "/v1/probe",
+        "/v1/probe/txt",
+    ] {
+        answers.push(node.admin_get(path).await);
+    }
+    let token = node.admin_token();
+    answers.push(
+        node.admin_request(
+            "POST",
+            "/v1/certificates/secret.example.test/renew",
+            None,
+            Some(&token),
+        )
+        .await,
+    );
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_dcv-proxy"))
+        .arg("--config")
+        .arg(node.config_path())
+        .args(["certs", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(cli.status.success());
+    // The renewal just asked for runs through, logging as it goes.
+    issued(
+        &node,
+        "secret.example.test",
+        node.admin_get("/v1/certificates/secret.example.test")
+            .await
+            .json()["serial"]
+            .as_str(),
+    )
+    .await;
+
+    let log = node.log();
+    let mut outputs: Vec<(String, String)> = answers
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (format!("admin answer {i}"), a.text()))
+        .collect();
+    outputs.push((
+        "certs list".into(),
+        String::from_utf8_lossy(&cli.stdout).into(),
+    ));
+    outputs.push(("log".into(), log));
+    for (what, text) in &outputs {
+        assert!(!text.contains("PRIVATE KEY"), "{what} shows a private key");
+        assert!(!text.contains(&admin_token), "{what} shows the admin token");
+        for fragment in &fragments {
+            assert!(
+                !text.contains(fragment.as_str()),
+                "{what} contains a fragment of a private key: {fragment}"
+            );
+        }
+    }
+}
+
+/// A TLS reverse proxy in front of Pebble's whole ACME API: the CA as the node sees it, which a
+/// test can make answer `500` to everything, or take away altogether. The `Host` header is
+/// kept, so Pebble builds every URL (and checks every JWS `url`) with the proxy's address.
+struct CaProxy {
+    addr: SocketAddr,
+    root_pem: String,
+    /// 0: forward everything; 1: 500 to everything; 2: 500 to every POST (the nonce works).
+    failing: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    /// Dropped to close every open connection (the node's client keeps them alive).
+    open: Option<tokio::sync::watch::Sender<()>>,
+    pebble: SocketAddr,
+    pebble_root: String,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl CaProxy {
+    async fn start(pebble: &Pebble) -> Self {
+        use std::sync::Arc;
+        let ca = dcv_proxy::testkit::TestCa::new("proxy").unwrap();
+        let leaf = ca
+            .leaf(&["localhost", "127.0.0.1"], Duration::from_secs(86_400))
+            .unwrap();
+        use rustls::pki_types::pem::PemObject;
+        let chain: Vec<_> =
+            rustls::pki_types::CertificateDer::pem_slice_iter(leaf.chain_pem.as_bytes())
+                .map(|c| c.unwrap())
+                .collect();
+        let key =
+            rustls::pki_types::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        let mut proxy = Self {
+            addr: free_addr(),
+            root_pem: ca.root_pem(),
+            failing: Arc::new(std::sync::atomic::AtomicU8::new(0)),
+            task: None,
+            open: None,
+            pebble: pebble.acme_addr(),
+            pebble_root: std::fs::read_to_string(pebble.api_root()).unwrap(),
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        };
+        proxy.resume().await;
+        proxy
+    }
+
+    /// Answers `500 serverInternal`: 0 never, 1 to everything, 2 to every POST.
+    fn fail(&self, mode: u8) {
+        self.failing
+            .store(mode, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Stops listening: the CA is unreachable (connection refused).
+    fn take_away(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        self.open = None;
+    }
+
+    /// Listens again on the same address.
+    async fn resume(&mut self) {
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        let (open, closed) = tokio::sync::watch::channel(());
+        self.open = Some(open);
+        let (acceptor, failing, pebble, root) = (
+            self.acceptor.clone(),
+            self.failing.clone(),
+            self.pebble,
+            self.pebble_root.clone(),
+        );
+        self.task = Some(tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, failing, root) = (acceptor.clone(), failing.clone(), root.clone());
+                let mut closed = closed.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(
+                        move |req: http::Request<hyper::body::Incoming>| {
+                            let (failing, root) = (failing.clone(), root.clone());
+                            async move {
+                                let mode = failing.load(std::sync::atomic::Ordering::SeqCst);
+                                let fail =
+                                    mode == 1 || (mode == 2 && req.method() == http::Method::POST);
+                                let rsp = if fail {
+                                    http::Response::builder()
+                                        .status(500)
+                                        .header("content-type", "application/problem+json")
+                                        .body(http_body_util::Full::new(bytes::Bytes::from(
+                                            r#"{"type":"urn:ietf:params:acme:error:serverInternal","detail":"the CA is having a bad day","status":500}"#,
+                                        )))
+                                        .unwrap()
+                                } else {
+                                    forward(pebble, &root, req).await
+                                };
+                                Ok::<_, std::convert::Infallible>(rsp)
+                            }
+                        },
+                    );
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = closed.changed() => {}
+                    }
+                });
+            }
+        }));
+    }
+
+    /// An `[acme]` section using the proxy, trusting its root.
+    fn acme_config(&self, pebble: &Pebble) -> (String, tempfile::NamedTempFile) {
+        let bundle = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(bundle.path(), &self.root_pem).unwrap();
+        let acme = format!(
+            "{}[acme]\ndirectory = \"https://{}/dir\"\nca_bundle = {:?}\nterms_agreed = true\nretry_min = \"1s\"\nretry_max = \"2s\"\nrequest_timeout = \"5s\"\n",
+            pebble.probe_config(),
+            self.addr,
+            bundle.path().display().to_string()
+        );
+        (acme, bundle)
+    }
+}
+
+impl Drop for CaProxy {
+    fn drop(&mut self) {
+        self.take_away();
+    }
+}
+
+/// `req` as it came, to Pebble (its `Host` kept), and Pebble's answer; a `502` when Pebble
+/// cannot be reached.
+async fn forward(
+    pebble: SocketAddr,
+    root: &str,
+    req: http::Request<hyper::body::Incoming>,
+) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+    use http_body_util::BodyExt;
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let answer = async {
+        let conn = tls_connect(pebble, Some("localhost"), &["http/1.1"], Some(root))
+            .await
+            .ok()?;
+        let mut sender = common::h1_client(conn.stream).await;
+        let mut out = http::Request::builder()
+            .method(parts.method.clone())
+            .uri(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+        for (name, value) in &parts.headers {
+            out = out.header(name, value);
+        }
+        let out = out.body(http_body_util::Full::new(body)).ok()?;
+        let rsp = sender.send_request(out).await.ok()?;
+        let (parts, body) = rsp.into_parts();
+        let body = body.collect().await.ok()?.to_bytes();
+        Some(http::Response::from_parts(
+            parts,
+            http_body_util::Full::new(body),
+        ))
+    };
+    answer.await.unwrap_or_else(|| {
+        http::Response::builder()
+            .status(502)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap()
+    })
+}
+
+#[tokio::test]
+async fn ca_answering_500_then_unreachable_backs_off_keeps_serving_and_recovers() {
+    let addrs = (free_addr(), free_addr());
+    let pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    let mut proxy = CaProxy::start(&pebble).await;
+    let (acme, _bundle) = proxy.acme_config(&pebble);
+    let node = Node::builder()
+        .listen(addrs.0, addrs.1)
+        .extra_config(&format!(
+            "{acme}\n{}",
+            certificate(&["flaky.example.test"], "http-01")
+        ))
+        .start()
+        .await;
+    let first = issued(&node, "flaky.example.test", None).await;
+    let presented = || async {
+        tls_connect(
+            node.https_addr(),
+            Some("flaky.example.test"),
+            &["http/1.1"],
+            None,
+        )
+        .await
+        .unwrap()
+        .presented
+        .fingerprint()
+    };
+    let token = node.admin_token();
+    let renew = || async {
+        let resp = node
+            .admin_request(
+                "POST",
+                "/v1/certificates/flaky.example.test/renew",
+                None,
+                Some(&token),
+            )
+            .await;
+        assert_eq!(resp.status, 202, "{}", resp.text());
+    };
+
+    // The CA answers 500 to everything: the renewal fails at the first request (a nonce) and
+    // backs off; nothing changes.
+    proxy.fail(1);
+    renew().await;
+    let failed = eventually("the renewal to fail on the CA's 500", || async {
+        let st = acme_status(&node, "flaky.example.test").await;
+        st["last_order"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("error response"))
+            .then_some(st)
+    })
+    .await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert_eq!(
+        presented().await,
+        first["sha256_fingerprint"].as_str().unwrap()
+    );
+
+    // 500 with a problem document to every POST: the problem is recorded and counted.
+    proxy.fail(2);
+    let failed = eventually(
+        "the renewal to fail with the CA's problem document",
+        || async {
+            let st = acme_status(&node, "flaky.example.test").await;
+            (st["last_order"]["problem"]["type"] == "urn:ietf:params:acme:error:serverInternal")
+                .then_some(st)
+        },
+    )
+    .await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(failed["next_attempt"].is_string(), "{failed}");
+    assert_eq!(
+        presented().await,
+        first["sha256_fingerprint"].as_str().unwrap()
+    );
+    let metrics = node.metrics().await;
+    assert!(metrics.count("dcv_acme_problems_total", &[("type", "serverInternal")]) >= 1.0);
+
+    // Then it is gone altogether: still backing off, still the old certificate.
+    proxy.take_away();
+    let before = acme_status(&node, "flaky.example.test").await["consecutive_failures"]
+        .as_u64()
+        .unwrap();
+    let unreachable = eventually("a failure while the CA is unreachable", || async {
+        let st = acme_status(&node, "flaky.example.test").await;
+        (st["consecutive_failures"].as_u64() > Some(before)
+            && st["last_order"]["problem"].is_null())
+        .then_some(st)
+    })
+    .await;
+    assert_eq!(unreachable["state"], "failed", "{unreachable}");
+    assert_eq!(
+        presented().await,
+        first["sha256_fingerprint"].as_str().unwrap()
+    );
+    assert_eq!(
+        node.admin_get("/v1/certificates/flaky.example.test")
+            .await
+            .json()["serial"],
+        first["serial"]
+    );
+
+    // Back and healthy: the next retry succeeds on its own, and the new certificate is served.
+    proxy.fail(0);
+    proxy.resume().await;
+    let second = issued(&node, "flaky.example.test", first["serial"].as_str()).await;
+    assert_eq!(
+        presented().await,
+        second["sha256_fingerprint"].as_str().unwrap()
+    );
+    assert_eq!(
+        acme_status(&node, "flaky.example.test").await["consecutive_failures"],
+        0
+    );
+}

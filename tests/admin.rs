@@ -82,13 +82,26 @@ async fn state_changes_need_the_bearer_token() {
         .chars()
         .map(|c| if c == 'A' { 'B' } else { 'A' })
         .collect();
-    let requests: [(&str, String, &[u8]); 6] = [
+    let txt_body = br#"{"values": ["planted"]}"#.to_vec();
+    let requests: [(&str, String, &[u8]); 10] = [
         ("PUT", format!("/v1/acme/tokens/{other}"), &token_body),
         ("DELETE", format!("/v1/acme/tokens/{TOKEN}"), b""),
         ("PUT", "/v1/pki/a.test/planted.txt".to_owned(), &pki_body),
         ("DELETE", "/v1/pki/a.test/kept.txt".to_owned(), b""),
         ("PUT", "/v1/certificates/a".to_owned(), &cert_body),
         ("DELETE", "/v1/certificates/a".to_owned(), b""),
+        ("POST", "/v1/certificates/a/renew".to_owned(), b""),
+        ("POST", "/v1/probe/a.test".to_owned(), b""),
+        (
+            "PUT",
+            "/v1/probe/txt/_acme-challenge.a.test".to_owned(),
+            &txt_body,
+        ),
+        (
+            "DELETE",
+            "/v1/probe/txt/_acme-challenge.a.test".to_owned(),
+            b"",
+        ),
     ];
     for (method, path, body) in &requests {
         let wrong_prefix = format!("{real}x");
@@ -114,6 +127,12 @@ async fn state_changes_need_the_bearer_token() {
         assert_eq!(node.admin_raw(&raw).await.status, 401, "{method} {path}");
         assert_unchanged(&node, &was, &format!("unauthorized {method} {path}")).await;
     }
+
+    // Nor did the probe's registered TXT records.
+    assert_eq!(
+        node.admin_get("/v1/probe/txt").await.json()["records"],
+        serde_json::json!([])
+    );
 
     // Nothing changed on the edge either.
     let answer = node

@@ -700,3 +700,172 @@ async fn unreachable_origin_gives_502_without_internals() {
         metrics.text
     );
 }
+
+// ---- bad input on every front end
+
+/// Paths that would reach another host's registered file, or a file next to the webroot, if
+/// anything decoded or normalised them.
+const FOREIGN: &[&str] = &[
+    "/.well-known/pki-validation/..%2f..%2fpki%2fexample.com%2ffileauth.txt",
+    "/.well-known/pki-validation/../../pki/example.com/fileauth.txt",
+    "/.well-known/pki-validation/..%2fsecret.txt",
+    "/.well-known/pki-validation/%2e%2e/secret.txt",
+    "/.well-known/acme-challenge/..%2fsecret.txt",
+    "/.well-known/acme-challenge/%2E%2E%2Fsecret",
+];
+
+fn h10_get(target: &str, host: &str) -> Vec<u8> {
+    format!("GET {target} HTTP/1.0\r\nHost: {host}\r\n\r\n").into_bytes()
+}
+
+#[tokio::test]
+async fn traversals_on_https_http2_and_http10_never_match_and_never_reach_the_origin() {
+    let origin = TestOrigin::start().await;
+    let node = Node::builder()
+        .unknown_token_to_origin()
+        .site(&["example.com", "other.test"], origin.addr())
+        .start()
+        .await;
+    node.put_pki("example.com", "fileauth.txt", PKI_BYTES).await;
+    std::fs::write(
+        node.state_dir().join("webroot/.well-known/secret.txt"),
+        b"next to the webroot",
+    )
+    .unwrap();
+    let admin_token = node.admin_token();
+    let leaked = |resp: &common::Response| {
+        resp.body == PKI_BYTES
+            || resp.text().contains("next to the webroot")
+            || resp.text().contains(&admin_token)
+            || resp.text().contains("PRIVATE KEY")
+    };
+    let h2_conn = common::tls_connect(node.https_addr(), Some("other.test"), &["h2"], None)
+        .await
+        .unwrap();
+    assert_eq!(h2_conn.alpn().as_deref(), Some(&b"h2"[..]));
+    let mut h2 = common::h2_client(h2_conn.stream).await;
+
+    let too_long = format!("/.well-known/acme-challenge/{}", "a".repeat(257));
+    let bad_chars = "/.well-known/acme-challenge/tok~en".to_owned();
+    let targets: Vec<&str> = TRAVERSALS
+        .iter()
+        .chain(FOREIGN)
+        .copied()
+        .chain([too_long.as_str(), bad_chars.as_str()])
+        .collect();
+    for target in &targets {
+        for host in ["example.com", "other.test"] {
+            // HTTPS, the fast path over TLS.
+            let tls = node.https_request("GET", host, target, &[]).await;
+            // HTTP/1.0: handed to pingora's proxy.
+            let h10 = node.http_raw(&h10_get(target, host)).await;
+            for (front, resp) in [("https", &tls), ("http/1.0", &h10)] {
+                assert_eq!(resp.status, 404, "{front} {host}{target}: {}", resp.text());
+                assert!(
+                    !leaked(resp),
+                    "{front} {host}{target} leaked: {}",
+                    resp.text()
+                );
+            }
+        }
+        // HTTP/2: pingora over TLS (the client may refuse a target it cannot send).
+        if let Ok(req) = http::Request::get(format!("https://other.test{target}"))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+        {
+            let resp = common::collect(h2.send_request(req).await.unwrap()).await;
+            assert!(
+                resp.status == 404 || resp.status == 400,
+                "h2 {target}: {} {}",
+                resp.status,
+                resp.text()
+            );
+            assert!(!leaked(&resp), "h2 {target} leaked: {}", resp.text());
+        }
+    }
+    assert!(
+        origin.requests().is_empty(),
+        "malformed validation paths reached the origin: {:?}",
+        origin.requests()
+    );
+    // The longest well-formed token is a token: unknown, so it goes to the origin here.
+    let longest = format!("/.well-known/acme-challenge/{}", "a".repeat(256));
+    assert_eq!(node.http_get("other.test", &longest).await.status, 200);
+    assert_eq!(origin.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn oversize_request_heads_are_refused_on_every_front_end() {
+    let origin = TestOrigin::start().await;
+    let node = Node::builder()
+        .site(&["a.test"], origin.addr())
+        .start()
+        .await;
+    node.put_token(
+        "bigHeadToken_0123456789",
+        &key_authorization("bigHeadToken_0123456789"),
+        None,
+    )
+    .await;
+    let huge = "x".repeat(70 * 1024);
+
+    // HTTP/1.1, plain and over TLS: 431 from the fast path, then the connection is closed.
+    let plain = node
+        .http_request("GET", "a.test", "/big", &[("X-Big", &huge)])
+        .await;
+    let tls = node
+        .https_request("GET", "a.test", "/big", &[("X-Big", &huge)])
+        .await;
+    for resp in [&plain, &tls] {
+        assert_eq!(resp.status, 431, "{}", resp.text());
+        assert_eq!(resp.header("connection"), Some("close"));
+    }
+    // Many small headers: within the size limit, past what the fast path reads, so pingora
+    // judges them (and refuses more than 256 header lines).
+    let many: Vec<(String, String)> = (0..300).map(|i| (format!("X-H{i}"), "v".into())).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let resp = node.http_request("GET", "a.test", "/many", &many).await;
+    eprintln!("300 header lines: {}", resp.status);
+    assert!(
+        (400..500).contains(&resp.status),
+        "300 header lines: {} {}",
+        resp.status,
+        resp.text()
+    );
+    // HTTP/2: pingora's 64 KiB header-list limit.
+    let conn = common::tls_connect(node.https_addr(), Some("a.test"), &["h2"], None)
+        .await
+        .unwrap();
+    let mut h2 = common::h2_client(conn.stream).await;
+    let req = http::Request::get("https://a.test/big-h2")
+        .header("x-big", huge.as_str())
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    match h2.send_request(req).await {
+        Ok(resp) => {
+            let resp = common::collect(resp).await;
+            eprintln!("h2 oversize head: {}", resp.status);
+            assert!((400..500).contains(&resp.status), "h2: {}", resp.status);
+        }
+        // Refused at the protocol level (stream reset): refused all the same.
+        Err(e) => eprintln!("h2 oversize head refused: {e}"),
+    }
+    assert!(
+        origin.requests().is_empty(),
+        "an oversize head reached the origin: {:?}",
+        origin.requests().len()
+    );
+
+    // Just under the limit is a request like any other; the node is unharmed.
+    let big_but_fine = "y".repeat(60 * 1024);
+    let resp = node
+        .http_request("GET", "a.test", "/fine", &[("X-Big", &big_but_fine)])
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let answer = node
+        .http_get(
+            "a.test",
+            "/.well-known/acme-challenge/bigHeadToken_0123456789",
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+}

@@ -4,11 +4,17 @@
 //! RFC 9773, otherwise at two thirds of the lifetime, with jitter), retries failures with
 //! exponential backoff or the CA's `Retry-After`, and records the last order and its problem
 //! document for `/v1/status`. Orders run one at a time.
+//!
+//! The list of certificates can change while it runs (a configuration reload,
+//! [`RenewerHandle::set_certificates`]): it is read afresh at every round, so a certificate added
+//! is ordered at once and one removed is no longer renewed (its served certificate stays until it
+//! is deleted through the admin API).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use instant_acme::{Account, CertificateIdentifier};
 use pingora_core::server::ShutdownWatch;
@@ -17,7 +23,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{GaugeVec, IntCounterVec, Opts};
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use super::client::AcmeHttp;
 use super::order::{self, OrderContext};
@@ -32,7 +38,6 @@ use crate::state::State;
 /// Keeps the configured certificates issued.
 pub struct Renewer {
     acme: AcmeConfig,
-    certificates: Vec<CertificateConfig>,
     state: State,
     selfcheck: Arc<dyn SelfCheck>,
     shared: Arc<Shared>,
@@ -48,6 +53,10 @@ pub struct RenewerHandle {
 
 struct Shared {
     directory: String,
+    /// The configured certificates; replaced by a reload.
+    certificates: ArcSwap<Vec<CertificateConfig>>,
+    /// Wakes the renewer when the list changed.
+    wake: Notify,
     status: Mutex<Status>,
     orders: IntCounterVec,
     problems: IntCounterVec,
@@ -125,6 +134,21 @@ struct Plan {
     recheck: SystemTime,
 }
 
+/// What a new list of certificates changed, by id.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CertificateChanges {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// Same id, other names or challenge type: ordered anew when the served one does not fit.
+    pub changed: Vec<String>,
+}
+
+impl CertificateChanges {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
 /// Why a renewal request was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum RenewRequestError {
@@ -165,29 +189,13 @@ impl Renewer {
             },
             certificates: certificates
                 .iter()
-                .map(|c| {
-                    (
-                        c.id.to_string(),
-                        CertStatus {
-                            names: c.names.iter().map(|n| n.to_string()).collect(),
-                            challenge: c.challenge.as_str(),
-                            state: "due",
-                            next_renewal: None,
-                            renewal_basis: None,
-                            ari_window: None,
-                            consecutive_failures: 0,
-                            next_attempt: None,
-                            last_order: None,
-                            plan: None,
-                            retry_at: None,
-                            forced: false,
-                        },
-                    )
-                })
+                .map(|c| (c.id.to_string(), CertStatus::new(c)))
                 .collect(),
         };
         let shared = Arc::new(Shared {
             directory: acme.directory.clone(),
+            certificates: ArcSwap::from_pointee(certificates),
+            wake: Notify::new(),
             status: Mutex::new(status),
             orders,
             problems,
@@ -196,7 +204,6 @@ impl Renewer {
         (
             Self {
                 acme,
-                certificates,
                 state,
                 selfcheck,
                 shared: shared.clone(),
@@ -231,16 +238,6 @@ impl Renewer {
                         tracing::info!(directory = %self.acme.directory, "ACME account created");
                     }
                     let thumbprint = account.key_thumbprint().to_owned();
-                    if self.acme.stateless_http01 {
-                        let names = self
-                            .certificates
-                            .iter()
-                            .flat_map(|c| c.names.iter().map(|n| n.to_string()))
-                            .collect();
-                        self.state
-                            .challenges
-                            .set_stateless(Some((thumbprint.clone(), names)));
-                    }
                     self.shared.with(|s| {
                         s.account = AccountStatus {
                             state: "ready",
@@ -281,12 +278,12 @@ impl Renewer {
     async fn due(&self, account: &Account, cert: &CertificateConfig, now: SystemTime) -> bool {
         let current = self.current(cert);
         let (forced, retry_at, plan) = self.shared.with(|s| {
-            let st = s.cert(&cert.id);
+            let st = s.cert_mut(cert);
             (st.forced, st.retry_at, st.plan.clone())
         });
         let Some(current) = current else {
             self.shared.with(|s| {
-                let st = s.cert_mut(&cert.id);
+                let st = s.cert_mut(cert);
                 st.plan = None;
                 st.next_renewal = None;
                 st.renewal_basis = Some(Basis::Missing);
@@ -300,7 +297,7 @@ impl Renewer {
         let plan = if stale {
             let plan = self.plan(account, &current, plan, now).await;
             self.shared.with(|s| {
-                let st = s.cert_mut(&cert.id);
+                let st = s.cert_mut(cert);
                 st.next_renewal = Some(rfc3339(plan.at));
                 st.renewal_basis = Some(plan.basis);
                 st.ari_window = plan.window.map(|(a, b)| [rfc3339(a), rfc3339(b)]);
@@ -398,11 +395,11 @@ impl Renewer {
         let started = SystemTime::now();
         let clock = std::time::Instant::now();
         self.shared.with(|s| {
-            s.cert_mut(&cert.id).state = "ordering";
+            s.cert_mut(cert).state = "ordering";
         });
         let replaces = self.current(cert).and_then(|entry| {
             let ari = self.shared.with(|s| {
-                s.cert(&cert.id)
+                s.cert_mut(cert)
                     .plan
                     .as_ref()
                     .is_some_and(|p| p.basis == Basis::Ari)
@@ -438,7 +435,7 @@ impl Renewer {
                 self.shared.orders.with_label_values(&["valid"]).inc();
                 record.serial = Some(entry.cert.serial.clone());
                 self.shared.with(|s| {
-                    let st = s.cert_mut(&cert.id);
+                    let st = s.cert_mut(cert);
                     st.state = "waiting";
                     st.forced = false;
                     st.consecutive_failures = 0;
@@ -460,7 +457,7 @@ impl Renewer {
                 record.error = Some(e.to_string());
                 record.problem = e.problem().cloned();
                 self.shared.with(|s| {
-                    let st = s.cert_mut(&cert.id);
+                    let st = s.cert_mut(cert);
                     st.consecutive_failures += 1;
                     let wait = schedule::backoff(
                         st.consecutive_failures,
@@ -495,7 +492,7 @@ impl Renewer {
         let at = SystemTime::now() + self.acme.retry_min;
         tracing::warn!(certificate = %cert.id, %error, next_attempt = %rfc3339(at), "fleet lock unavailable; not ordering now");
         self.shared.with(|s| {
-            let st = s.cert_mut(&cert.id);
+            let st = s.cert_mut(cert);
             st.retry_at = Some(at);
             st.next_attempt = Some(rfc3339(at));
         });
@@ -537,9 +534,6 @@ impl BackgroundService for Renewer {
         else {
             return;
         };
-        if self.certificates.is_empty() {
-            return;
-        }
         let http = match AcmeHttp::new(self.acme.ca_bundle.as_deref(), self.acme.request_timeout) {
             Ok(http) => http,
             Err(e) => {
@@ -551,59 +545,34 @@ impl BackgroundService for Renewer {
                 return;
             }
         };
-        let Some(mut account) = self.account(&http, &mut shutdown).await else {
-            return;
-        };
+        // Made when the first certificate needs it: a node without [[certificate]] never
+        // contacts the CA, and one that gets certificates by a reload registers then.
+        let mut account: Option<Account> = None;
         loop {
-            for cert in &self.certificates {
-                if *shutdown.borrow() {
-                    return;
-                }
-                if self.due(&account, cert, SystemTime::now()).await {
-                    // One order at a time across a fleet: wait for this certificate's lock,
-                    // then look again, since the node that held it may just have renewed it.
-                    let lock_name = format!("order/{}", cert.id);
-                    let lock = tokio::select! {
-                        lock = self.state.lock(&lock_name) => lock,
-                        _ = shutdown.changed() => return,
-                    };
-                    let lock = match lock {
-                        Ok(lock) => lock,
-                        Err(e) => {
-                            self.lock_unavailable(cert, &e.to_string());
-                            continue;
-                        }
-                    };
-                    if let Some(lock) = lock {
-                        if let Err(e) = self.state.refresh_cert(&cert.id).await {
-                            tracing::warn!(certificate = %cert.id, error = %e, "cannot read the certificate from the fleet store");
-                        }
-                        if !self.due(&account, cert, SystemTime::now()).await {
-                            tracing::info!(certificate = %cert.id, "renewed by another node of the fleet; not ordering");
-                            lock.release().await;
-                            continue;
-                        }
-                        let lost = self.order(&account, &http, cert).await;
-                        lock.release().await;
-                        if lost {
-                            match self.account_lost(&http, &mut shutdown).await {
-                                Some(a) => account = a,
-                                None => return,
-                            }
-                        }
-                        let _ = self.due(&account, cert, SystemTime::now()).await;
-                        continue;
+            let certificates = self.shared.certificates.load_full();
+            self.shared.with(|s| {
+                s.certificates
+                    .retain(|id, _| certificates.iter().any(|c| c.id.as_str() == id))
+            });
+            if !certificates.is_empty() {
+                let mut current = match account.take() {
+                    Some(a) => a,
+                    None => match self.account(&http, &mut shutdown).await {
+                        Some(a) => a,
+                        None => return,
+                    },
+                };
+                self.publish_stateless(&current, &certificates);
+                for cert in certificates.iter() {
+                    if *shutdown.borrow() {
+                        return;
                     }
-                    let lost = self.order(&account, &http, cert).await;
-                    if lost {
-                        match self.account_lost(&http, &mut shutdown).await {
-                            Some(a) => account = a,
-                            None => return,
-                        }
+                    match self.round(cert, &mut current, &http, &mut shutdown).await {
+                        Some(()) => {}
+                        None => return,
                     }
-                    // Re-plan from the new certificate right away.
-                    let _ = self.due(&account, cert, SystemTime::now()).await;
                 }
+                account = Some(current);
             }
             let wake = self.next_wake(SystemTime::now());
             let wait = wake
@@ -615,13 +584,124 @@ impl BackgroundService for Renewer {
                 Some(id) = triggers.recv() => {
                     tracing::info!(certificate = %id, "renewal requested");
                 }
+                _ = self.shared.wake.notified() => {
+                    tracing::debug!("certificate list changed");
+                }
                 _ = shutdown.changed() => return,
             }
         }
     }
 }
 
+impl Renewer {
+    /// Orders `cert` when it is due; `None` when the server is stopping.
+    async fn round(
+        &self,
+        cert: &CertificateConfig,
+        account: &mut Account,
+        http: &AcmeHttp,
+        shutdown: &mut ShutdownWatch,
+    ) -> Option<()> {
+        if !self.due(account, cert, SystemTime::now()).await {
+            return Some(());
+        }
+        // One order at a time across a fleet: wait for this certificate's lock, then look
+        // again, since the node that held it may just have renewed it.
+        let lock_name = format!("order/{}", cert.id);
+        let lock = tokio::select! {
+            lock = self.state.lock(&lock_name) => lock,
+            _ = shutdown.changed() => return None,
+        };
+        let lock = match lock {
+            Ok(lock) => lock,
+            Err(e) => {
+                self.lock_unavailable(cert, &e.to_string());
+                return Some(());
+            }
+        };
+        let lock = match lock {
+            Some(lock) => {
+                if let Err(e) = self.state.refresh_cert(&cert.id).await {
+                    tracing::warn!(certificate = %cert.id, error = %e, "cannot read the certificate from the fleet store");
+                }
+                if !self.due(account, cert, SystemTime::now()).await {
+                    tracing::info!(certificate = %cert.id, "renewed by another node of the fleet; not ordering");
+                    lock.release().await;
+                    return Some(());
+                }
+                Some(lock)
+            }
+            None => None,
+        };
+        let lost = self.order(account, http, cert).await;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        if lost {
+            *account = self.account_lost(http, shutdown).await?;
+        }
+        // Re-plan from the new certificate right away.
+        let _ = self.due(account, cert, SystemTime::now()).await;
+        Some(())
+    }
+
+    /// RFC 8555 §8.1 stateless answers for the names configured now.
+    fn publish_stateless(&self, account: &Account, certificates: &[CertificateConfig]) {
+        if !self.acme.stateless_http01 {
+            return;
+        }
+        let names = certificates
+            .iter()
+            .flat_map(|c| c.names.iter().map(|n| n.to_string()))
+            .collect();
+        self.state
+            .challenges
+            .set_stateless(Some((account.key_thumbprint().to_owned(), names)));
+    }
+}
+
 impl RenewerHandle {
+    /// Replaces the list of certificates to keep issued (a configuration reload). New ones are
+    /// ordered at once; removed ones are no longer renewed; the served certificates are not
+    /// touched.
+    pub fn set_certificates(&self, certificates: Vec<CertificateConfig>) -> CertificateChanges {
+        let old = self.shared.certificates.load_full();
+        let mut changes = CertificateChanges::default();
+        for c in &certificates {
+            match old.iter().find(|o| o.id == c.id) {
+                None => changes.added.push(c.id.to_string()),
+                Some(o) if o != c => changes.changed.push(c.id.to_string()),
+                Some(_) => {}
+            }
+        }
+        for o in old.iter() {
+            if !certificates.iter().any(|c| c.id == o.id) {
+                changes.removed.push(o.id.to_string());
+            }
+        }
+        if changes.is_empty() {
+            return changes;
+        }
+        self.shared.with(|s| {
+            for c in &certificates {
+                let fresh = CertStatus::new(c);
+                let st = s
+                    .certificates
+                    .entry(c.id.to_string())
+                    .or_insert_with(|| fresh.clone());
+                if st.names != fresh.names || st.challenge != fresh.challenge {
+                    // Other names: the old plan was for a certificate that no longer fits.
+                    *st = fresh;
+                }
+            }
+            s.certificates
+                .retain(|id, _| certificates.iter().any(|c| c.id.as_str() == id));
+        });
+        self.shared.certificates.store(Arc::new(certificates));
+        self.shared.wake.notify_one();
+        changes
+    }
+
     /// Asks for `id` to be renewed now (ignoring its plan and any backoff).
     pub fn renew(&self, id: &CertId) -> Result<(), RenewRequestError> {
         let known = self.shared.with(|s| {
@@ -675,15 +755,30 @@ impl Shared {
 }
 
 impl Status {
-    fn cert(&self, id: &CertId) -> &CertStatus {
+    /// The status of `cert`, made afresh when a reload added it a moment ago.
+    fn cert_mut(&mut self, cert: &CertificateConfig) -> &mut CertStatus {
         self.certificates
-            .get(id.as_str())
-            .expect("every configured certificate has a status entry")
+            .entry(cert.id.to_string())
+            .or_insert_with(|| CertStatus::new(cert))
     }
-    fn cert_mut(&mut self, id: &CertId) -> &mut CertStatus {
-        self.certificates
-            .get_mut(id.as_str())
-            .expect("every configured certificate has a status entry")
+}
+
+impl CertStatus {
+    fn new(cert: &CertificateConfig) -> Self {
+        CertStatus {
+            names: cert.names.iter().map(|n| n.to_string()).collect(),
+            challenge: cert.challenge.as_str(),
+            state: "due",
+            next_renewal: None,
+            renewal_basis: None,
+            ari_window: None,
+            consecutive_failures: 0,
+            next_attempt: None,
+            last_order: None,
+            plan: None,
+            retry_at: None,
+            forced: false,
+        }
     }
 }
 

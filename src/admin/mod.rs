@@ -6,6 +6,7 @@
 //! and every refusal is a 4xx with a JSON `{"error": "..."}` that says why.
 
 pub mod client;
+pub mod input;
 mod probe;
 mod routes;
 pub mod token;
@@ -22,6 +23,7 @@ use serde::Serialize;
 use crate::acme::RenewerHandle;
 use crate::metrics::Metrics;
 use crate::probe::service::ProbeRunner;
+use crate::serve::inflight::{Front, InFlight};
 use crate::state::State;
 
 /// The admin API application.
@@ -34,6 +36,8 @@ pub struct AdminApi {
     acme: Option<RenewerHandle>,
     /// The self-probe, when it runs on this node.
     probe: Option<Arc<ProbeRunner>>,
+    /// Requests being answered (a graceful stop waits for them).
+    inflight: InFlight,
 }
 
 /// A parsed request handed to a route.
@@ -98,7 +102,14 @@ impl AdminApi {
             started: SystemTime::now(),
             acme: None,
             probe: None,
+            inflight: InFlight::new(),
         }
+    }
+
+    /// Counts requests being answered in `inflight`.
+    pub fn with_inflight(mut self, inflight: InFlight) -> Self {
+        self.inflight = inflight;
+        self
     }
 
     /// Adds the renewer's status and the renew endpoint.
@@ -173,6 +184,7 @@ impl AdminApi {
 #[async_trait]
 impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let _inflight = self.inflight.enter(Front::Admin);
         let reply = self.handle(session).await;
         if reply.status == StatusCode::PAYLOAD_TOO_LARGE || reply.status == StatusCode::UNAUTHORIZED
         {

@@ -11,16 +11,11 @@
 //! | `DELETE /v1/probe/txt/<name>` | forget them |
 
 use http::StatusCode;
-use serde::Deserialize;
 
 use super::{AdminApi, Reply};
-use crate::config::RecordName;
 use crate::probe::report::Status;
 use crate::probe::service::ProbeRunner;
 use crate::probe::Report;
-
-/// Longest TXT value accepted (a TXT record of several character-strings stays far below).
-const MAX_TXT_VALUE: usize = 1024;
 
 fn runner(api: &AdminApi) -> Result<&ProbeRunner, Reply> {
     api.probe.as_deref().ok_or_else(|| {
@@ -64,7 +59,7 @@ pub(super) fn summaries(runner: &ProbeRunner) -> serde_json::Value {
     for report in runner.results().all() {
         names.insert(report.name.clone(), summary(&report));
     }
-    for name in runner.names() {
+    for name in runner.names().iter() {
         names
             .entry(name.to_string())
             .or_insert_with(|| serde_json::json!({ "verdict": null }));
@@ -96,12 +91,6 @@ fn summary(report: &Report) -> serde_json::Value {
     })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TxtBody {
-    values: Vec<String>,
-}
-
 pub(super) fn list_txt(api: &AdminApi) -> Reply {
     let runner = match runner(api) {
         Ok(r) => r,
@@ -123,29 +112,14 @@ pub(super) fn put_txt(api: &AdminApi, name: &str, body: &[u8]) -> Reply {
         Ok(r) => r,
         Err(reply) => return reply,
     };
-    let name: RecordName = match name.parse() {
-        Ok(n) => n,
-        Err(e) => return Reply::error(StatusCode::BAD_REQUEST, format!("name: {e}")),
+    let (name, values) = match super::input::txt_put(name, body) {
+        Ok(parsed) => parsed,
+        Err(refused) => return refused.into(),
     };
-    let body: TxtBody = match super::routes::parse_body(body) {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    if body.values.is_empty()
-        || body
-            .values
-            .iter()
-            .any(|v| v.is_empty() || v.len() > MAX_TXT_VALUE)
-    {
-        return Reply::error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("values: give 1 or more values of 1 to {MAX_TXT_VALUE} bytes"),
-        );
-    }
-    match runner.txt().put(name.clone(), body.values.clone()) {
+    match runner.txt().put(name.clone(), values.clone()) {
         Ok(()) => Reply::json(
             StatusCode::CREATED,
-            &serde_json::json!({ "name": name, "values": body.values }),
+            &serde_json::json!({ "name": name, "values": values }),
         ),
         Err(e) => Reply::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
@@ -156,9 +130,9 @@ pub(super) fn delete_txt(api: &AdminApi, name: &str) -> Reply {
         Ok(r) => r,
         Err(reply) => return reply,
     };
-    let name: RecordName = match name.parse() {
+    let name = match super::input::record_name(name) {
         Ok(n) => n,
-        Err(e) => return Reply::error(StatusCode::BAD_REQUEST, format!("name: {e}")),
+        Err(refused) => return refused.into(),
     };
     match runner.txt().remove(&name) {
         Ok(true) => Reply::json(StatusCode::OK, &serde_json::json!({ "removed": name })),

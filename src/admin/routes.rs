@@ -1,27 +1,23 @@
 //! The endpoints. Every handler parses its input fully before touching state, so a refused
 //! request changes nothing.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use base64::Engine;
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use super::input::{self, Refused};
 use super::{AdminApi, AdminRequest, Reply};
-use crate::config::DnsName;
-use crate::serve::classify::{is_file_name, is_token};
 use crate::state::certs::{CertEntry, CertId, CertSource, InstallError, DEFAULT_ID};
 use crate::state::challenge::{apex_of, AcmeAnswer, PkiFile};
 use crate::state::local::unix;
 
-/// Default lifetime of a token put through the API: long enough for any pending authorization,
-/// short enough that a forgotten token does not answer forever.
-const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
-/// Longest lifetime accepted for a token (Let's Encrypt keeps pending authorizations 7 days).
-const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Largest validation file accepted: the same cap as files served from the webroot.
-const MAX_PKI_FILE: usize = 64 * 1024;
+impl From<Refused> for Reply {
+    fn from(r: Refused) -> Reply {
+        Reply::error(r.status, r.message)
+    }
+}
 
 pub(super) async fn route(api: &AdminApi, req: AdminRequest) -> Reply {
     let segments: Vec<&str> = req.path.trim_end_matches('/').split('/').skip(1).collect();
@@ -66,18 +62,6 @@ pub(super) async fn route(api: &AdminApi, req: AdminRequest) -> Reply {
     }
 }
 
-/// Parses a JSON body, refusing unknown fields with serde's message (which has line and column).
-pub(super) fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Reply> {
-    if body.is_empty() {
-        return Err(Reply::error(
-            StatusCode::BAD_REQUEST,
-            "a JSON body is required",
-        ));
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| Reply::error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
-}
-
 fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
@@ -109,14 +93,6 @@ fn status(api: &AdminApi) -> Reply {
 
 // ---- ACME tokens
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokenBody {
-    key_authorization: String,
-    identifier: Option<String>,
-    ttl_seconds: Option<u64>,
-}
-
 #[derive(Serialize)]
 struct TokenView {
     token: String,
@@ -144,58 +120,9 @@ fn list_tokens(api: &AdminApi) -> Reply {
 }
 
 async fn put_token(api: &AdminApi, token: &str, body: &[u8]) -> Reply {
-    if !is_token(token) {
-        return Reply::error(
-            StatusCode::BAD_REQUEST,
-            format!("{token:?} is not an ACME token (1-256 characters of A-Z a-z 0-9 - _)"),
-        );
-    }
-    let body: TokenBody = match parse_body(body) {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    // RFC 8555 §8.1: keyAuthorization = token || '.' || base64url(JWK thumbprint). Refusing
-    // anything else catches the "file content incorrect" mistakes (H7) at the API.
-    let thumbprint = body
-        .key_authorization
-        .strip_prefix(token)
-        .and_then(|rest| rest.strip_prefix('.'));
-    match thumbprint {
-        Some(t) if !t.is_empty() && t.len() <= 128 && is_token(t) => {}
-        _ => {
-            return Reply::error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!(
-                    "key_authorization must be \"{token}.<base64url account thumbprint>\" (RFC 8555 section 8.1)"
-                ),
-            )
-        }
-    }
-    let identifier = match body.identifier.as_deref().map(str::parse::<DnsName>) {
-        None => None,
-        Some(Ok(name)) => Some(name),
-        Some(Err(e)) => {
-            return Reply::error(StatusCode::UNPROCESSABLE_ENTITY, format!("identifier: {e}"))
-        }
-    };
-    let ttl = body
-        .ttl_seconds
-        .map_or(DEFAULT_TOKEN_TTL, Duration::from_secs);
-    if ttl.is_zero() || ttl > MAX_TOKEN_TTL {
-        return Reply::error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "ttl_seconds must be between 1 and {}",
-                MAX_TOKEN_TTL.as_secs()
-            ),
-        );
-    }
-    let now = SystemTime::now();
-    let answer = AcmeAnswer {
-        key_authorization: Bytes::from(body.key_authorization),
-        identifier: identifier.map(|n| n.as_str().into()),
-        expires: Some(now + ttl),
-        created: now,
+    let answer = match input::token_put(token, body, SystemTime::now()) {
+        Ok(a) => a,
+        Err(refused) => return refused.into(),
     };
     let view = token_view(token, &answer);
     match api.state.put_token(token, answer).await {
@@ -205,11 +132,8 @@ async fn put_token(api: &AdminApi, token: &str, body: &[u8]) -> Reply {
 }
 
 async fn delete_token(api: &AdminApi, token: &str) -> Reply {
-    if !is_token(token) {
-        return Reply::error(
-            StatusCode::BAD_REQUEST,
-            format!("{token:?} is not an ACME token"),
-        );
+    if let Err(refused) = input::token_path(token) {
+        return refused.into();
     }
     match api.state.remove_token(token).await {
         Ok(true) => Reply::json(StatusCode::OK, &serde_json::json!({ "removed": token })),
@@ -219,13 +143,6 @@ async fn delete_token(api: &AdminApi, token: &str) -> Reply {
 }
 
 // ---- pki-validation files
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PkiBody {
-    content: Option<String>,
-    content_base64: Option<String>,
-}
 
 #[derive(Serialize)]
 struct PkiView {
@@ -252,16 +169,11 @@ fn pki_view(host: &str, file: &str, entry: &PkiFile) -> PkiView {
     }
 }
 
-fn parse_host(host: &str) -> Result<DnsName, Reply> {
-    host.parse::<DnsName>()
-        .map_err(|e| Reply::error(StatusCode::BAD_REQUEST, format!("host: {e}")))
-}
-
 fn list_pki(api: &AdminApi, host: Option<&str>) -> Reply {
-    let filter = match host.map(parse_host) {
+    let filter = match host.map(input::host) {
         None => None,
         Some(Ok(h)) => Some(apex_of(h.as_str()).to_owned()),
-        Some(Err(reply)) => return reply,
+        Some(Err(refused)) => return refused.into(),
     };
     let snapshot = api.state.challenges.snapshot();
     let mut files: Vec<PkiView> = snapshot
@@ -274,44 +186,10 @@ fn list_pki(api: &AdminApi, host: Option<&str>) -> Reply {
 }
 
 async fn put_pki(api: &AdminApi, host: &str, file: &str, body: &[u8]) -> Reply {
-    let host = match parse_host(host) {
-        Ok(h) => h,
-        Err(reply) => return reply,
+    let (host, bytes) = match input::pki_put(host, file, body) {
+        Ok(parsed) => parsed,
+        Err(refused) => return refused.into(),
     };
-    if !is_file_name(file) {
-        return Reply::error(
-            StatusCode::BAD_REQUEST,
-            format!("{file:?} is not a validation file name (one segment of A-Z a-z 0-9 . - _, not starting with '.')"),
-        );
-    }
-    let body: PkiBody = match parse_body(body) {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    let bytes = match (body.content, body.content_base64) {
-        (Some(text), None) => text.into_bytes(),
-        (None, Some(b64)) => match base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                return Reply::error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("content_base64 is not base64: {e}"),
-                )
-            }
-        },
-        _ => {
-            return Reply::error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "give exactly one of content (text) or content_base64",
-            )
-        }
-    };
-    if bytes.is_empty() || bytes.len() > MAX_PKI_FILE {
-        return Reply::error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("a validation file must have 1 to {MAX_PKI_FILE} bytes"),
-        );
-    }
     let entry = PkiFile {
         body: Bytes::from(bytes),
         created: SystemTime::now(),
@@ -324,16 +202,10 @@ async fn put_pki(api: &AdminApi, host: &str, file: &str, body: &[u8]) -> Reply {
 }
 
 async fn delete_pki(api: &AdminApi, host: &str, file: &str) -> Reply {
-    let host = match parse_host(host) {
+    let host = match input::host(host).and_then(|h| input::file_name(file).map(|()| h)) {
         Ok(h) => h,
-        Err(reply) => return reply,
+        Err(refused) => return refused.into(),
     };
-    if !is_file_name(file) {
-        return Reply::error(
-            StatusCode::BAD_REQUEST,
-            format!("{file:?} is not a validation file name"),
-        );
-    }
     match api.state.remove_pki(host.as_str(), file).await {
         Ok(true) => Reply::json(StatusCode::OK, &serde_json::json!({ "removed": file })),
         Ok(false) => Reply::error(StatusCode::NOT_FOUND, format!("no file {file} for {host}")),
@@ -342,19 +214,6 @@ async fn delete_pki(api: &AdminApi, host: &str, file: &str) -> Reply {
 }
 
 // ---- certificates
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CertBody {
-    /// Leaf then intermediates (PEM); may also carry the key.
-    certificate: String,
-    /// PEM private key, unless it is in `certificate`.
-    #[serde(default)]
-    private_key: String,
-    /// Names the certificate must cover (C6).
-    #[serde(default)]
-    names: Vec<String>,
-}
 
 fn cert_view(e: &CertEntry) -> serde_json::Value {
     let now = SystemTime::now();
@@ -383,7 +242,7 @@ fn cert_view(e: &CertEntry) -> serde_json::Value {
 }
 
 fn parse_id(id: &str) -> Result<CertId, Reply> {
-    CertId::parse(id).map_err(|e| Reply::error(StatusCode::BAD_REQUEST, e))
+    input::cert_id(id).map_err(Reply::from)
 }
 
 fn list_certs(api: &AdminApi) -> Reply {
@@ -438,29 +297,17 @@ fn renew_cert(api: &AdminApi, id: &str) -> Reply {
 }
 
 async fn put_cert(api: &AdminApi, id: &str, body: &[u8]) -> Reply {
-    let id = match parse_id(id) {
-        Ok(id) => id,
-        Err(reply) => return reply,
+    let upload = match input::cert_put(id, body) {
+        Ok(u) => u,
+        Err(refused) => return refused.into(),
     };
-    let body: CertBody = match parse_body(body) {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    let mut names = Vec::with_capacity(body.names.len());
-    for name in &body.names {
-        let pattern = name.strip_prefix("*.").unwrap_or(name);
-        match pattern.parse::<DnsName>() {
-            Ok(_) => names.push(name.to_ascii_lowercase()),
-            Err(e) => return Reply::error(StatusCode::UNPROCESSABLE_ENTITY, format!("names: {e}")),
-        }
-    }
     match api
         .state
         .install_cert(
-            &id,
-            body.certificate.as_bytes(),
-            body.private_key.as_bytes(),
-            &names,
+            &upload.id,
+            upload.certificate.as_bytes(),
+            upload.private_key.as_bytes(),
+            &upload.names,
             CertSource::Upload,
         )
         .await
@@ -477,8 +324,27 @@ async fn put_cert(api: &AdminApi, id: &str, body: &[u8]) -> Reply {
                 "reason": refusal.reason(),
             }),
         ),
-        Err(e) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => write_failed(e),
     }
+}
+
+/// A certificate that could not be written: nothing changed, and the status says whether the
+/// disk is full (`507`), read-only or otherwise failing (`503`: try again once fixed).
+fn write_failed(e: InstallError) -> Reply {
+    let status = match &e {
+        InstallError::Write { source, .. }
+            if source.kind() == std::io::ErrorKind::StorageFull
+                || source.raw_os_error() == Some(libc::EDQUOT) =>
+        {
+            StatusCode::INSUFFICIENT_STORAGE
+        }
+        InstallError::Write { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    Reply::error(
+        status,
+        format!("{e}; nothing changed, the served certificate stays"),
+    )
 }
 
 async fn delete_cert(api: &AdminApi, id: &str) -> Reply {
@@ -500,6 +366,6 @@ async fn delete_cert(api: &AdminApi, id: &str) -> Reply {
             StatusCode::SERVICE_UNAVAILABLE,
             format!("cannot share with the fleet: {e}"),
         ),
-        Err(e) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => write_failed(e),
     }
 }

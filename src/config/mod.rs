@@ -47,7 +47,7 @@ pub struct Config {
 
 /// `[fleet] backend = "etcd"`: tokens, validation files, certificates, the ACME account and
 /// membership shared through etcd (v3 API), so that every node answers what any node was given.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FleetConfig {
     /// etcd client URLs, `http://host:port` or `https://host:port`.
     pub endpoints: Vec<String>,
@@ -70,7 +70,7 @@ pub struct FleetConfig {
 }
 
 /// TLS settings for the etcd connection.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EtcdTls {
     /// PEM roots that sign the etcd servers' certificates.
     pub ca_file: Option<PathBuf>,
@@ -79,7 +79,7 @@ pub struct EtcdTls {
 }
 
 /// How the node talks to its ACME CA.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AcmeConfig {
     /// Directory URL (RFC 8555 §7.1.1).
     pub directory: String,
@@ -124,7 +124,7 @@ pub enum SelfCheckKind {
 }
 
 /// An EAB key id and HMAC key.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ExternalAccount {
     pub key_id: String,
     pub hmac_key: Vec<u8>,
@@ -163,7 +163,7 @@ impl ChallengeType {
 }
 
 /// A certificate to obtain and keep renewed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateConfig {
     /// File stem and admin API id; defaults to the first name.
     pub id: CertId,
@@ -172,7 +172,7 @@ pub struct CertificateConfig {
 }
 
 /// The plain-HTTP listeners (port 80 in production).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HttpConfig {
     pub listen: Vec<SocketAddr>,
     /// Redirect every non-challenge request to HTTPS.
@@ -184,7 +184,7 @@ pub struct HttpConfig {
 }
 
 /// The TLS listeners (port 443 in production).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HttpsConfig {
     pub listen: Vec<SocketAddr>,
 }
@@ -206,7 +206,7 @@ pub enum UnknownToken {
 }
 
 /// The admin API listener.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
     /// File holding the bearer token; created with a random token (mode 0600) when missing.
@@ -216,7 +216,7 @@ pub struct AdminConfig {
 }
 
 /// Process-wide serving settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// Worker threads of the serving runtime.
     pub threads: usize,

@@ -39,7 +39,7 @@ pub const DEFAULT_SENSITIVE_WORDS: &[&str] = &[
 ];
 
 /// How the self-probe runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProbeConfig {
     /// Recursive resolvers to ask, each reported on its own (D4, D7); empty: `/etc/resolv.conf`.
     pub resolvers: Vec<SocketAddr>,

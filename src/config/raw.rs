@@ -618,7 +618,7 @@ fn build_fleet(
         (Some(p), None) => Some(p),
         (None, Some(file)) => {
             let path = base.join(file);
-            let text = std::fs::read_to_string(&path).map_err(|e| {
+            let text = read_small(&path).map_err(|e| {
                 invalid(
                     backend_span.clone(),
                     "fleet.password_file".into(),
@@ -670,13 +670,26 @@ fn build_fleet(
     }))
 }
 
-/// The machine's host name (the default node id), without calling into libc.
+/// The machine's host name (the default node id), without calling into libc. The systemd unit
+/// hides `/proc/sys` (`ProcSubset=pid`), hence `/etc/hostname` next.
 fn hostname() -> Option<String> {
     let text = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
         .or_else(|| std::env::var("HOSTNAME").ok())?;
     let name = text.trim();
     (!name.is_empty()).then(|| name.to_owned())
+}
+
+/// Reads a small text file (a password): at most 4 KiB, so a wrong path (a device, a log)
+/// cannot make the configuration load read without end.
+fn read_small(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(4096)
+        .read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// A value written as a string and parsed with its [`FromStr`], so that a bad value is reported

@@ -2,7 +2,7 @@
 //! [`OriginAddr`] is a resolved socket address with its TLS settings.
 
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -149,10 +149,8 @@ impl FromStr for OriginAddr {
         let default_port = if tls { 443 } else { 80 };
         let (host, port) = split_host_port(rest, default_port)
             .ok_or_else(|| format!("{s:?}: expected host:port (e.g. \"127.0.0.1:8080\")"))?;
-        let addr = (host.as_str(), port)
-            .to_socket_addrs()
+        let addr = resolve(&host, port)
             .map_err(|e| format!("{s:?}: cannot resolve {host:?}: {e}"))?
-            .next()
             .ok_or_else(|| format!("{s:?}: {host:?} resolves to no address"))?;
         Ok(OriginAddr {
             addr,
@@ -161,6 +159,22 @@ impl FromStr for OriginAddr {
             written: s.to_owned(),
         })
     }
+}
+
+/// The first address of `host`.
+#[cfg(not(fuzzing))]
+fn resolve(host: &str, port: u16) -> std::io::Result<Option<SocketAddr>> {
+    use std::net::ToSocketAddrs;
+    (host, port).to_socket_addrs().map(|mut addrs| addrs.next())
+}
+
+/// Under the fuzzer the configuration parser never asks the network: only IP literals
+/// resolve (a name would be a DNS query per input).
+#[cfg(fuzzing)]
+fn resolve(host: &str, port: u16) -> std::io::Result<Option<SocketAddr>> {
+    host.parse::<std::net::IpAddr>()
+        .map(|ip| Some(SocketAddr::new(ip, port)))
+        .map_err(|_| std::io::Error::other("names are not resolved while fuzzing"))
 }
 
 /// Splits `host[:port]`, `[v6][:port]`; `None` when the port is not a number.

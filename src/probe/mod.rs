@@ -118,6 +118,14 @@ impl Prober {
         self
     }
 
+    /// A prober for the same node with other settings (a configuration reload); the fleet
+    /// members it asks stay the same.
+    pub fn with_config(&self, config: ProbeConfig) -> Result<Self, ProbeError> {
+        let mut prober = Self::new(config, self.node.clone())?;
+        prober.members = self.members.clone();
+        Ok(prober)
+    }
+
     pub fn config(&self) -> &ProbeConfig {
         &self.config
     }

@@ -72,7 +72,8 @@ pub fn request_host<'a>(
     normalize_host(raw)
 }
 
-/// Lowercases `raw`, strips `:port` (and the brackets of an IPv6 literal) and a trailing dot.
+/// Lowercases `raw`, strips `:port` (and the brackets of an IPv6 literal) and one trailing dot;
+/// `None` for an empty label (`a..b`, `.a`, `a..`), which no registered name has.
 pub fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
     let raw = raw.trim_matches([' ', '\t']);
     let host = if let Some(rest) = raw.strip_prefix('[') {
@@ -80,11 +81,8 @@ pub fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
         if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
             return None;
         }
-        if v6.is_empty()
-            || !v6
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        {
+        // Only a real IPv6 address (`[3..]` is hex digits, colons and dots, and no address).
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
             return None;
         }
         v6
@@ -94,7 +92,11 @@ pub fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
             Some(_) => return None,
             None => raw,
         };
-        host.strip_suffix('.').unwrap_or(host)
+        let host = host.strip_suffix('.').unwrap_or(host);
+        if host.starts_with('.') || host.ends_with('.') || host.contains("..") {
+            return None;
+        }
+        host
     };
     if host.is_empty()
         || host.len() > 253
@@ -196,6 +198,34 @@ mod tests {
             normalize_host("example.com"),
             Some(Cow::Borrowed(_))
         ));
+    }
+
+    /// Found by the `classify` fuzz target (crash-8aa39676…): two trailing dots left one, so
+    /// `example.com..` became `example.com.`, a host no entry is registered under.
+    #[test]
+    fn fuzz_regression_empty_labels_are_not_hosts() {
+        for raw in [
+            "xtthu.hhhhhhhhhhhhhtwww.example.com..",
+            "example.com..",
+            "a..b",
+            ".example.com",
+            ".",
+            "..",
+            // Found next (crash-… " [3..]"): brackets around what is no IPv6 address.
+            " [3..]",
+            "[:::]",
+            "[1.2.3.4]",
+        ] {
+            assert_eq!(normalize_host(raw), None, "{raw:?}");
+        }
+        assert_eq!(
+            normalize_host("[::FFFF:1.2.3.4]:8443").as_deref(),
+            Some("::ffff:1.2.3.4")
+        );
+        assert_eq!(
+            normalize_host("example.com.:80").as_deref(),
+            Some("example.com")
+        );
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //! proxied requests, HTTP/1.0, unusual heads — is handed to pingora untouched: the bytes read
 //! so far are replayed to it ([`Replay`]). So the fast path can only ever answer what pingora
 //! would have answered the same way, and every feature of the proxy stays pingora's.
+//!
+//! Reading the head is a pure function ([`read_head`]) so that it can be fuzzed on its own.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -32,10 +35,20 @@ use super::classify;
 use super::counters::Scheme;
 use super::decide::{Decider, Decision, Tally, BAD_GATEWAY};
 use super::fastproxy::{self, OriginPool, Relayed};
+use super::inflight::{Front, InFlight};
 use super::proxy::EdgeProxy;
 
-/// Largest request head the fast path reads; a longer one is pingora's to judge.
-const MAX_HEAD: usize = 8 * 1024;
+/// Largest request head accepted on HTTP/1.x, the same as pingora's HTTP/2 header-list limit:
+/// a longer one gets `431` and the connection is closed, before anything reaches pingora or an
+/// origin (pingora alone would read up to 1 MiB).
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// The answer to a head longer than [`MAX_HEAD`].
+const HEAD_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\n\
+Content-Type: text/plain\r\nContent-Length: 32\r\nConnection: close\r\n\r\n\
+request header fields too large\n";
+/// Most header lines the fast path looks at; more is pingora's to judge.
+pub const MAX_HEADERS: usize = 32;
 /// How long a connection may stay idle between requests, or take to send a head.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -44,16 +57,108 @@ pub struct FastPath {
     inner: Arc<HttpProxy<EdgeProxy>>,
     decider: Arc<Decider>,
     origins: OriginPool,
+    inflight: InFlight,
 }
 
 impl FastPath {
-    pub fn new(inner: HttpProxy<EdgeProxy>, decider: Arc<Decider>) -> Self {
+    pub fn new(inner: HttpProxy<EdgeProxy>, decider: Arc<Decider>, inflight: InFlight) -> Self {
         Self {
             inner: Arc::new(inner),
             decider,
             origins: OriginPool::default(),
+            inflight,
         }
     }
+}
+
+/// A request head as far as the fast path is concerned.
+#[derive(Debug)]
+pub enum HeadRead<'a> {
+    /// More bytes are needed.
+    Partial,
+    /// Not for the fast path (HTTP/1.0, a body, an upgrade, a malformed or unusual head):
+    /// pingora gets the connection with every byte read so far.
+    HandOver,
+    /// Longer than [`MAX_HEAD`], complete or not: answered with `431`, whatever the size of
+    /// the reads it arrived in.
+    TooLarge,
+    /// A complete head the fast path can decide on.
+    Head(Head<'a>),
+}
+
+/// The parts of a complete HTTP/1.1 head that decide the answer.
+#[derive(Debug)]
+pub struct Head<'a> {
+    /// Bytes of the head, the blank line included.
+    pub len: usize,
+    /// The request method.
+    pub method: &'a str,
+    /// Every header line, for the request relayed to an origin.
+    pub headers: &'a [httparse::Header<'a>],
+    /// `GET` or `HEAD`.
+    pub get_or_head: bool,
+    /// `HEAD`: answer without a body.
+    pub head: bool,
+    /// The origin-form request target (path and query).
+    pub target: &'a str,
+    /// The target's path.
+    pub path: &'a str,
+    /// The normalised `Host` (see [`classify::request_host`]).
+    pub host: Option<Cow<'a, str>>,
+    /// The client asked to close after this answer.
+    pub close: bool,
+}
+
+/// Reads the request head at the start of `buf`, its header lines into `headers` (the fast
+/// path looks at no more than [`MAX_HEADERS`]). Never panics, never allocates unless the host
+/// needs lowercasing.
+pub fn read_head<'a>(buf: &'a [u8], headers: &'a mut [httparse::Header<'a>]) -> HeadRead<'a> {
+    let mut req = httparse::Request::new(headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) if n <= MAX_HEAD => n,
+        Ok(httparse::Status::Complete(_)) => return HeadRead::TooLarge,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return HeadRead::TooLarge,
+        Ok(httparse::Status::Partial) => return HeadRead::Partial,
+        // Malformed or too many headers: pingora answers those.
+        Err(_) => return HeadRead::HandOver,
+    };
+    let (Some(method), Some(target), Some(1)) = (req.method, req.path, req.version) else {
+        return HeadRead::HandOver;
+    };
+    if !target.starts_with('/') {
+        return HeadRead::HandOver;
+    }
+    let mut host = None;
+    let mut close = false;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("host") {
+            if host.is_some() {
+                return HeadRead::HandOver;
+            }
+            host = Some(h.value);
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            close = h.value.eq_ignore_ascii_case(b"close");
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding")
+            || (h.name.eq_ignore_ascii_case("content-length") && h.value != b"0")
+            || h.name.eq_ignore_ascii_case("expect")
+            || h.name.eq_ignore_ascii_case("upgrade")
+        {
+            // A body, a 100-continue or an upgrade: pingora's.
+            return HeadRead::HandOver;
+        }
+    }
+    let head = method == "HEAD";
+    HeadRead::Head(Head {
+        len,
+        method,
+        headers: req.headers,
+        get_or_head: method == "GET" || head,
+        head,
+        target,
+        path: target.split_once('?').map_or(target, |(p, _)| p),
+        host: classify::request_host(None, host),
+        close,
+    })
 }
 
 /// What the fast path made of one request head.
@@ -84,10 +189,11 @@ impl ServerApp for FastPath {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let _inflight = self.inflight.enter(Front::Edge);
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             return ServerApp::process_new(&self.inner, stream, shutdown).await;
         }
-        let (mut io, mut buf) = Replay::take(stream);
+        let (mut io, mut buf, reused) = Replay::take(stream);
         let scheme = if io.get_ssl_digest().is_some() {
             Scheme::Https
         } else {
@@ -99,16 +205,29 @@ impl ServerApp for FastPath {
         let step = loop {
             match self.parse(&buf, scheme, client_ip) {
                 Some(step) => break step,
-                None if buf.len() >= MAX_HEAD => break Step::HandOver,
                 None => {
+                    // Stopping (or handing over to a new process) and idle between two
+                    // requests: close now rather than race the next request against the exit.
+                    // A new connection gets its first request answered whatever happens.
+                    let idle = reused && buf.is_empty();
+                    if idle && *shutdown.borrow() {
+                        Shutdown::shutdown(&mut *io).await;
+                        return None;
+                    }
                     if buf.capacity() - buf.len() < 1024 {
                         buf.reserve(2048);
                     }
-                    let read = pingora_timeout::fast_timeout::fast_timeout(
-                        IDLE_TIMEOUT,
-                        io.read_buf(&mut buf),
-                    )
-                    .await;
+                    let mut stop = shutdown.clone();
+                    let read = tokio::select! {
+                        read = pingora_timeout::fast_timeout::fast_timeout(
+                            IDLE_TIMEOUT,
+                            io.read_buf(&mut buf),
+                        ) => read,
+                        _ = stop.changed(), if idle => {
+                            Shutdown::shutdown(&mut *io).await;
+                            return None;
+                        }
+                    };
                     match read {
                         Ok(Ok(n)) if n > 0 => {}
                         // Closed, failed or idle too long: the connection ends here.
@@ -119,7 +238,7 @@ impl ServerApp for FastPath {
         };
         match step {
             Step::HandOver => {
-                let stream = Replay::wrap(io, buf);
+                let stream = Replay::wrap(io, buf, true);
                 ServerApp::process_new(&self.inner, stream, shutdown).await
             }
             Step::Proxy {
@@ -173,7 +292,7 @@ impl ServerApp for FastPath {
                     Shutdown::shutdown(&mut *io).await;
                     return None;
                 }
-                Some(Replay::wrap(io, buf))
+                Some(Replay::wrap(io, buf, true))
             }
             Step::Respond {
                 bytes,
@@ -190,7 +309,7 @@ impl ServerApp for FastPath {
                     Shutdown::shutdown(&mut *io).await;
                     return None;
                 }
-                Some(Replay::wrap(io, buf))
+                Some(Replay::wrap(io, buf, true))
             }
         }
     }
@@ -204,45 +323,33 @@ impl FastPath {
         scheme: Scheme,
         client_ip: Option<std::net::IpAddr>,
     ) -> Option<Step> {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut req = httparse::Request::new(&mut headers);
-        let head_len = match req.parse(buf) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => return None,
-            // Malformed or too many headers: pingora answers those.
-            Err(_) => return Some(Step::HandOver),
-        };
-        let (Some(method), Some(target), Some(1)) = (req.method, req.path, req.version) else {
-            return Some(Step::HandOver);
-        };
-        let head = method == "HEAD";
-        if !target.starts_with('/') {
-            return Some(Step::HandOver);
-        }
-        let mut host = None;
-        let mut close = false;
-        for h in req.headers.iter() {
-            if h.name.eq_ignore_ascii_case("host") {
-                if host.is_some() {
-                    return Some(Step::HandOver);
-                }
-                host = Some(h.value);
-            } else if h.name.eq_ignore_ascii_case("connection") {
-                close = h.value.eq_ignore_ascii_case(b"close");
-            } else if h.name.eq_ignore_ascii_case("transfer-encoding")
-                || (h.name.eq_ignore_ascii_case("content-length") && h.value != b"0")
-                || h.name.eq_ignore_ascii_case("expect")
-                || h.name.eq_ignore_ascii_case("upgrade")
-            {
-                // A body, a 100-continue or an upgrade: pingora's.
-                return Some(Step::HandOver);
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let parsed = match read_head(buf, &mut headers) {
+            HeadRead::Partial => return None,
+            HeadRead::HandOver => return Some(Step::HandOver),
+            HeadRead::TooLarge => {
+                return Some(Step::Respond {
+                    bytes: Bytes::from_static(HEAD_TOO_LARGE),
+                    head_len: buf.len(),
+                    close: true,
+                })
             }
-        }
-        let host = classify::request_host(None, host);
-        let path = target.split_once('?').map_or(target, |(p, _)| p);
+            HeadRead::Head(parsed) => parsed,
+        };
+        let Head {
+            len: head_len,
+            method,
+            headers,
+            get_or_head,
+            head,
+            target,
+            path,
+            host,
+            close,
+        } = parsed;
         let view = super::decide::RequestView {
             scheme,
-            get_or_head: method == "GET" || head,
+            get_or_head,
             path,
             host: host.as_deref(),
             target,
@@ -254,13 +361,8 @@ impl FastPath {
                 return Some(Step::HandOver)
             }
             Decision::Proxy(origin) => {
-                let upstream_head = fastproxy::upstream_head(
-                    method,
-                    target,
-                    req.headers,
-                    client_ip,
-                    scheme.as_str(),
-                );
+                let upstream_head =
+                    fastproxy::upstream_head(method, target, headers, client_ip, scheme.as_str());
                 return Some(Step::Proxy {
                     origin: origin.addr,
                     upstream_head,
@@ -326,30 +428,41 @@ fn reason(status: u16) -> &'static str {
 pub struct Replay {
     prefix: BytesMut,
     inner: Stream,
+    /// A request was served on this connection already: it is a kept-alive one.
+    reused: bool,
 }
 
 impl Replay {
-    /// The underlying stream and any bytes left from an earlier request.
-    fn take(stream: Stream) -> (Stream, BytesMut) {
+    /// The underlying stream, any bytes left from an earlier request, and whether a request
+    /// was served on it already.
+    fn take(stream: Stream) -> (Stream, BytesMut, bool) {
         if stream.as_any().is::<Replay>() {
             if let Ok(replay) = stream.into_any().downcast::<Replay>() {
-                let Replay { prefix, inner } = *replay;
-                return (inner, prefix);
+                let Replay {
+                    prefix,
+                    inner,
+                    reused,
+                } = *replay;
+                return (inner, prefix, reused);
             }
             // `is` said it is a Replay; the downcast cannot fail. Without a stream there is
             // nothing to serve.
             unreachable!("a Replay downcasts to Replay")
         }
         // The size of a typical request head; grown when one is longer.
-        (stream, BytesMut::with_capacity(1024))
+        (stream, BytesMut::with_capacity(1024), false)
     }
 
-    /// `inner`, or `inner` behind the `prefix` still to be read.
-    fn wrap(inner: Stream, prefix: BytesMut) -> Stream {
-        if prefix.is_empty() {
+    /// `inner` behind the `prefix` still to be read, remembering whether it was `reused`.
+    fn wrap(inner: Stream, prefix: BytesMut, reused: bool) -> Stream {
+        if prefix.is_empty() && !reused {
             inner
         } else {
-            Box::new(Replay { prefix, inner })
+            Box::new(Replay {
+                prefix,
+                inner,
+                reused,
+            })
         }
     }
 }
@@ -472,5 +585,89 @@ impl fmt::Debug for Replay {
         f.debug_struct("Replay")
             .field("prefix", &self.prefix.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &str) -> HeadRead<'static> {
+        // A test's few heads may live as long as the test binary.
+        let raw: &'static str = Box::leak(raw.to_owned().into_boxed_str());
+        let headers = Box::leak(Box::new([httparse::EMPTY_HEADER; MAX_HEADERS]));
+        read_head(raw.as_bytes(), headers)
+    }
+
+    #[test]
+    fn plain_gets_are_read() {
+        let HeadRead::Head(h) =
+            head("GET /.well-known/acme-challenge/t?x=1 HTTP/1.1\r\nHost: A.test:80\r\n\r\n")
+        else {
+            panic!("not a head");
+        };
+        assert_eq!(h.path, "/.well-known/acme-challenge/t");
+        assert_eq!(h.target, "/.well-known/acme-challenge/t?x=1");
+        assert_eq!(h.host.as_deref(), Some("a.test"));
+        assert!(h.get_or_head && !h.head && !h.close);
+        assert!(matches!(
+            head("HEAD / HTTP/1.1\r\nConnection: close\r\n\r\n"),
+            HeadRead::Head(Head {
+                head: true,
+                close: true,
+                host: None,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn partial_heads_wait() {
+        assert!(matches!(
+            head("GET / HTTP/1.1\r\nHost: a"),
+            HeadRead::Partial
+        ));
+        assert!(matches!(head(""), HeadRead::Partial));
+    }
+
+    #[test]
+    fn heads_past_the_limit_are_too_large_complete_or_not() {
+        let big = "x".repeat(MAX_HEAD);
+        let complete = format!("GET / HTTP/1.1\r\nX-Big: {big}\r\n\r\n");
+        assert!(matches!(head(&complete), HeadRead::TooLarge));
+        assert!(matches!(head(&complete[..MAX_HEAD]), HeadRead::TooLarge));
+        let fits = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", &big[..MAX_HEAD - 64]);
+        assert!(matches!(head(&fits), HeadRead::Head(_)));
+    }
+
+    #[test]
+    fn unusual_heads_go_to_pingora() {
+        for raw in [
+            "GET / HTTP/1.0\r\n\r\n",
+            "GET http://a.test/ HTTP/1.1\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+            "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            "GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            "G\0T / HTTP/1.1\r\n\r\n",
+        ] {
+            assert!(matches!(head(raw), HeadRead::HandOver), "{raw:?}");
+        }
+        let many: String = (0..MAX_HEADERS + 1)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect();
+        assert!(matches!(
+            head(&format!("GET / HTTP/1.1\r\n{many}\r\n")),
+            HeadRead::HandOver
+        ));
+    }
+
+    #[test]
+    fn the_431_answer_is_consistent() {
+        let text = std::str::from_utf8(HEAD_TOO_LARGE).unwrap_or_default();
+        let (headers, body) = text.split_once("\r\n\r\n").unwrap_or_default();
+        assert!(headers.starts_with("HTTP/1.1 431 "));
+        assert!(headers.contains(&format!("Content-Length: {}", body.len())));
     }
 }

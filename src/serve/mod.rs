@@ -6,6 +6,7 @@ pub mod counters;
 pub mod decide;
 pub mod fastpath;
 pub mod fastproxy;
+pub mod inflight;
 pub mod proxy;
 pub mod routing;
 pub mod tls;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 pub use counters::ServeCounters;
 pub use decide::Decider;
 pub use fastpath::FastPath;
+pub use inflight::InFlight;
 use pingora_core::listeners::{ListenerConfig, TcpSocketOptions};
 use pingora_core::protocols::l4::stream::L4BufferSettings;
 use pingora_core::server::configuration::ServerConf;
@@ -33,11 +35,15 @@ pub fn edge_service(
     https: &[SocketAddr],
     resolver: Arc<CertResolver>,
     alpn: Arc<alpn::AlpnChallengeAcceptor>,
+    inflight: InFlight,
 ) -> pingora_error::Result<Service<FastPath>> {
     let mut proxy =
         pingora_proxy::HttpProxy::new(EdgeProxy::new(decider.clone()), server_conf.clone());
     proxy.handle_init_modules();
-    let mut service = Service::new("dcv-proxy edge".to_owned(), FastPath::new(proxy, decider));
+    let mut service = Service::new(
+        "dcv-proxy edge".to_owned(),
+        FastPath::new(proxy, decider, inflight),
+    );
     for addr in http {
         service.add_listener(
             ListenerConfig::tcp(addr.to_string())

@@ -52,9 +52,27 @@ pub fn remove_durable(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether a directory entry is a leftover temp file of [`write_atomic`].
+/// Whether a directory entry is a temp file of [`write_atomic`] (never a served file).
 pub fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.contains(".tmp-")
+}
+
+/// Whether a temp file of [`write_atomic`] was left by a write that can no longer finish: its
+/// writer (the pid in its name) is gone. During a binary upgrade the old process may be in the
+/// middle of a write while the new one starts; its temp file is not the new one's to remove.
+pub fn is_stale_temp(name: &str) -> bool {
+    if !is_temp_name(name) {
+        return false;
+    }
+    let writer = name
+        .rsplit_once(".tmp-")
+        .and_then(|(_, rest)| rest.split('-').next())
+        .and_then(|pid| pid.parse::<u32>().ok());
+    match writer {
+        Some(pid) if pid == std::process::id() => false,
+        Some(pid) => !Path::new(&format!("/proc/{pid}")).exists(),
+        None => true,
+    }
 }
 
 #[cfg(test)]
@@ -76,6 +94,18 @@ mod tests {
         );
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp file may remain");
+    }
+
+    #[test]
+    fn temp_files_of_live_writers_are_not_stale() {
+        let ours = format!(".a.pem.tmp-{}-123", std::process::id());
+        assert!(is_temp_name(&ours));
+        assert!(!is_stale_temp(&ours));
+        // Process 1 is always alive; a pid beyond pid_max never is.
+        assert!(!is_stale_temp(".a.pem.tmp-1-5"));
+        assert!(is_stale_temp(".a.pem.tmp-4294967295-5"));
+        assert!(is_stale_temp(".a.pem.tmp-x"));
+        assert!(!is_stale_temp("a.pem"));
     }
 
     #[test]

@@ -77,13 +77,17 @@ pub struct SeenRequest {
 }
 
 /// An HTTP/1.1 origin on a loopback port. Answers every request with `200` and the body
-/// `<name>:<path and query>`, and records each request and each TCP connection.
+/// `<name>:<path and query>`, and records each request and each TCP connection. A path
+/// `/slow/<ms>` is answered after `ms` milliseconds (an in-flight request across a stop or an
+/// upgrade).
 pub struct TestOrigin {
     name: String,
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<SeenRequest>>>,
     connections: Arc<AtomicUsize>,
     task: JoinHandle<()>,
+    /// Dropped with the origin: its connections close.
+    _open: tokio::sync::watch::Sender<()>,
 }
 
 impl TestOrigin {
@@ -94,12 +98,16 @@ impl TestOrigin {
 
     /// An origin whose answers start with `<name>:` (to tell two origins apart).
     pub async fn named(name: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the origin");
+        Self::named_on(name, "127.0.0.1:0".parse().expect("an address")).await
+    }
+
+    /// An origin on `addr` (the address of an origin that went away and comes back).
+    pub async fn named_on(name: &str, addr: SocketAddr) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("bind the origin");
         let addr = listener.local_addr().expect("origin address");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
+        let (open, closed) = tokio::sync::watch::channel(());
         let task = {
             let (seen, connections, name) = (seen.clone(), connections.clone(), name.to_owned());
             tokio::spawn(async move {
@@ -111,12 +119,22 @@ impl TestOrigin {
                     let (seen, name) = (seen.clone(), name.clone());
                     let service = hyper::service::service_fn(move |req| {
                         let (seen, name) = (seen.clone(), name.clone());
-                        async move { Ok::<_, std::convert::Infallible>(answer(&name, &seen, req)) }
+                        async move {
+                            if let Some(ms) = slow_ms(&req) {
+                                tokio::time::sleep(Duration::from_millis(ms)).await;
+                            }
+                            Ok::<_, std::convert::Infallible>(answer(&name, &seen, req))
+                        }
                     });
+                    let mut closed = closed.clone();
                     tokio::spawn(async move {
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service);
+                        // A dropped origin closes its kept-alive connections too.
+                        tokio::select! {
+                            _ = conn => {}
+                            _ = closed.changed() => {}
+                        }
                     });
                 }
             })
@@ -127,6 +145,7 @@ impl TestOrigin {
             seen,
             connections,
             task,
+            _open: open,
         }
     }
 
@@ -154,6 +173,10 @@ impl Drop for TestOrigin {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+fn slow_ms<B>(req: &http::Request<B>) -> Option<u64> {
+    req.uri().path().strip_prefix("/slow/")?.parse().ok()
 }
 
 fn answer(
@@ -202,6 +225,8 @@ pub struct NodeBuilder {
     sites: Vec<(Vec<String>, String)>,
     prepare: Vec<Prepare>,
     listen: Option<(SocketAddr, SocketAddr)>,
+    grace_period: Option<String>,
+    env: Vec<(String, String)>,
     extra: String,
 }
 
@@ -257,6 +282,18 @@ impl NodeBuilder {
         self
     }
 
+    /// `server.grace_period` (default `"1s"`).
+    pub fn grace_period(mut self, period: &str) -> Self {
+        self.grace_period = Some(period.to_owned());
+        self
+    }
+
+    /// Sets an environment variable for the node's process (and its restarts).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     /// Appends `text` (whole TOML sections) to the configuration.
     pub fn extra_config(mut self, text: &str) -> Self {
         self.extra.push('\n');
@@ -284,7 +321,7 @@ impl NodeBuilder {
         let config_path = dir.path().join("dcv-proxy.toml");
         std::fs::write(&config_path, &config).expect("write the configuration");
         let log_path = dir.path().join("dcv-proxy.log");
-        let mut child = spawn(&config_path, &log_path);
+        let mut child = spawn_with(&config_path, &log_path, &[], &self.env);
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -317,9 +354,11 @@ impl NodeBuilder {
         let config_path = dir.path().join("dcv-proxy.toml");
         std::fs::write(&config_path, &config).expect("write the configuration");
         let log_path = dir.path().join("dcv-proxy.log");
-        let child = spawn(&config_path, &log_path);
+        let child = spawn_with(&config_path, &log_path, &[], &self.env);
         let mut node = Node {
             child,
+            env: std::mem::take(&mut self.env),
+            successors: Vec::new(),
             http,
             https,
             admin,
@@ -364,7 +403,8 @@ impl NodeBuilder {
         }
         let _ = writeln!(
             c,
-            "\n[server]\nthreads = 1\ngrace_period = \"1s\"\nlog_level = \"info\""
+            "\n[server]\nthreads = 1\ngrace_period = {}\nlog_level = \"info\"",
+            q(self.grace_period.as_deref().unwrap_or("1s"))
         );
         let _ = writeln!(
             c,
@@ -387,8 +427,9 @@ impl NodeBuilder {
     }
 }
 
-/// Starts the binary on `config`, appending its stdout and stderr to `log`.
-fn spawn(config: &Path, log: &Path) -> Child {
+/// Starts the binary on `config` with `run_args` after `run` and `env` set, appending its
+/// stdout and stderr to `log`.
+fn spawn_with(config: &Path, log: &Path, run_args: &[&str], env: &[(String, String)]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -398,6 +439,8 @@ fn spawn(config: &Path, log: &Path) -> Child {
         .arg("--config")
         .arg(config)
         .arg("run")
+        .args(run_args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("clone the log file"))
@@ -409,6 +452,10 @@ fn spawn(config: &Path, log: &Path) -> Child {
 /// A running `dcv-proxy` process. Killed on drop; when the test is failing its log is printed.
 pub struct Node {
     child: Child,
+    env: Vec<(String, String)>,
+    /// Processes that took over from `child` without being its children here (a `SIGUSR2`
+    /// upgrade starts the new process from the old one): killed on drop.
+    successors: Vec<u32>,
     http: SocketAddr,
     https: SocketAddr,
     admin: SocketAddr,
@@ -493,11 +540,89 @@ impl Node {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// The process id of the process started by the harness (before any upgrade).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The process id in `<state_dir>/dcv-proxy.pid` (the process serving now).
+    pub fn pid_file(&self) -> Option<u32> {
+        std::fs::read_to_string(self.state_dir.join("dcv-proxy.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Sends `signal` (`HUP`, `TERM`, `QUIT`, `USR2`…) to process `pid` with kill(1).
+    pub fn signal_pid(pid: u32, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+
+    /// Sends `signal` to the process started by the harness.
+    pub fn signal(&self, signal: &str) {
+        Self::signal_pid(self.child.id(), signal);
+    }
+
+    /// Waits up to `limit` for the process started by the harness to exit.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if start.elapsed() > limit {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts `run --upgrade` on the same configuration as pingora's hand-over expects it, and
+    /// waits until it listens on the upgrade socket. The new process is this node's from now
+    /// on; the old one is returned, to be sent `SIGQUIT`.
+    pub async fn start_successor(&mut self) -> Child {
+        let sock = self.state_dir.join("upgrade.sock");
+        let _ = std::fs::remove_file(&sock);
+        let successor = spawn_with(&self.config_path, &self.log_path, &["--upgrade"], &self.env);
+        let start = Instant::now();
+        while !sock.exists() {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the successor did not listen on {} in time\n{}",
+                sock.display(),
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        std::mem::replace(&mut self.child, successor)
+    }
+
+    /// Takes over a process that is not a child of the harness (killed on drop).
+    pub fn adopt(&mut self, pid: u32) {
+        self.successors.push(pid);
+    }
+
+    /// Replaces the configuration file (for a reload).
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(&self.config_path, text).expect("write the configuration");
+    }
+
+    /// The configuration the node was started with.
+    pub fn config_text(&self) -> &str {
+        &self.config
+    }
+
     /// Kills the process and starts a new one on the same configuration and state directory.
     pub async fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn(&self.config_path, &self.log_path);
+        self.child = spawn_with(&self.config_path, &self.log_path, &[], &self.env);
         self.wait_ready().await;
     }
 
@@ -725,6 +850,13 @@ impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for pid in &self.successors {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .stderr(Stdio::null())
+                .status();
+        }
         if std::thread::panicking() {
             eprintln!(
                 "--- dcv-proxy configuration\n{}\n--- dcv-proxy log\n{}--- end of dcv-proxy log",
@@ -823,7 +955,7 @@ pub fn parse_response(buf: &[u8]) -> Response {
         .unwrap_or_else(|| panic!("not an HTTP response: {:?}", String::from_utf8_lossy(buf)))
 }
 
-fn try_parse_response(buf: &[u8]) -> Option<Response> {
+pub fn try_parse_response(buf: &[u8]) -> Option<Response> {
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&buf[..end]).ok()?;
     let mut lines = head.split("\r\n");

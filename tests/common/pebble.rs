@@ -177,6 +177,11 @@ impl Pebble {
         self.start_pebble().await;
     }
 
+    /// Address of Pebble's ACME API.
+    pub fn acme_addr(&self) -> SocketAddr {
+        self.acme
+    }
+
     pub fn directory_url(&self) -> String {
         format!("https://{}/dir", self.acme)
     }

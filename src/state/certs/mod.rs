@@ -144,7 +144,9 @@ impl CertStore {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if fsio::is_temp_name(name) {
                 // A write interrupted before its rename: never a served file.
-                let _ = std::fs::remove_file(&path);
+                if fsio::is_stale_temp(name) {
+                    let _ = std::fs::remove_file(&path);
+                }
                 continue;
             }
             let Some(stem) = name.strip_suffix(".pem") else {

@@ -195,7 +195,10 @@ fn corrupt_file_at_start_is_refused_and_the_rest_load() {
     )
     .unwrap();
     std::fs::write(dir.path().join("bad.pem"), "garbage").unwrap();
-    std::fs::write(dir.path().join(".x.pem.tmp-1-2"), "torn").unwrap();
+    // Torn writes: one by a process that is gone (removed), one by a live writer, say the old
+    // process of a binary upgrade still writing (left alone).
+    std::fs::write(dir.path().join(".x.pem.tmp-4294967295-2"), "torn").unwrap();
+    std::fs::write(dir.path().join(".y.pem.tmp-1-2"), "being written").unwrap();
     let (store, failures) = CertStore::open(dir.path()).unwrap();
     assert_eq!(failures.len(), 1);
     assert!(failures[0].path.ends_with("bad.pem"));
@@ -205,7 +208,8 @@ fn corrupt_file_at_start_is_refused_and_the_rest_load() {
         failures[0].error
     );
     assert!(store.covering("good.test").is_some());
-    assert!(!dir.path().join(".x.pem.tmp-1-2").exists());
+    assert!(!dir.path().join(".x.pem.tmp-4294967295-2").exists());
+    assert!(dir.path().join(".y.pem.tmp-1-2").exists());
 }
 
 #[test]

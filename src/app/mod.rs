@@ -1,5 +1,14 @@
 //! The composition root: builds state from the configuration, wires serving, lifecycle and
-//! observability together on one pingora server, and runs it.
+//! observability together on one pingora server, and runs it until a signal ends it
+//! ([`signals`]: graceful stop, binary upgrade, configuration reload).
+
+mod drain;
+pub mod logging;
+pub mod notify;
+mod ready;
+pub mod reload;
+mod signals;
+mod upgrade;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -8,7 +17,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora_core::server::configuration::{Opt, ServerConf};
-use pingora_core::server::{Server, ShutdownWatch};
+use pingora_core::server::{RunArgs, Server, ShutdownWatch};
 use pingora_core::services::background::{background_service, BackgroundService};
 use pingora_core::services::listening::Service;
 
@@ -20,7 +29,7 @@ use crate::config::{ChallengeType, Config, DnsName, SelfCheckKind};
 use crate::metrics::Metrics;
 use crate::probe::service::{ProbeRunner, ProbeService};
 use crate::probe::{LocalNode, Prober, TxtRegistry};
-use crate::serve::{self, CertResolver, Decider, Routing, ServeCounters};
+use crate::serve::{self, CertResolver, Decider, InFlight, Routing, ServeCounters};
 use crate::state::certs::CertStore;
 use crate::state::fleet::{self, FleetFollower, NodeInfo};
 use crate::state::local::LocalBackend;
@@ -59,13 +68,20 @@ pub enum StartError {
 }
 
 /// Options of `dcv-proxy run` that are not in the configuration file.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// Take the listening sockets over from a running instance (zero-downtime upgrade).
     pub upgrade: bool,
+    /// The log filter a reload may change (`None`: logging was set up elsewhere).
+    pub log: Option<logging::LogControl>,
 }
 
-/// Starts the node and serves until a signal stops it. Only returns on a start-up error.
+/// How long pingora lets its runtimes finish after the grace period; the grace period is the
+/// drain, this is only the last tidy-up, so `TimeoutStopSec` = grace period + this + margin.
+const RUNTIME_EXIT: u64 = 5;
+
+/// Starts the node and serves until a signal stops it; returns when it stopped (or did not
+/// start).
 pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     // Before anything builds a rustls config: pingora takes the process default.
     crate::crypto::install();
@@ -161,12 +177,14 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         }
     }
 
+    let pid_file = dir.root().join("dcv-proxy.pid");
+    let upgrade_sock = dir.root().join("upgrade.sock");
     let server_conf = ServerConf {
         threads: config.server.threads,
-        pid_file: dir.root().join("dcv-proxy.pid").display().to_string(),
-        upgrade_sock: dir.root().join("upgrade.sock").display().to_string(),
+        pid_file: pid_file.display().to_string(),
+        upgrade_sock: upgrade_sock.display().to_string(),
         grace_period_seconds: Some(config.server.grace_period.as_secs()),
-        graceful_shutdown_timeout_seconds: Some(config.server.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(RUNTIME_EXIT),
         ..ServerConf::default()
     };
     let opt = Opt {
@@ -177,7 +195,9 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     server.bootstrap();
 
     let counters = ServeCounters::new();
+    let inflight = InFlight::new();
     let metrics = Arc::new(Metrics::new());
+    metrics.register(inflight.collector());
     for collector in counters.collectors() {
         metrics.register(collector);
     }
@@ -201,7 +221,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     }
 
     let routing = Arc::new(ArcSwap::from_pointee(Routing::from_config(&config)));
-    let decider = Arc::new(Decider::new(challenges.clone(), routing, counters));
+    let decider = Arc::new(Decider::new(challenges.clone(), routing.clone(), counters));
     let resolver = Arc::new(CertResolver::new(certs.clone()));
     let alpn = Arc::new(serve::alpn::AlpnChallengeAcceptor::new(challenges.clone()));
     let edge = serve::edge_service(
@@ -211,6 +231,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         &config.https.listen,
         resolver,
         alpn,
+        inflight.clone(),
     )
     .map_err(|e| StartError::Listener(e.to_string()))?;
     server.add_service(edge);
@@ -241,8 +262,17 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     }
     server.add_service(background_service("acme renewer", renewer));
 
+    let reloader = Arc::new(reload::Reloader::new(
+        config.clone(),
+        routing,
+        renewer_handle.clone(),
+        probe.clone(),
+        options.log.clone(),
+    ));
+    metrics.register(Box::new(reloader.counter()));
     let mut admin_api = AdminApi::new(state.clone(), metrics, token, config.admin.max_body_bytes)
-        .with_acme(renewer_handle);
+        .with_acme(renewer_handle)
+        .with_inflight(inflight.clone());
     if let Some(runner) = &probe {
         admin_api = admin_api.with_probe(runner.clone());
     }
@@ -251,20 +281,44 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     server.add_service(admin);
 
     server.add_service(background_service("token sweeper", TokenSweeper { state }));
-    if let (Some(runner), Some(interval)) = (probe, config.probe.interval) {
-        server.add_service(background_service(
-            "self-probe",
-            ProbeService::new(runner, interval),
-        ));
+    if let Some(runner) = probe {
+        server.add_service(background_service("self-probe", ProbeService::new(runner)));
     }
+    server.add_service(background_service(
+        "drain",
+        drain::Drain {
+            inflight,
+            grace: config.server.grace_period,
+            pid_file: pid_file.clone(),
+        },
+    ));
 
+    let signals = signals::Signals {
+        reloader,
+        upgrade: upgrade::Upgrade {
+            config: config.source.clone(),
+            sock: upgrade_sock,
+        },
+        ready: std::sync::Mutex::new(Some(ready::Readiness {
+            wait_for: std::iter::once(config.admin.listen)
+                .chain(config.http.listen.iter().copied())
+                .collect(),
+            pid_file: pid_file.clone(),
+        })),
+    };
     tracing::info!(
         http = ?config.http.listen,
         https = ?config.https.listen,
         admin = %config.admin.listen,
-        "dcv-proxy serving"
+        upgrade = options.upgrade,
+        "dcv-proxy starting"
     );
-    server.run_forever()
+    server.run(RunArgs {
+        shutdown_signal: Box::new(signals),
+    });
+    ready::remove_pid_file(&pid_file);
+    tracing::info!("stopped");
+    Ok(())
 }
 
 /// The self-probe over the node's own state. A probe that cannot be set up (no resolver) is
@@ -324,7 +378,7 @@ impl SelfCheck for ProbeGate {
     ) -> Result<(), String> {
         match challenge {
             ChallengeType::Http01 => crate::probe::gate(
-                self.runner.prober(),
+                &self.runner.prober(),
                 name,
                 token,
                 key_authorization,
