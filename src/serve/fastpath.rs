@@ -49,6 +49,10 @@ Content-Type: text/plain\r\nContent-Length: 32\r\nConnection: close\r\n\r\n\
 request header fields too large\n";
 /// Most header lines the fast path looks at; more is pingora's to judge.
 pub const MAX_HEADERS: usize = 32;
+/// The head buffer of a connection: a typical request head fits, a longer one grows it.
+const HEAD_BUF: usize = 1024;
+/// Less room than this left for the next read: make room ([`HEAD_BUF`] more).
+const HEAD_ROOM_MIN: usize = 256;
 /// How long a connection may stay idle between requests, or take to send a head.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -214,8 +218,10 @@ impl ServerApp for FastPath {
                         Shutdown::shutdown(&mut *io).await;
                         return None;
                     }
-                    if buf.capacity() - buf.len() < 1024 {
-                        buf.reserve(2048);
+                    if buf.capacity() - buf.len() < HEAD_ROOM_MIN {
+                        // Reclaims the bytes of earlier requests in place when it can: an idle
+                        // keep-alive connection keeps one head buffer, not a grown one.
+                        buf.reserve(HEAD_BUF);
                     }
                     let mut stop = shutdown.clone();
                     let read = tokio::select! {
@@ -449,8 +455,7 @@ impl Replay {
             // nothing to serve.
             unreachable!("a Replay downcasts to Replay")
         }
-        // The size of a typical request head; grown when one is longer.
-        (stream, BytesMut::with_capacity(1024), false)
+        (stream, BytesMut::with_capacity(HEAD_BUF), false)
     }
 
     /// `inner` behind the `prefix` still to be read, remembering whether it was `reused`.
