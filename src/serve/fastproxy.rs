@@ -35,14 +35,26 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
+/// The response buffer of an origin connection: a typical head and a small body in one read.
+const RESPONSE_BUF: usize = 4096;
+/// A buffer grown past this by a long body is not kept with an idle connection.
+const MAX_KEPT_BUF: usize = 32 * 1024;
+
 /// Kept-alive connections to origins, by address.
 #[derive(Default)]
 pub struct OriginPool {
-    idle: Mutex<HashMap<SocketAddr, Vec<TcpStream>>>,
+    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+}
+
+/// An idle origin connection and its response buffer, kept together so that a proxied request
+/// on a kept-alive connection allocates no buffer.
+struct Idle {
+    conn: TcpStream,
+    buf: BytesMut,
 }
 
 impl OriginPool {
-    fn checkout(&self, addr: SocketAddr) -> Option<TcpStream> {
+    fn checkout(&self, addr: SocketAddr) -> Option<Idle> {
         self.idle
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -50,11 +62,14 @@ impl OriginPool {
             .and_then(Vec::pop)
     }
 
-    fn checkin(&self, addr: SocketAddr, conn: TcpStream) {
+    fn checkin(&self, addr: SocketAddr, conn: TcpStream, mut buf: BytesMut) {
+        if buf.capacity() > MAX_KEPT_BUF {
+            buf = BytesMut::new();
+        }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let conns = idle.entry(addr).or_default();
         if conns.len() < MAX_IDLE_PER_ORIGIN {
-            conns.push(conn);
+            conns.push(Idle { conn, buf });
         }
     }
 }
@@ -154,10 +169,13 @@ pub async fn relay(pool: &OriginPool, ex: &Exchange<'_>, down: &mut Stream) -> R
         connect_timeout,
         read_timeout,
     } = *ex;
-    let mut resp = BytesMut::with_capacity(4096);
+    let mut resp = BytesMut::new();
     for attempt in 0..2 {
         let (mut up, reused) = match pool.checkout(origin) {
-            Some(conn) if attempt == 0 => (conn, true),
+            Some(Idle { conn, buf }) if attempt == 0 => {
+                resp = buf;
+                (conn, true)
+            }
             _ => match tokio::time::timeout(connect_timeout, TcpStream::connect(origin)).await {
                 Ok(Ok(conn)) => {
                     let _ = conn.set_nodelay(true);
@@ -174,6 +192,8 @@ pub async fn relay(pool: &OriginPool, ex: &Exchange<'_>, down: &mut Stream) -> R
             return Relayed::Unreachable(format!("write to {origin}: {e}"));
         }
         resp.clear();
+        // Reclaims the space of earlier responses in place; allocates only for a new buffer.
+        resp.reserve(RESPONSE_BUF);
         match read_head(&mut up, &mut resp, read_timeout).await {
             Ok(Some(())) => {}
             // Closed before a byte of answer: a kept-alive connection the origin had dropped.
@@ -231,6 +251,16 @@ async fn read_head(
     }
 }
 
+/// A status code as its three digits (httparse reads exactly three).
+fn push_status(out: &mut Vec<u8>, status: u16) {
+    let status = status.min(999);
+    out.extend_from_slice(&[
+        b'0' + (status / 100) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+    ]);
+}
+
 fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
@@ -265,8 +295,13 @@ async fn relay_response(
         let reason = parsed.reason.unwrap_or("");
         let mut body = Body::UntilClose;
         let mut origin_close = parsed.version == Some(0);
-        let mut out = Vec::with_capacity(head_len + 32);
-        out.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
+        // Room for the head and the body bytes already read: relay_length sends them together.
+        let mut out = Vec::with_capacity(resp.len() + 64);
+        out.extend_from_slice(b"HTTP/1.1 ");
+        push_status(&mut out, status);
+        out.push(b' ');
+        out.extend_from_slice(reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
         let named: Vec<&[u8]> = parsed
             .headers
             .iter()
@@ -385,7 +420,7 @@ async fn relay_response(
             return Relayed::Broken("client gone".into());
         }
         if reusable && !origin_close && resp.is_empty() {
-            pool.checkin(origin, up);
+            pool.checkin(origin, up, resp);
         }
         return Relayed::Done { status, close };
     }
@@ -521,6 +556,15 @@ async fn read_some(up: &mut TcpStream, buf: &mut BytesMut, timeout: Duration) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_codes_are_written_as_three_digits() {
+        for (code, text) in [(103, "103"), (200, "200"), (404, "404"), (599, "599")] {
+            let mut out = Vec::new();
+            push_status(&mut out, code);
+            assert_eq!(out, text.as_bytes());
+        }
+    }
 
     #[test]
     fn upstream_head_forwards_end_to_end_headers_only() {
