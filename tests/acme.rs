@@ -505,25 +505,7 @@ impl CaFront {
         window: (SystemTime, SystemTime),
     ) -> Self {
         use std::sync::Arc;
-        let ca = dcv_proxy::testkit::TestCa::new("ari").unwrap();
-        let leaf = ca
-            .leaf(&["localhost", "127.0.0.1"], Duration::from_secs(86_400))
-            .unwrap();
-        use rustls::pki_types::pem::PemObject;
-        let chain: Vec<_> =
-            rustls::pki_types::CertificateDer::pem_slice_iter(leaf.chain_pem.as_bytes())
-                .map(|c| c.unwrap())
-                .collect();
-        let key =
-            rustls::pki_types::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
+        let (config, root_pem) = localhost_tls_config("ari");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let fmt = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
@@ -584,7 +566,7 @@ impl CaFront {
         });
         Self {
             addr,
-            root_pem: ca.root_pem(),
+            root_pem,
             task,
         }
     }
@@ -908,28 +890,10 @@ struct CaProxy {
 impl CaProxy {
     async fn start(pebble: &Pebble) -> Self {
         use std::sync::Arc;
-        let ca = dcv_proxy::testkit::TestCa::new("proxy").unwrap();
-        let leaf = ca
-            .leaf(&["localhost", "127.0.0.1"], Duration::from_secs(86_400))
-            .unwrap();
-        use rustls::pki_types::pem::PemObject;
-        let chain: Vec<_> =
-            rustls::pki_types::CertificateDer::pem_slice_iter(leaf.chain_pem.as_bytes())
-                .map(|c| c.unwrap())
-                .collect();
-        let key =
-            rustls::pki_types::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
+        let (config, root_pem) = localhost_tls_config("proxy");
         let mut proxy = Self {
             addr: free_addr(),
-            root_pem: ca.root_pem(),
+            root_pem,
             failing: Arc::new(std::sync::atomic::AtomicU8::new(0)),
             task: None,
             open: None,
@@ -1191,4 +1155,28 @@ async fn ca_answering_500_then_unreachable_backs_off_keeps_serving_and_recovers(
         acme_status(&node, "flaky.example.test").await["consecutive_failures"],
         0
     );
+}
+
+/// A TLS server configuration for `localhost` and `127.0.0.1`, from a CA of its own: the CA
+/// stand-ins in front of Pebble. Returns it with the CA's root (PEM).
+fn localhost_tls_config(ca_name: &str) -> (rustls::ServerConfig, String) {
+    use rustls::pki_types::pem::PemObject;
+    let ca = dcv_proxy::testkit::TestCa::new(ca_name).unwrap();
+    let leaf = ca
+        .leaf(&["localhost", "127.0.0.1"], Duration::from_secs(86_400))
+        .unwrap();
+    let chain: Vec<_> =
+        rustls::pki_types::CertificateDer::pem_slice_iter(leaf.chain_pem.as_bytes())
+            .map(|c| c.unwrap())
+            .collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    (config, ca.root_pem())
 }

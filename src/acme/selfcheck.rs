@@ -5,7 +5,7 @@
 //! [`SelfCheck`] is the seam: [`LocalSelfCheck`] asks this node's own listeners; the self-probe
 //! gate (DNS, every address, redirects) plugs in through the same trait.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use http_body_util::BodyExt;
 use tokio::net::TcpStream;
 
-use crate::config::{ChallengeType, DnsName};
+use crate::config::{reachable, ChallengeType, DnsName};
 use crate::state::FleetHandle;
 
 /// Verifies that a challenge is answered correctly before the CA is asked to validate it.
@@ -183,18 +183,6 @@ impl SelfCheck for LocalSelfCheck {
                 }
             }
         }
-    }
-}
-
-fn reachable(addr: &SocketAddr) -> SocketAddr {
-    match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
-        }
-        _ => *addr,
     }
 }
 

@@ -2,7 +2,7 @@
 //! `<state_dir>/dcv-proxy.pid` and systemd gets `READY=1` (with `MAINPID=`, which after a binary
 //! upgrade moves the service to the new process).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::notify::notify_logged;
+use crate::config::reachable;
 use crate::state::fsio;
 
 /// How long the listeners may take to accept before the node is announced anyway (the
@@ -55,18 +56,5 @@ pub(super) fn remove_pid_file(path: &Path) {
         == Some(std::process::id());
     if ours {
         let _ = fsio::remove_durable(path);
-    }
-}
-
-/// A wildcard listen address is reached over loopback.
-fn reachable(addr: &SocketAddr) -> SocketAddr {
-    match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
-        }
-        _ => *addr,
     }
 }

@@ -10,7 +10,7 @@ mod raw;
 mod types;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -310,6 +310,20 @@ impl Sites {
                 HostPattern::Wildcard(_) => None,
             })
         })
+    }
+}
+
+/// Where this host reaches one of its own listeners: a wildcard listen address over loopback.
+/// (The readiness check and the ACME self-check connect to the node itself.)
+pub fn reachable(listen: &SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listen.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), listen.port())
+        }
+        _ => *listen,
     }
 }
 
