@@ -27,13 +27,26 @@ use super::report::{Check, Status};
 pub const PROPAGATION_WAIT: Duration = Duration::from_millis(500);
 
 /// A live member of the fleet, as the probe reaches it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Read from the fleet store, or from a node's `/v1/status` (the same field names).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct FleetMember {
     pub node_id: String,
     /// Where the world reaches it (its `fleet.public_addresses`).
+    #[serde(default, rename = "public_addresses")]
     pub addresses: Vec<IpAddr>,
     /// Port of its first HTTP listener, where it answers HTTP-01 and pki-validation.
+    #[serde(default)]
     pub http_port: Option<u16>,
+}
+
+impl From<crate::state::fleet::Member> for FleetMember {
+    fn from(m: crate::state::fleet::Member) -> Self {
+        Self {
+            node_id: m.node_id,
+            addresses: m.public_addresses,
+            http_port: m.http_port,
+        }
+    }
 }
 
 /// The fleet the node under probe belongs to.

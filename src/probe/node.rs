@@ -4,7 +4,7 @@
 //! [`LocalNode`], the state itself; from the command line it is [`AdminNode`], the node's admin
 //! API.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -138,15 +138,7 @@ impl Members for LocalNode {
     async fn fleet(&self) -> Result<Option<Fleet>, NodeError> {
         Ok(self.state.fleet().map(|fleet| Fleet {
             node_id: fleet.node_id().to_owned(),
-            members: fleet
-                .members()
-                .into_iter()
-                .map(|m| FleetMember {
-                    node_id: m.node_id,
-                    addresses: m.public_addresses,
-                    http_port: m.http_port,
-                })
-                .collect(),
+            members: fleet.members().into_iter().map(FleetMember::from).collect(),
         }))
     }
 }
@@ -237,15 +229,7 @@ impl AdminNode {
             #[serde(default)]
             node_id: String,
             #[serde(default)]
-            members: Vec<StatusMember>,
-        }
-        #[derive(Deserialize)]
-        struct StatusMember {
-            node_id: String,
-            #[serde(default)]
-            public_addresses: Vec<IpAddr>,
-            #[serde(default)]
-            http_port: Option<u16>,
+            members: Vec<FleetMember>,
         }
         let path = "/v1/status";
         let bytes = self.call(http::Method::GET, path, None).await?;
@@ -255,15 +239,7 @@ impl AdminNode {
             .filter(|f| f.backend != "local")
             .map(|f| Fleet {
                 node_id: f.node_id,
-                members: f
-                    .members
-                    .into_iter()
-                    .map(|m| FleetMember {
-                        node_id: m.node_id,
-                        addresses: m.public_addresses,
-                        http_port: m.http_port,
-                    })
-                    .collect(),
+                members: f.members,
             }))
     }
 

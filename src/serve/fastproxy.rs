@@ -224,8 +224,7 @@ async fn read_head(
     timeout: Duration,
 ) -> io::Result<Option<()>> {
     loop {
-        if let Some(end) = find_head_end(buf) {
-            let _ = end;
+        if find_head_end(buf).is_some() {
             return Ok(Some(()));
         }
         if buf.len() > MAX_RESPONSE_HEAD {
@@ -392,24 +391,21 @@ async fn relay_response(
         out.extend_from_slice(b"\r\n");
         resp.advance(head_len);
 
-        let relayed = match body {
-            Body::None => down.write_all(&out).await.map(|_| true),
-            Body::Length(n) => relay_length(&mut up, &mut resp, out, n, down, timeout).await,
-            Body::Chunked => {
-                if down.write_all(&out).await.is_err() {
-                    return Relayed::Broken("client gone".into());
-                }
-                relay_chunked(&mut up, &mut resp, down, timeout)
-                    .await
-                    .map(|_| true)
+        // A Content-Length body leaves with the head; any other head goes first.
+        let relayed = if let Body::Length(n) = body {
+            relay_length(&mut up, &mut resp, out, n, down, timeout).await
+        } else {
+            if down.write_all(&out).await.is_err() {
+                return Relayed::Broken("client gone".into());
             }
-            Body::UntilClose => {
-                if down.write_all(&out).await.is_err() {
-                    return Relayed::Broken("client gone".into());
-                }
-                relay_until_close(&mut up, &mut resp, down, timeout)
+            match body {
+                Body::Chunked => relay_chunked(&mut up, &mut resp, down, timeout)
                     .await
-                    .map(|_| false)
+                    .map(|_| true),
+                Body::UntilClose => relay_until_close(&mut up, &mut resp, down, timeout)
+                    .await
+                    .map(|_| false),
+                Body::None | Body::Length(_) => Ok(true),
             }
         };
         let reusable = match relayed {
