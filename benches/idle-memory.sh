@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # idle-memory.sh [N]: resident memory of dcv-proxy and of nginx (one worker each) holding N idle
 # keep-alive connections (default 10 000) that each had one validation answer.
-# Prints the RSS of each server before and after, in KiB (nginx: master + worker).
+# Prints the RSS of each server before and after, in KiB (nginx: master + worker), and the
+# anonymous part of it (the rest is mapped program and library pages, shared and reclaimable).
+# Read SETTLE seconds (default 3) after the last connection had its answer: dcv-proxy parks a
+# connection idle for 0.1 s and returns the memory of a burst of them 1 s after it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-10000}
@@ -12,6 +15,7 @@ ulimit -n $((n + 4096))
 token=bench-token-0123456789abcdefghijKLMNOP
 ka="$token.Zm9vYmFyYmF6cXV4dGh1bWJwcmludF9iZW5jaA"
 rss() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmRSS/{print $2}' /proc/$p/status))); done; echo $t; }
+anon() { local t=0; for p in "$@"; do t=$((t + $(awk '/RssAnon/{print $2}' /proc/$p/status))); done; echo $t; }
 
 cat > "$work/dcv.toml" <<CONF
 state_dir = "$work/state"
@@ -48,11 +52,13 @@ ngx_pids="$ngx $(pgrep -P $ngx | tr '\n' ' ')"
 measure() { # name addr pids…
   local name=$1 addr=$2; shift 2
   local before; before=$(rss "$@")
+  local anon_before; anon_before=$(anon "$@")
   coproc HOLD { python3 benches/idle_conns.py "$addr" "$n"; }
   read -r line <&"${HOLD[0]}"
-  sleep 1
+  sleep "${SETTLE:-3}"
   local after; after=$(rss "$@")
-  echo "$name: $line connections; RSS before ${before} KiB, with them ${after} KiB, per connection $(( (after - before) * 1024 / n )) bytes"
+  local anon_after; anon_after=$(anon "$@")
+  echo "$name: $line connections; RSS before ${before} KiB, with them ${after} KiB, per connection $(( (after - before) * 1024 / n )) bytes; anonymous ${anon_before} → ${anon_after} KiB"
   exec {HOLD[1]}>&-
   wait "$HOLD_PID" 2>/dev/null || true
 }

@@ -869,3 +869,114 @@ async fn oversize_request_heads_are_refused_on_every_front_end() {
         .await;
     assert_eq!(answer.status, 200);
 }
+
+// ---- idle keep-alive connections
+
+/// Sends one request on a raw connection and reads its answer (a `Content-Length` body).
+async fn exchange(stream: &mut tokio::net::TcpStream, request: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    loop {
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed before a whole answer: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                let status = head[9..12].parse().unwrap();
+                return (status, body[..length].to_owned());
+            }
+        }
+    }
+}
+
+async fn parked(node: &Node) -> f64 {
+    node.metrics()
+        .await
+        .value("dcv_parked_connections", &[])
+        .unwrap_or(f64::NAN)
+}
+
+#[tokio::test]
+async fn idle_connections_are_parked_and_their_next_requests_answered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = TestOrigin::start().await;
+    let node = Node::builder()
+        .site(&["a.test"], origin.addr())
+        .start()
+        .await;
+    node.put_token(TOKEN, &key_authorization(TOKEN), None).await;
+    let challenge =
+        format!("GET /.well-known/acme-challenge/{TOKEN} HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    let mut served = tokio::net::TcpStream::connect(node.http_addr())
+        .await
+        .unwrap();
+    assert_eq!(
+        exchange(&mut served, &challenge).await,
+        (200, key_authorization(TOKEN))
+    );
+    // Connected, nothing sent yet.
+    let mut silent = tokio::net::TcpStream::connect(node.http_addr())
+        .await
+        .unwrap();
+    let closing = tokio::net::TcpStream::connect(node.http_addr())
+        .await
+        .unwrap();
+    // Half a head: still being read, never parked.
+    let mut partial = tokio::net::TcpStream::connect(node.http_addr())
+        .await
+        .unwrap();
+    partial
+        .write_all(b"GET /.well-known/acme-challenge/")
+        .await
+        .unwrap();
+    common::eventually("three idle connections parked", || async {
+        (parked(&node).await == 3.0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(parked(&node).await, 3.0, "the partial head is not parked");
+
+    // Each parked connection's next request is answered, validation and proxied alike, with
+    // the client's address intact.
+    assert_eq!(
+        exchange(&mut served, &challenge).await,
+        (200, key_authorization(TOKEN))
+    );
+    assert_eq!(
+        exchange(&mut served, "GET /after HTTP/1.1\r\nHost: a.test\r\n\r\n").await,
+        (200, origin.body_for("/after"))
+    );
+    assert_eq!(
+        exchange(&mut silent, "GET /first HTTP/1.1\r\nHost: a.test\r\n\r\n").await,
+        (200, origin.body_for("/first"))
+    );
+    let seen = origin.requests();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen
+        .iter()
+        .all(|r| r.x_forwarded_for.as_deref() == Some("127.0.0.1")));
+    // A client closing a parked connection takes it out of the lot.
+    drop(closing);
+    common::eventually("the closed one gone, the others parked again", || async {
+        (parked(&node).await == 2.0).then_some(())
+    })
+    .await;
+    partial
+        .write_all(format!("{TOKEN} HTTP/1.1\r\nHost: a.test\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 12];
+    partial.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+}

@@ -382,6 +382,19 @@ async fn sigusr2_with_a_bad_configuration_keeps_the_old_process() {
 async fn sigterm_drains_in_flight_requests_then_exits_early() {
     let origin = TestOrigin::start().await;
     let mut node = serving_node(&origin, "20s").await;
+    // An idle keep-alive connection, parked off its task by the time of the stop.
+    let mut idle = TcpStream::connect(node.http_addr()).await.unwrap();
+    idle.write_all(b"GET /idle HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 12];
+    idle.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    eventually("the idle connection parked", || async {
+        let parked = node.metrics().await.value("dcv_parked_connections", &[]);
+        (parked >= Some(1.0)).then_some(())
+    })
+    .await;
     let load = Load::start(node.http_addr(), node.https_addr(), origin.body_for("/p"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let slow = {
@@ -412,6 +425,12 @@ async fn sigterm_drains_in_flight_requests_then_exits_early() {
     assert!(before.is_empty(), "{before:?}");
     assert!(node.log().contains("drained"), "{}", node.log());
     assert_eq!(node.pid_file(), None, "the pid file is removed at exit");
+    // The parked connection was closed, its unread answer's rest aside.
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest))
+        .await
+        .expect("closed at the stop")
+        .unwrap();
 }
 
 // ---- systemd and the health check

@@ -14,6 +14,7 @@ use common::{
     TestOrigin,
 };
 
+const TOKEN: &str = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0";
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
 /// The fingerprint of the node's `default` certificate, from the admin API.
@@ -448,4 +449,204 @@ async fn a_corrupt_certificate_file_at_start_is_skipped_and_the_others_load() {
         log.contains("broken.pem") && log.contains("old.pem"),
         "the refused files are named in the log:\n{log}"
     );
+}
+
+// ---- session resumption
+
+/// A client session store that counts the TLS 1.3 tickets it is given.
+#[derive(Debug)]
+struct CountingStore {
+    inner: rustls::client::ClientSessionMemoryCache,
+    tickets: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingStore {
+    fn new() -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            inner: rustls::client::ClientSessionMemoryCache::new(64),
+            tickets: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+    fn tickets(&self) -> usize {
+        self.tickets.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl rustls::client::ClientSessionStore for CountingStore {
+    fn set_kx_hint(
+        &self,
+        server_name: rustls::pki_types::ServerName<'static>,
+        group: rustls::NamedGroup,
+    ) {
+        self.inner.set_kx_hint(server_name, group)
+    }
+    fn kx_hint(
+        &self,
+        server_name: &rustls::pki_types::ServerName<'_>,
+    ) -> Option<rustls::NamedGroup> {
+        self.inner.kx_hint(server_name)
+    }
+    fn set_tls12_session(
+        &self,
+        server_name: rustls::pki_types::ServerName<'static>,
+        value: rustls::client::Tls12ClientSessionValue,
+    ) {
+        self.inner.set_tls12_session(server_name, value)
+    }
+    fn tls12_session(
+        &self,
+        server_name: &rustls::pki_types::ServerName<'_>,
+    ) -> Option<rustls::client::Tls12ClientSessionValue> {
+        self.inner.tls12_session(server_name)
+    }
+    fn remove_tls12_session(&self, server_name: &rustls::pki_types::ServerName<'static>) {
+        self.inner.remove_tls12_session(server_name)
+    }
+    fn insert_tls13_ticket(
+        &self,
+        server_name: rustls::pki_types::ServerName<'static>,
+        value: rustls::client::Tls13ClientSessionValue,
+    ) {
+        self.tickets
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.insert_tls13_ticket(server_name, value)
+    }
+    fn take_tls13_ticket(
+        &self,
+        server_name: &rustls::pki_types::ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        self.inner.take_tls13_ticket(server_name)
+    }
+}
+
+/// A TLS 1.3 client remembering its sessions in its own store. rustls resumes only with the
+/// configuration (the certificate verifier) that made the session: one per client.
+struct Client {
+    config: std::sync::Arc<rustls::ClientConfig>,
+    store: std::sync::Arc<CountingStore>,
+}
+
+impl Client {
+    fn new() -> Self {
+        let store = CountingStore::new();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert))
+            .with_no_client_auth();
+        config.resumption = rustls::client::Resumption::store(store.clone());
+        Self {
+            config: std::sync::Arc::new(config),
+            store,
+        }
+    }
+
+    fn tickets(&self) -> usize {
+        self.store.tickets()
+    }
+}
+
+/// One HTTP/1.1 request over a new connection of `client`; whether the handshake was a
+/// resumption.
+async fn resumes(node: &Node, client: &Client) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(node.https_addr())
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("a.test").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(client.config.clone())
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    let path = format!("/.well-known/acme-challenge/{TOKEN}");
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    // Reading the answer reads the tickets sent before it.
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    resumed
+}
+
+/// Accepts any certificate: these tests are about sessions, not about the chain.
+#[derive(Debug)]
+struct AnyCert;
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+#[tokio::test]
+async fn one_stateless_ticket_per_handshake_resumes_past_any_session_cache() {
+    let node = Node::builder().start().await;
+    node.put_token(TOKEN, &key_authorization(TOKEN), None).await;
+    let first = Client::new();
+    assert!(
+        !resumes(&node, &first).await,
+        "the first handshake is a full one"
+    );
+    assert_eq!(first.tickets(), 1);
+    // More clients than rustls's default session cache holds (256 sessions).
+    for _ in 0..300 {
+        resumes(&node, &Client::new()).await;
+    }
+    assert!(resumes(&node, &first).await, "the first client resumes");
+    assert_eq!(first.tickets(), 2, "and gets one new ticket");
+    assert!(resumes(&node, &first).await, "and again");
+}
+
+#[tokio::test]
+async fn tickets_are_configurable_and_zero_turns_resumption_off() {
+    let node = Node::builder().tls13_tickets(0).start().await;
+    node.put_token(TOKEN, &key_authorization(TOKEN), None).await;
+    let store = Client::new();
+    assert!(!resumes(&node, &store).await);
+    assert!(!resumes(&node, &store).await, "no ticket, no resumption");
+    assert_eq!(store.tickets(), 0);
+    drop(node);
+    let node = Node::builder().tls13_tickets(3).start().await;
+    node.put_token(TOKEN, &key_authorization(TOKEN), None).await;
+    let store = Client::new();
+    assert!(!resumes(&node, &store).await);
+    assert_eq!(store.tickets(), 3);
 }

@@ -228,7 +228,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         &server.configuration,
         decider,
         &config.http.listen,
-        &config.https.listen,
+        &config.https,
         resolver,
         alpn,
         inflight.clone(),

@@ -182,6 +182,10 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     check(old.state_dir != new.state_dir, "state_dir");
     check(old.http.listen != new.http.listen, "http.listen");
     check(old.https.listen != new.https.listen, "https.listen");
+    check(
+        old.https.tls13_tickets != new.https.tls13_tickets,
+        "https.tls13_tickets",
+    );
     check(old.admin.listen != new.admin.listen, "admin.listen");
     check(
         old.admin.token_file != new.admin.token_file,
@@ -232,7 +236,7 @@ mod tests {
         let new = parse(
             "state_dir = \"/srv/dcv\"\n\
              [http]\nlisten = [\"127.0.0.1:8081\"]\n\
-             [https]\nlisten = [\"127.0.0.1:8443\"]\n\
+             [https]\nlisten = [\"127.0.0.1:8443\"]\ntls13_tickets = 2\n\
              [admin]\nlisten = \"127.0.0.1:9999\"\n\
              [server]\nthreads = 2\ngrace_period = \"5s\"\n\
              [acme]\ndirectory = \"letsencrypt-staging\"\n",
@@ -243,6 +247,7 @@ mod tests {
                 "state_dir",
                 "http.listen",
                 "https.listen",
+                "https.tls13_tickets",
                 "admin.listen",
                 "admin.token_file",
                 "server.threads",

@@ -187,6 +187,8 @@ pub struct HttpConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpsConfig {
     pub listen: Vec<SocketAddr>,
+    /// TLS 1.3 session tickets sent after each handshake (0: no resumption).
+    pub tls13_tickets: usize,
 }
 
 /// What happens to challenge paths.

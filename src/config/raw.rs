@@ -171,6 +171,8 @@ struct RawHttp {
 struct RawHttps {
     #[serde(default = "default_https_listen")]
     listen: Vec<Parsed<SocketAddr>>,
+    #[serde(default = "default_tls13_tickets")]
+    tls13_tickets: Spanned<u8>,
 }
 
 #[derive(Deserialize, Default)]
@@ -253,6 +255,9 @@ fn toml_error(path: &Path, text: &str, key: &str, e: toml::de::Error) -> ConfigE
     }
 }
 
+/// Most TLS 1.3 tickets a handshake may be answered with.
+const MAX_TLS13_TICKETS: u8 = 8;
+
 /// Cross-field checks and defaults that depend on other keys.
 pub(super) fn build(path: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigError> {
     let invalid =
@@ -272,6 +277,17 @@ pub(super) fn build(path: &Path, text: &str, raw: RawConfig) -> Result<Config, C
             format!(
                 "{} is not a redirect status (301, 302, 307 or 308)",
                 status.get_ref()
+            ),
+        ));
+    }
+    let tickets = raw.https.tls13_tickets;
+    if *tickets.get_ref() > MAX_TLS13_TICKETS {
+        return Err(invalid(
+            tickets.span(),
+            "https.tls13_tickets".into(),
+            format!(
+                "{} is out of range (0 to {MAX_TLS13_TICKETS})",
+                tickets.get_ref()
             ),
         ));
     }
@@ -334,6 +350,7 @@ pub(super) fn build(path: &Path, text: &str, raw: RawConfig) -> Result<Config, C
         },
         https: HttpsConfig {
             listen: raw.https.listen.into_iter().map(|a| a.0).collect(),
+            tls13_tickets: usize::from(*tickets.get_ref()),
         },
         challenge: ChallengeConfig {
             unknown_token: match raw.challenge.unknown_token {
@@ -747,6 +764,7 @@ impl Default for RawHttps {
     fn default() -> Self {
         Self {
             listen: default_https_listen(),
+            tls13_tickets: default_tls13_tickets(),
         }
     }
 }
@@ -845,6 +863,9 @@ fn default_http_listen() -> Vec<Parsed<SocketAddr>> {
 }
 fn default_https_listen() -> Vec<Parsed<SocketAddr>> {
     vec![Parsed(SocketAddr::from(([0, 0, 0, 0], 443)))]
+}
+fn default_tls13_tickets() -> Spanned<u8> {
+    Spanned::new(0..0, 1)
 }
 fn default_redirect_status() -> Spanned<u16> {
     Spanned::new(0..0, 301)

@@ -95,6 +95,12 @@ fn redirect_status_and_threads_are_range_checked() {
     assert_eq!((line, key.as_str()), (2, "http.redirect_status"));
     let (_, _, key, _) = invalid("[server]\nthreads = 0\n");
     assert_eq!(key, "server.threads");
+    let (line, _, key, msg) = invalid("[https]\n\ntls13_tickets = 9\n");
+    assert_eq!((line, key.as_str()), (3, "https.tls13_tickets"));
+    assert!(msg.contains("0 to 8"), "{msg}");
+    assert_eq!(parse("").unwrap().https.tls13_tickets, 1);
+    let none = parse("[https]\ntls13_tickets = 0\n").unwrap();
+    assert_eq!(none.https.tls13_tickets, 0);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Counters owned by the serving path. Each label combination is resolved once, at start, so
 //! counting a request is one atomic add, not a label lookup under a lock.
 
-use prometheus::{IntCounter, IntCounterVec, Opts};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
 
 /// Which scheme a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,8 @@ pub struct ServeCounters {
     /// By status class, `other` for no response (e.g. the client went away).
     proxied: [IntCounter; 6],
     redirects: IntCounter,
+    /// Idle keep-alive connections parked off their tasks ([`super::park`]).
+    parked: IntGauge,
 }
 
 impl ServeCounters {
@@ -77,12 +79,18 @@ impl ServeCounters {
             "Requests answered with the HTTP to HTTPS redirect",
         )
         .expect("metric name is constant and valid");
+        let parked = IntGauge::new(
+            "dcv_parked_connections",
+            "Idle keep-alive HTTP connections parked off their tasks, waiting for a next request",
+        )
+        .expect("metric name is constant and valid");
         Self {
             challenge_vec,
             challenge,
             proxied_vec,
             proxied,
             redirects,
+            parked,
         }
     }
 
@@ -104,12 +112,18 @@ impl ServeCounters {
         self.redirects.inc();
     }
 
+    /// The gauge of parked connections, for the parking lot to keep.
+    pub fn parked(&self) -> IntGauge {
+        self.parked.clone()
+    }
+
     /// The collectors, for the metrics registry.
     pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
         vec![
             Box::new(self.challenge_vec.clone()),
             Box::new(self.proxied_vec.clone()),
             Box::new(self.redirects.clone()),
+            Box::new(self.parked.clone()),
         ]
     }
 }

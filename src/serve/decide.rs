@@ -216,6 +216,11 @@ impl Decider {
         self.counters.proxied(status);
     }
 
+    /// The serving path's counters.
+    pub fn counters(&self) -> &ServeCounters {
+        &self.counters
+    }
+
     /// The current routing (timeouts of origin connections).
     pub fn routing(&self) -> arc_swap::Guard<Arc<Routing>> {
         self.routing.load()

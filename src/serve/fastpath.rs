@@ -13,14 +13,16 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Buf, Bytes, BytesMut};
 use pingora_core::apps::ServerApp;
+use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::protocols::raw_connect::ProxyDigest;
 use pingora_core::protocols::tls::SslDigest;
 use pingora_core::protocols::{
@@ -28,6 +30,7 @@ use pingora_core::protocols::{
 };
 use pingora_core::protocols::{Peek, Shutdown, Ssl, Stream, UniqueID, UniqueIDType, ALPN};
 use pingora_core::server::ShutdownWatch;
+use pingora_core::services::listening::Service;
 use pingora_proxy::HttpProxy;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
@@ -36,6 +39,7 @@ use super::counters::Scheme;
 use super::decide::{Decider, Decision, Tally, BAD_GATEWAY};
 use super::fastproxy::{self, OriginPool, Relayed};
 use super::inflight::{Front, InFlight};
+use super::park::ParkingLot;
 use super::proxy::EdgeProxy;
 
 /// Largest request head accepted on HTTP/1.x, the same as pingora's HTTP/2 header-list limit:
@@ -55,6 +59,11 @@ const HEAD_BUF: usize = 1024;
 const HEAD_ROOM_MIN: usize = 256;
 /// How long a connection may stay idle between requests, or take to send a head.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a plain-HTTP connection waits for its next request in its own task before it is
+/// parked ([`super::park`]). Busy connections (a next request within this time) never pay for
+/// parking; an idle one costs a few bytes instead of a task, and its next request a few system
+/// calls and a new task.
+const PARK_AFTER: Duration = Duration::from_millis(100);
 
 /// The application behind the edge listeners: the fast path, then pingora.
 pub struct FastPath {
@@ -62,6 +71,8 @@ pub struct FastPath {
     decider: Arc<Decider>,
     origins: OriginPool,
     inflight: InFlight,
+    /// Started with the first connection parked; `None` when the kernel refused an epoll set.
+    parking: OnceLock<Option<Arc<ParkingLot>>>,
 }
 
 impl FastPath {
@@ -71,6 +82,7 @@ impl FastPath {
             decider,
             origins: OriginPool::default(),
             inflight,
+            parking: OnceLock::new(),
         }
     }
 }
@@ -223,10 +235,19 @@ impl ServerApp for FastPath {
                         // keep-alive connection keeps one head buffer, not a grown one.
                         buf.reserve(HEAD_BUF);
                     }
+                    // Nothing of a request read on a plain connection: parked if idle on.
+                    let parkable = buf.is_empty()
+                        && scheme == Scheme::Http
+                        && !*shutdown.borrow()
+                        && io
+                            .as_any()
+                            .downcast_ref::<L4Stream>()
+                            .is_some_and(|s| s.tcp_stream().is_some());
+                    let wait = if parkable { PARK_AFTER } else { IDLE_TIMEOUT };
                     let mut stop = shutdown.clone();
                     let read = tokio::select! {
                         read = pingora_timeout::fast_timeout::fast_timeout(
-                            IDLE_TIMEOUT,
+                            wait,
                             io.read_buf(&mut buf),
                         ) => read,
                         _ = stop.changed(), if idle => {
@@ -236,6 +257,10 @@ impl ServerApp for FastPath {
                     };
                     match read {
                         Ok(Ok(n)) if n > 0 => {}
+                        Err(_idle) if parkable => {
+                            self.park(io, shutdown);
+                            return None;
+                        }
                         // Closed, failed or idle too long: the connection ends here.
                         _ => return None,
                     }
@@ -322,6 +347,70 @@ impl ServerApp for FastPath {
 }
 
 impl FastPath {
+    /// Ends the task of the idle plain connection `io` and parks its socket; closes it when it
+    /// cannot be parked (shutting down, out of descriptors).
+    fn park(self: &Arc<Self>, io: Stream, shutdown: &ShutdownWatch) {
+        let Some(lot) = self.parking_lot(shutdown) else {
+            return;
+        };
+        // A duplicate of the descriptor keeps the socket open once `io` (and its own
+        // descriptor) is dropped.
+        let socket = io
+            .as_any()
+            .downcast_ref::<L4Stream>()
+            .and_then(L4Stream::tcp_stream)
+            .map(|tcp| tcp.as_fd().try_clone_to_owned());
+        drop(io);
+        let Some(socket) = socket else {
+            return;
+        };
+        if let Ok(socket) = socket {
+            // Not parked: dropped, and so closed, like any idle connection at a stop.
+            let _ = lot.park(socket);
+        }
+    }
+
+    fn parking_lot(self: &Arc<Self>, shutdown: &ShutdownWatch) -> Option<&Arc<ParkingLot>> {
+        self.parking
+            .get_or_init(|| {
+                let parked = self.decider.counters().parked();
+                match ParkingLot::new(IDLE_TIMEOUT - PARK_AFTER, parked) {
+                    Ok(lot) => {
+                        let app = Arc::clone(self);
+                        let stop = shutdown.clone();
+                        let wake = move |socket| app.resume(socket, &stop);
+                        tokio::spawn(lot.clone().run(shutdown.clone(), wake));
+                        Some(lot)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "idle connections stay in their tasks: no epoll set");
+                        None
+                    }
+                }
+            })
+            .as_ref()
+    }
+
+    /// A parked connection has a next request (or closed): serve it in a task of its own, as
+    /// pingora serves an accepted one.
+    fn resume(self: &Arc<Self>, socket: OwnedFd, shutdown: &ShutdownWatch) {
+        let tcp = match tokio::net::TcpStream::from_std(std::net::TcpStream::from(socket)) {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                tracing::debug!(error = %e, "a parked connection could not be resumed");
+                return;
+            }
+        };
+        let mut stream = L4Stream::from(tcp);
+        let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
+        stream.set_socket_digest(digest);
+        tokio::spawn(Service::handle_event(
+            Box::new(stream),
+            Arc::clone(self),
+            shutdown.clone(),
+        ));
+    }
+
     /// `None` while the head is incomplete.
     fn parse(
         &self,

@@ -7,6 +7,7 @@ pub mod decide;
 pub mod fastpath;
 pub mod fastproxy;
 pub mod inflight;
+pub mod park;
 pub mod proxy;
 pub mod routing;
 pub mod tls;
@@ -14,6 +15,7 @@ pub mod tls;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::config::HttpsConfig;
 pub use counters::ServeCounters;
 pub use decide::Decider;
 pub use fastpath::FastPath;
@@ -32,7 +34,7 @@ pub fn edge_service(
     server_conf: &Arc<ServerConf>,
     decider: Arc<Decider>,
     http: &[SocketAddr],
-    https: &[SocketAddr],
+    https: &HttpsConfig,
     resolver: Arc<CertResolver>,
     alpn: Arc<alpn::AlpnChallengeAcceptor>,
     inflight: InFlight,
@@ -51,8 +53,8 @@ pub fn edge_service(
                 .l4_buffer(l4_buffers()),
         );
     }
-    for addr in https {
-        let settings = tls::tls_settings(resolver.clone())?;
+    for addr in &https.listen {
+        let settings = tls::tls_settings(resolver.clone(), https.tls13_tickets)?;
         service.add_listener(
             ListenerConfig::tcp(addr.to_string())
                 .tcp_socket_options(socket_options(addr))

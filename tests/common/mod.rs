@@ -228,9 +228,16 @@ pub struct NodeBuilder {
     grace_period: Option<String>,
     env: Vec<(String, String)>,
     extra: String,
+    tls13_tickets: Option<u8>,
 }
 
 impl NodeBuilder {
+    /// `https.tls13_tickets = n`.
+    pub fn tls13_tickets(mut self, n: u8) -> Self {
+        self.tls13_tickets = Some(n);
+        self
+    }
+
     /// `http.redirect_to_https = true`.
     pub fn redirect_to_https(mut self) -> Self {
         self.redirect_to_https = true;
@@ -391,6 +398,9 @@ impl NodeBuilder {
             let _ = writeln!(c, "redirect_port = {port}");
         }
         let _ = writeln!(c, "\n[https]\nlisten = [{}]", q(&https.to_string()));
+        if let Some(n) = self.tls13_tickets {
+            let _ = writeln!(c, "tls13_tickets = {n}");
+        }
         let unknown = if self.unknown_token_origin {
             "origin"
         } else {

@@ -711,6 +711,18 @@ impl From<UnixStream> for Stream {
     }
 }
 
+impl Stream {
+    /// The TCP stream underneath, if this is one: for callers that need the socket itself
+    /// (e.g. to duplicate it with [`std::os::fd::AsFd`]) without unsafe raw-descriptor code.
+    pub fn tcp_stream(&self) -> Option<&TcpStream> {
+        match &self.stream().get_ref().stream {
+            RawStream::Tcp(s) => Some(s),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+}
+
 #[cfg(unix)]
 impl AsRawFd for Stream {
     fn as_raw_fd(&self) -> std::os::unix::io::RawFd {

@@ -38,7 +38,11 @@ pub struct TlsSettings {
     client_cert_verifier: Option<Arc<dyn ClientCertVerifier>>,
     callbacks: Option<TlsAcceptCallbacks>,
     offload_threadpool: Option<(usize, usize)>,
+    server_config_hook: Option<ServerConfigHook>,
 }
+
+/// Adjusts the rustls [`ServerConfig`] that [`TlsSettings::build`] made, before it is used.
+pub type ServerConfigHook = Box<dyn FnOnce(&mut ServerConfig) + Send + Sync>;
 
 pub struct Acceptor {
     pub acceptor: RusTlsAcceptor,
@@ -94,6 +98,9 @@ impl TlsSettings {
         if let Some(alpn_protocols) = self.alpn_protocols {
             config.alpn_protocols = alpn_protocols;
         }
+        if let Some(hook) = self.server_config_hook {
+            hook(&mut config);
+        }
 
         Acceptor {
             acceptor: RusTlsAcceptor::from(Arc::new(config)),
@@ -102,6 +109,13 @@ impl TlsSettings {
                 OffloadRuntime::new("downstream TLS offload", shards, threads_per_shard)
             }),
         }
+    }
+
+    /// Adjust the rustls [`ServerConfig`] once [`Self::build`] has made it: for settings
+    /// `TlsSettings` has no setter of its own (session tickets and their number, the session
+    /// cache, key logging …).
+    pub fn set_server_config_hook(&mut self, hook: ServerConfigHook) {
+        self.server_config_hook = Some(hook);
     }
 
     /// Enable HTTP/2 support for this endpoint, which is default off.
@@ -200,6 +214,7 @@ impl TlsSettings {
             client_cert_verifier: None,
             callbacks: None,
             offload_threadpool: None,
+            server_config_hook: None,
         })
     }
 
@@ -220,6 +235,7 @@ impl TlsSettings {
             client_cert_verifier: None,
             callbacks: Some(callbacks),
             offload_threadpool: None,
+            server_config_hook: None,
         })
     }
 }
