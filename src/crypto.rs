@@ -3,7 +3,10 @@
 //! aws-lc-rs, because the handshake is the costliest thing the edge does and aws-lc's X25519
 //! and P-256 are assembly where ring's X25519 is portable code (a handshake profile on this
 //! kind of machine had ring's curve25519 at a fifth of the server's CPU). TLS 1.3 suites are
-//! offered as AES-128-GCM-SHA256, then ChaCha20-Poly1305: both hash with SHA-256, which has CPU
+//! chosen in this order, whatever the client's (`serve::tls`): AES-128-GCM-SHA256, then
+//! ChaCha20-Poly1305. rustls cannot prefer ChaCha20 only for clients that list it first (devices
+//! without AES instructions, as BoringSSL does); such clients pay AES in software, the rest
+//! save ChaCha20's cost per byte. Both hash with SHA-256, which has CPU
 //! instructions, where AES-256-GCM-SHA384 hashes with SHA-384, which has none on x86 and cost a
 //! tenth of a handshake. RFC 8446 §9.1 makes AES-128-GCM-SHA256 mandatory for every client, so
 //! no client is left out. TLS 1.2 keeps the ECDHE AEAD suites.

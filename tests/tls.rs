@@ -524,12 +524,18 @@ impl rustls::client::ClientSessionStore for CountingStore {
 struct Client {
     config: std::sync::Arc<rustls::ClientConfig>,
     store: std::sync::Arc<CountingStore>,
+    /// The cipher suite of each connection.
+    suites: std::sync::Mutex<Vec<Option<rustls::CipherSuite>>>,
 }
 
 impl Client {
     fn new() -> Self {
+        Self::with_provider(rustls::crypto::ring::default_provider())
+    }
+
+    fn with_provider(provider: rustls::crypto::CryptoProvider) -> Self {
         let store = CountingStore::new();
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let provider = std::sync::Arc::new(provider);
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
             .unwrap()
@@ -540,6 +546,7 @@ impl Client {
         Self {
             config: std::sync::Arc::new(config),
             store,
+            suites: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -561,6 +568,11 @@ async fn resumes(node: &Node, client: &Client) -> bool {
         .await
         .unwrap();
     let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    client
+        .suites
+        .lock()
+        .unwrap()
+        .push(tls.get_ref().1.negotiated_cipher_suite().map(|s| s.suite()));
     let path = format!("/.well-known/acme-challenge/{TOKEN}");
     tls.write_all(
         format!("GET {path} HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n").as_bytes(),
@@ -649,4 +661,35 @@ async fn tickets_are_configurable_and_zero_turns_resumption_off() {
     let store = Client::new();
     assert!(!resumes(&node, &store).await);
     assert_eq!(store.tickets(), 3);
+}
+
+#[tokio::test]
+async fn the_servers_suite_order_decides_for_openssl_ordered_clients() {
+    use rustls::crypto::ring::cipher_suite as cs;
+    let node = Node::builder().start().await;
+    node.put_token(TOKEN, &key_authorization(TOKEN), None).await;
+    // OpenSSL's TLS 1.3 order: AES-256-GCM, ChaCha20, AES-128-GCM.
+    let openssl_order = Client::with_provider(rustls::crypto::CryptoProvider {
+        cipher_suites: vec![
+            cs::TLS13_AES_256_GCM_SHA384,
+            cs::TLS13_CHACHA20_POLY1305_SHA256,
+            cs::TLS13_AES_128_GCM_SHA256,
+        ],
+        ..rustls::crypto::ring::default_provider()
+    });
+    resumes(&node, &openssl_order).await;
+    // A client without AES-128-GCM still gets ChaCha20.
+    let chacha_only = Client::with_provider(rustls::crypto::CryptoProvider {
+        cipher_suites: vec![cs::TLS13_CHACHA20_POLY1305_SHA256],
+        ..rustls::crypto::ring::default_provider()
+    });
+    resumes(&node, &chacha_only).await;
+    assert_eq!(
+        *openssl_order.suites.lock().unwrap(),
+        [Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)]
+    );
+    assert_eq!(
+        *chacha_only.suites.lock().unwrap(),
+        [Some(rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256)]
+    );
 }

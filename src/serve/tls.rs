@@ -69,6 +69,11 @@ pub fn tls_settings(
     };
     settings.set_server_config_hook(Box::new(move |config| {
         config.send_tls13_tickets = tls13_tickets;
+        // The provider's suite order decides (`crate::crypto`), not the client's: OpenSSL
+        // clients list AES-256-GCM (not offered, for its SHA-384) then ChaCha20 first, and would
+        // get ChaCha20, which costs both sides more per byte than AES-128-GCM where AES has
+        // CPU instructions (resume-https p99 2.08 → 1.80 ms from the same client).
+        config.ignore_client_order = true;
         if let Some(ticketer) = ticketer {
             config.ticketer = ticketer;
             config.max_tls13_tickets = MAX_REQUESTED_TICKETS;
