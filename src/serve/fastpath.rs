@@ -245,8 +245,12 @@ impl ServerApp for FastPath {
                             .is_some_and(|s| s.tcp_stream().is_some());
                     let wait = if parkable { PARK_AFTER } else { IDLE_TIMEOUT };
                     let mut stop = shutdown.clone();
+                    // tokio's timer, kept by this runtime's own driver: pingora's fast_timeout
+                    // keeps its timers in a wheel shared with a clock thread under a lock, and
+                    // challenge-http's p99 came out lower without it in A/B runs
+                    // (docs/performance.md).
                     let read = tokio::select! {
-                        read = pingora_timeout::fast_timeout::fast_timeout(
+                        read = tokio::time::timeout(
                             wait,
                             io.read_buf(&mut buf),
                         ) => read,
