@@ -1123,6 +1123,16 @@ pub async fn tls_connect(
     })
 }
 
+/// A verifier that accepts any chain the server presents (its signatures are still checked),
+/// for clients that test sessions rather than certificates.
+pub fn any_certificate() -> Arc<dyn ServerCertVerifier> {
+    Arc::new(Recorder {
+        provider: Arc::new(rustls::crypto::ring::default_provider()),
+        inner: None,
+        seen: Mutex::new(Vec::new()),
+    })
+}
+
 /// Records the presented chain; verifies it with `inner` when given.
 #[derive(Debug)]
 struct Recorder {
