@@ -558,10 +558,13 @@ impl Client {
 /// One HTTP/1.1 request over a new connection of `client`; whether the handshake was a
 /// resumption.
 async fn resumes(node: &Node, client: &Client) -> bool {
+    resumes_at(node.https_addr(), client).await
+}
+
+/// [`resumes`] on the HTTPS listener at `addr`.
+async fn resumes_at(addr: std::net::SocketAddr, client: &Client) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let tcp = tokio::net::TcpStream::connect(node.https_addr())
-        .await
-        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("a.test").unwrap();
     let mut tls = tokio_rustls::TlsConnector::from(client.config.clone())
         .connect(name, tcp)
@@ -607,6 +610,19 @@ async fn one_stateless_ticket_per_handshake_resumes_past_any_session_cache() {
     assert!(resumes(&node, &first).await, "the first client resumes");
     assert_eq!(first.tickets(), 2, "and gets one new ticket");
     assert!(resumes(&node, &first).await, "and again");
+}
+
+#[tokio::test]
+async fn a_ticket_from_one_https_listener_resumes_on_another() {
+    let second = common::free_addr();
+    let node = Node::builder().second_https_listener(second).start().await;
+    node.put_token(TOKEN, &key_authorization(TOKEN), None).await;
+    let client = Client::new();
+    assert!(!resumes(&node, &client).await);
+    assert!(
+        resumes_at(second, &client).await,
+        "one ticket key for all listeners"
+    );
 }
 
 #[tokio::test]

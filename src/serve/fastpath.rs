@@ -210,6 +210,8 @@ impl ServerApp for FastPath {
             return ServerApp::process_new(&self.inner, stream, shutdown).await;
         }
         let (mut io, mut buf, reused) = Replay::take(stream);
+        // Cleared when parking this connection failed: it then waits in its task, as before.
+        let mut may_park = true;
         let scheme = if io.get_ssl_digest().is_some() {
             Scheme::Https
         } else {
@@ -235,15 +237,22 @@ impl ServerApp for FastPath {
                         // keep-alive connection keeps one head buffer, not a grown one.
                         buf.reserve(HEAD_BUF);
                     }
-                    // Nothing of a request read on a plain connection: parked if idle on.
-                    let parkable = buf.is_empty()
+                    // Nothing of a request read on a plain TCP connection: parked if idle on.
+                    let lot = if may_park
+                        && buf.is_empty()
                         && scheme == Scheme::Http
+                        && is_tcp(&io)
                         && !*shutdown.borrow()
-                        && io
-                            .as_any()
-                            .downcast_ref::<L4Stream>()
-                            .is_some_and(|s| s.tcp_stream().is_some());
-                    let wait = if parkable { PARK_AFTER } else { IDLE_TIMEOUT };
+                    {
+                        self.parking_lot(shutdown)
+                    } else {
+                        None
+                    };
+                    let wait = if lot.is_some() {
+                        PARK_AFTER
+                    } else {
+                        IDLE_TIMEOUT
+                    };
                     let mut stop = shutdown.clone();
                     // tokio's timer, kept by this runtime's own driver: pingora's fast_timeout
                     // keeps its timers in a wheel shared with a clock thread under a lock, and
@@ -261,10 +270,14 @@ impl ServerApp for FastPath {
                     };
                     match read {
                         Ok(Ok(n)) if n > 0 => {}
-                        Err(_idle) if parkable => {
-                            self.park(io, shutdown);
-                            return None;
-                        }
+                        Err(_idle) => match lot.map(|lot| park(io, lot)) {
+                            Some(Err(kept)) => {
+                                io = kept;
+                                may_park = false;
+                            }
+                            // Parked, or idle for the whole timeout.
+                            _ => return None,
+                        },
                         // Closed, failed or idle too long: the connection ends here.
                         _ => return None,
                     }
@@ -351,29 +364,6 @@ impl ServerApp for FastPath {
 }
 
 impl FastPath {
-    /// Ends the task of the idle plain connection `io` and parks its socket; closes it when it
-    /// cannot be parked (shutting down, out of descriptors).
-    fn park(self: &Arc<Self>, io: Stream, shutdown: &ShutdownWatch) {
-        let Some(lot) = self.parking_lot(shutdown) else {
-            return;
-        };
-        // A duplicate of the descriptor keeps the socket open once `io` (and its own
-        // descriptor) is dropped.
-        let socket = io
-            .as_any()
-            .downcast_ref::<L4Stream>()
-            .and_then(L4Stream::tcp_stream)
-            .map(|tcp| tcp.as_fd().try_clone_to_owned());
-        drop(io);
-        let Some(socket) = socket else {
-            return;
-        };
-        if let Ok(socket) = socket {
-            // Not parked: dropped, and so closed, like any idle connection at a stop.
-            let _ = lot.park(socket);
-        }
-    }
-
     fn parking_lot(self: &Arc<Self>, shutdown: &ShutdownWatch) -> Option<&Arc<ParkingLot>> {
         self.parking
             .get_or_init(|| {
@@ -509,6 +499,32 @@ impl FastPath {
             head_len,
             close,
         })
+    }
+}
+
+/// A plain TCP connection (not TLS, not a Unix socket): one that can be parked.
+fn is_tcp(io: &Stream) -> bool {
+    io.as_any()
+        .downcast_ref::<L4Stream>()
+        .is_some_and(|s| s.tcp_stream().is_some())
+}
+
+/// Parks the socket of the idle connection `io` in `lot` and ends the connection's hold on it
+/// (a duplicate of the descriptor is parked, `io`'s own is closed); gives `io` back when the
+/// socket cannot be parked (the lot is shutting down, out of descriptors or epoll watches).
+fn park(io: Stream, lot: &ParkingLot) -> Result<(), Stream> {
+    let duplicate = io
+        .as_any()
+        .downcast_ref::<L4Stream>()
+        .and_then(L4Stream::tcp_stream)
+        .and_then(|tcp| tcp.as_fd().try_clone_to_owned().ok());
+    let Some(duplicate) = duplicate else {
+        return Err(io);
+    };
+    match lot.park(duplicate) {
+        Ok(()) => Ok(()),
+        // The duplicate is closed here; `io` still holds the socket.
+        Err(_duplicate) => Err(io),
     }
 }
 

@@ -53,8 +53,9 @@ pub fn edge_service(
                 .l4_buffer(l4_buffers()),
         );
     }
+    let ticketer = tls::ticketer(https.tls13_tickets)?;
     for addr in &https.listen {
-        let settings = tls::tls_settings(resolver.clone(), https.tls13_tickets)?;
+        let settings = tls::tls_settings(resolver.clone(), https.tls13_tickets, ticketer.clone())?;
         service.add_listener(
             ListenerConfig::tcp(addr.to_string())
                 .tcp_socket_options(socket_options(addr))

@@ -20,7 +20,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -48,8 +48,6 @@ pub struct ParkingLot {
     changed: Notify,
     /// How long a socket may stay parked before it is closed.
     timeout: Duration,
-    /// Shut down: nothing more is parked.
-    closed: AtomicBool,
     parked: IntGauge,
     trim_step: usize,
     /// Heap trims so far.
@@ -69,6 +67,9 @@ struct Slots {
     trimmed_at: usize,
     /// A trim is due at this time.
     trim_due: Option<Instant>,
+    /// Shut down: nothing more is parked. Kept under the same lock as the slots, so that no
+    /// socket is parked after the lot's task closed the others.
+    closed: bool,
 }
 
 #[derive(Default)]
@@ -78,19 +79,28 @@ struct Slot {
 }
 
 impl Slots {
+    /// The key the next [`Slots::insert`] will use.
+    fn next_key(&self) -> u64 {
+        let (index, generation) = match self.free.last() {
+            Some(&i) => (i, self.slots[i as usize].generation),
+            // More sockets than u32 slots cannot be open in one process.
+            None => (u32::try_from(self.slots.len()).unwrap_or(u32::MAX), 0),
+        };
+        (u64::from(generation) << 32) | u64::from(index)
+    }
+
     fn insert(&mut self, socket: OwnedFd) -> u64 {
+        let key = self.next_key();
         let index = match self.free.pop() {
-            Some(i) => i,
+            Some(i) => i as usize,
             None => {
                 self.slots.push(Slot::default());
-                // More sockets than u32 slots cannot be open in one process.
-                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+                self.slots.len() - 1
             }
         };
-        let slot = &mut self.slots[index as usize];
-        slot.socket = Some(socket);
+        self.slots[index].socket = Some(socket);
         self.live += 1;
-        (u64::from(slot.generation) << 32) | u64::from(index)
+        key
     }
 
     fn slot(&self, key: u64) -> Option<&Slot> {
@@ -98,10 +108,6 @@ impl Slots {
         self.slots
             .get(index)
             .filter(|s| s.generation == generation && s.socket.is_some())
-    }
-
-    fn get(&self, key: u64) -> Option<&OwnedFd> {
-        self.slot(key).and_then(|s| s.socket.as_ref())
     }
 
     /// The socket parked under `key`, if it is still there.
@@ -159,7 +165,6 @@ impl ParkingLot {
             slots: Mutex::new(Slots::default()),
             changed: Notify::new(),
             timeout,
-            closed: AtomicBool::new(false),
             parked,
             trim_step,
             trims: AtomicU64::new(0),
@@ -174,22 +179,21 @@ impl ParkingLot {
     /// Parks `socket` until it becomes readable or times out. `Err` gives it back when the lot
     /// is shutting down or the kernel refused to watch it.
     pub fn park(&self, socket: OwnedFd) -> Result<(), OwnedFd> {
-        if self.closed.load(Ordering::Acquire) {
+        let mut slots = self.slots();
+        if slots.closed {
             return Err(socket);
         }
-        let mut slots = self.slots();
-        let key = slots.insert(socket);
-        let watched = slots.get(key).map(|socket| {
-            epoll::add(
-                self.epoll.get_ref(),
-                socket,
-                epoll::EventData::new_u64(key),
-                epoll::EventFlags::IN | epoll::EventFlags::RDHUP,
-            )
-        });
-        if !matches!(watched, Some(Ok(()))) {
-            return slots.remove(key).map_or(Ok(()), Err);
+        let key = slots.next_key();
+        let watched = epoll::add(
+            self.epoll.get_ref(),
+            &socket,
+            epoll::EventData::new_u64(key),
+            epoll::EventFlags::IN | epoll::EventFlags::RDHUP,
+        );
+        if watched.is_err() {
+            return Err(socket);
         }
+        slots.insert(socket);
         let was_empty = slots.deadlines.is_empty();
         let now = Instant::now();
         slots.deadlines.push_back((now + self.timeout, key));
@@ -231,14 +235,12 @@ impl ParkingLot {
                 _ = shutdown.changed() => {}
             }
         }
-        self.closed.store(true, Ordering::Release);
         let mut slots = self.slots();
-        let closed = slots
-            .slots
-            .iter_mut()
-            .filter_map(|s| s.socket.take())
-            .count();
-        *slots = Slots::default();
+        let closed = slots.live;
+        *slots = Slots {
+            closed: true,
+            ..Slots::default()
+        };
         drop(slots);
         self.parked.sub(closed as i64);
     }

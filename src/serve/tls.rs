@@ -38,35 +38,44 @@ impl fmt::Debug for CertResolver {
 /// Most tickets a client may ask for (RFC 9149 `ticket_request`).
 const MAX_REQUESTED_TICKETS: usize = 8;
 
-/// pingora TLS settings for the HTTPS listeners: our resolver, ALPN h2 then http/1.1, and
-/// `tls13_tickets` stateless session tickets after each handshake.
+/// The session ticketer shared by every HTTPS listener, so that a client resumes on any of
+/// them (an IPv4 and an IPv6 listener, say); `None` when `tls13_tickets` is 0.
 ///
 /// Stateless because rustls's default session cache holds 256 sessions: an edge with more
 /// clients than that would forget most of them and make them pay a full handshake again.
 /// The ticket key is this process's own and rotates (rustls: every 6 hours), so tickets do not
 /// survive a restart or move between nodes — a client then makes one full handshake.
+pub fn ticketer(
+    tls13_tickets: usize,
+) -> pingora_error::Result<Option<Arc<dyn rustls::server::ProducesTickets>>> {
+    if tls13_tickets == 0 {
+        return Ok(None);
+    }
+    rustls::crypto::aws_lc_rs::Ticketer::new()
+        .map(Some)
+        .map_err(|e| {
+            pingora_error::Error::explain(
+                pingora_error::ErrorType::InternalError,
+                format!("TLS session tickets: {e}"),
+            )
+        })
+}
+
+/// pingora TLS settings for an HTTPS listener: our resolver, ALPN h2 then http/1.1, and
+/// `tls13_tickets` tickets from `ticketer` after each handshake.
+///
 /// One ticket, not rustls's and OpenSSL's two, by default: a client connecting again and again
 /// needs one (it gets a new one with each resumption), and each ticket costs both sides an
 /// encryption and a message (`docs/performance.md`, resumed handshakes).
 pub fn tls_settings(
     resolver: Arc<CertResolver>,
     tls13_tickets: usize,
+    ticketer: Option<Arc<dyn rustls::server::ProducesTickets>>,
 ) -> pingora_error::Result<TlsSettings> {
     // Paths are ignored once a resolver is set (pingora-core 0.9.1 TlsSettings::build).
     let mut settings = TlsSettings::intermediate("", "")?;
     settings.set_cert_resolver(resolver);
     settings.enable_h2();
-    let ticketer = if tls13_tickets > 0 {
-        let ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| {
-            pingora_error::Error::explain(
-                pingora_error::ErrorType::InternalError,
-                format!("TLS session tickets: {e}"),
-            )
-        })?;
-        Some(ticketer)
-    } else {
-        None
-    };
     settings.set_server_config_hook(Box::new(move |config| {
         config.send_tls13_tickets = tls13_tickets;
         // The provider's suite order decides (`crate::crypto`), not the client's: OpenSSL

@@ -229,9 +229,16 @@ pub struct NodeBuilder {
     env: Vec<(String, String)>,
     extra: String,
     tls13_tickets: Option<u8>,
+    second_https: Option<SocketAddr>,
 }
 
 impl NodeBuilder {
+    /// A second HTTPS listener at `addr`.
+    pub fn second_https_listener(mut self, addr: SocketAddr) -> Self {
+        self.second_https = Some(addr);
+        self
+    }
+
     /// `https.tls13_tickets = n`.
     pub fn tls13_tickets(mut self, n: u8) -> Self {
         self.tls13_tickets = Some(n);
@@ -397,7 +404,11 @@ impl NodeBuilder {
         if let Some(port) = self.redirect_port {
             let _ = writeln!(c, "redirect_port = {port}");
         }
-        let _ = writeln!(c, "\n[https]\nlisten = [{}]", q(&https.to_string()));
+        let mut https_listen = q(&https.to_string());
+        if let Some(second) = self.second_https {
+            https_listen = format!("{https_listen}, {}", q(&second.to_string()));
+        }
+        let _ = writeln!(c, "\n[https]\nlisten = [{https_listen}]");
         if let Some(n) = self.tls13_tickets {
             let _ = writeln!(c, "tls13_tickets = {n}");
         }
