@@ -226,10 +226,16 @@ pub struct ServerConfig {
     pub grace_period: Duration,
     /// Default log filter (`RUST_LOG` overrides it).
     pub log_level: String,
+    /// How long a request head may take from its first byte to its last (HTTP/1), and how
+    /// long an HTTP/2 connection may go without a request.
+    pub head_timeout: Duration,
     /// Connect timeout towards origins.
     pub origin_connect_timeout: Duration,
     /// Read timeout towards origins.
     pub origin_read_timeout: Duration,
+    /// Requests the fast path can serve are served by it (`proxy.fast_path`); off, every
+    /// request is served by pingora's engine (after the same head limits).
+    pub fast_path: bool,
 }
 
 /// The sites: which origin serves which host.

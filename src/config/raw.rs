@@ -210,6 +210,8 @@ struct RawServer {
     grace_period: Parsed<HumanDuration>,
     #[serde(default = "default_log_level")]
     log_level: String,
+    #[serde(default = "default_head_timeout")]
+    head_timeout: Spanned<Parsed<HumanDuration>>,
 }
 
 #[derive(Deserialize)]
@@ -220,6 +222,8 @@ struct RawProxy {
     connect_timeout: Parsed<HumanDuration>,
     #[serde(default = "default_read_timeout")]
     read_timeout: Parsed<HumanDuration>,
+    #[serde(default = "default_true")]
+    fast_path: bool,
 }
 
 #[derive(Deserialize)]
@@ -289,6 +293,14 @@ pub(super) fn build(path: &Path, text: &str, raw: RawConfig) -> Result<Config, C
                 "{} is out of range (0 to {MAX_TLS13_TICKETS})",
                 tickets.get_ref()
             ),
+        ));
+    }
+    let head_timeout = raw.server.head_timeout.get_ref().0 .0;
+    if head_timeout < Duration::from_secs(1) || head_timeout > Duration::from_secs(600) {
+        return Err(invalid(
+            raw.server.head_timeout.span(),
+            "server.head_timeout".into(),
+            format!("{head_timeout:?} is out of range (1s to 10min)"),
         ));
     }
     let threads = raw.server.threads;
@@ -371,8 +383,10 @@ pub(super) fn build(path: &Path, text: &str, raw: RawConfig) -> Result<Config, C
             threads: *threads.get_ref(),
             grace_period: raw.server.grace_period.0 .0,
             log_level: raw.server.log_level,
+            head_timeout,
             origin_connect_timeout: raw.proxy.connect_timeout.0 .0,
             origin_read_timeout: raw.proxy.read_timeout.0 .0,
+            fast_path: raw.proxy.fast_path,
         },
         sites: Sites::new(
             raw.proxy.default_origin.map(|o| std::sync::Arc::new(o.0)),
@@ -783,6 +797,7 @@ impl Default for RawServer {
     fn default() -> Self {
         Self {
             threads: default_threads(),
+            head_timeout: default_head_timeout(),
             grace_period: default_grace(),
             log_level: default_log_level(),
         }
@@ -839,6 +854,7 @@ impl Default for RawProxy {
             default_origin: None,
             connect_timeout: default_connect_timeout(),
             read_timeout: default_read_timeout(),
+            fast_path: true,
         }
     }
 }
@@ -882,12 +898,19 @@ fn default_threads() -> Spanned<usize> {
 fn default_grace() -> Parsed<HumanDuration> {
     Parsed(HumanDuration(Duration::from_secs(30)))
 }
+fn default_head_timeout() -> Spanned<Parsed<HumanDuration>> {
+    Spanned::new(0..0, Parsed(HumanDuration(Duration::from_secs(60))))
+}
 fn default_log_level() -> String {
     "info".into()
 }
 fn default_connect_timeout() -> Parsed<HumanDuration> {
     Parsed(HumanDuration(Duration::from_secs(5)))
 }
+fn default_true() -> bool {
+    true
+}
+
 fn default_read_timeout() -> Parsed<HumanDuration> {
     Parsed(HumanDuration(Duration::from_secs(60)))
 }

@@ -80,6 +80,7 @@ fixed!(
     36,
     "no site is configured for this host\n"
 );
+fixed!(BAD_REQUEST, 400, "Bad Request", 16, "400 bad request\n");
 fixed!(
     BAD_GATEWAY,
     502,
@@ -251,6 +252,7 @@ mod tests {
             &BAD_HOST,
             &NO_SITE,
             &BAD_GATEWAY,
+            &BAD_REQUEST,
         ] {
             let text = std::str::from_utf8(fixed.response).unwrap_or_default();
             let (head, body) = text.split_once("\r\n\r\n").unwrap_or_default();

@@ -9,6 +9,12 @@
 //! so far are replayed to it ([`Replay`]). So the fast path can only ever answer what pingora
 //! would have answered the same way, and every feature of the proxy stays pingora's.
 //!
+//! Every HTTP/1.x request head of a connection passes through here, whichever engine then
+//! serves it, so the limits on heads hold for both: at most [`MAX_HEAD`] bytes (`431`), and the
+//! whole head within [`HEAD_TIMEOUT`] of its first byte (a client that sends a byte now and
+//! then is closed on, as nginx's `client_header_timeout` does). A request handed to pingora goes
+//! back through here for the next one on the connection.
+//!
 //! Reading the head is a pure function ([`read_head`]) so that it can be fuzzed on its own.
 
 use std::borrow::Cow;
@@ -21,7 +27,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Buf, Bytes, BytesMut};
-use pingora_core::apps::ServerApp;
+use pingora_core::apps::{HttpServerApp, ServerApp};
+use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::protocols::raw_connect::ProxyDigest;
 use pingora_core::protocols::tls::SslDigest;
@@ -31,14 +38,18 @@ use pingora_core::protocols::{
 use pingora_core::protocols::{Peek, Shutdown, Ssl, Stream, UniqueID, UniqueIDType, ALPN};
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::listening::Service;
+use pingora_http::RequestHeader;
 use pingora_proxy::HttpProxy;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::time::Instant;
 
 use super::classify;
 use super::counters::Scheme;
-use super::decide::{Decider, Decision, Tally, BAD_GATEWAY};
-use super::fastproxy::{self, OriginPool, Relayed};
+use super::decide::{Decider, Decision, Tally, BAD_GATEWAY, BAD_REQUEST};
+use super::fastproxy::{self, Relayed};
+use super::forwarding;
 use super::inflight::{Front, InFlight};
+use super::origin::{self, OriginPool};
 use super::park::ParkingLot;
 use super::proxy::EdgeProxy;
 
@@ -51,14 +62,16 @@ pub const MAX_HEAD: usize = 64 * 1024;
 const HEAD_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\n\
 Content-Type: text/plain\r\nContent-Length: 32\r\nConnection: close\r\n\r\n\
 request header fields too large\n";
-/// Most header lines the fast path looks at; more is pingora's to judge.
+/// Most header lines the fast path looks at; a head with more is handed to pingora once it is
+/// complete (and within [`MAX_HEAD`]).
 pub const MAX_HEADERS: usize = 32;
 /// The head buffer of a connection: a typical request head fits, a longer one grows it.
 const HEAD_BUF: usize = 1024;
 /// Less room than this left for the next read: make room ([`HEAD_BUF`] more).
 const HEAD_ROOM_MIN: usize = 256;
-/// How long a connection may stay idle between requests, or take to send a head.
+/// How long a connection may stay idle before the first byte of a request.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How long a plain-HTTP connection waits for its next request in its own task before it is
 /// parked ([`super::park`]). Busy connections (a next request within this time) never pay for
 /// parking; an idle one costs a few bytes instead of a task, and its next request a few system
@@ -76,11 +89,16 @@ pub struct FastPath {
 }
 
 impl FastPath {
-    pub fn new(inner: HttpProxy<EdgeProxy>, decider: Arc<Decider>, inflight: InFlight) -> Self {
+    pub fn new(
+        inner: HttpProxy<EdgeProxy>,
+        decider: Arc<Decider>,
+        inflight: InFlight,
+        origins: OriginPool,
+    ) -> Self {
         Self {
             inner: Arc::new(inner),
             decider,
-            origins: OriginPool::default(),
+            origins,
             inflight,
             parking: OnceLock::new(),
         }
@@ -93,7 +111,8 @@ pub enum HeadRead<'a> {
     /// More bytes are needed.
     Partial,
     /// Not for the fast path (HTTP/1.0, a body, an upgrade, a malformed or unusual head):
-    /// pingora gets the connection with every byte read so far.
+    /// pingora gets the connection with every byte read so far — the whole head, unless the
+    /// head is malformed in a way pingora refuses at once.
     HandOver,
     /// Longer than [`MAX_HEAD`], complete or not: answered with `431`, whatever the size of
     /// the reads it arrived in.
@@ -121,7 +140,7 @@ pub struct Head<'a> {
     pub path: &'a str,
     /// The normalised `Host` (see [`classify::request_host`]).
     pub host: Option<Cow<'a, str>>,
-    /// The client asked to close after this answer.
+    /// The client asked to close after this answer (a `close` token in `Connection`).
     pub close: bool,
 }
 
@@ -135,7 +154,20 @@ pub fn read_head<'a>(buf: &'a [u8], headers: &'a mut [httparse::Header<'a>]) -> 
         Ok(httparse::Status::Complete(_)) => return HeadRead::TooLarge,
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return HeadRead::TooLarge,
         Ok(httparse::Status::Partial) => return HeadRead::Partial,
-        // Malformed or too many headers: pingora answers those.
+        // More header lines than the fast path looks at, or a request line pingora may still
+        // accept after escaping it: pingora's, but only once the whole head is here and within
+        // the limit, so that the limits hold for it too.
+        Err(
+            httparse::Error::TooManyHeaders | httparse::Error::Token | httparse::Error::Version,
+        ) => {
+            return match head_end(buf) {
+                Some(end) if end <= MAX_HEAD => HeadRead::HandOver,
+                Some(_) => HeadRead::TooLarge,
+                None if buf.len() >= MAX_HEAD => HeadRead::TooLarge,
+                None => HeadRead::Partial,
+            };
+        }
+        // Anything else malformed pingora refuses as soon as it reads it (400).
         Err(_) => return HeadRead::HandOver,
     };
     let (Some(method), Some(target), Some(1)) = (req.method, req.path, req.version) else {
@@ -153,7 +185,10 @@ pub fn read_head<'a>(buf: &'a [u8], headers: &'a mut [httparse::Header<'a>]) -> 
             }
             host = Some(h.value);
         } else if h.name.eq_ignore_ascii_case("connection") {
-            close = h.value.eq_ignore_ascii_case(b"close");
+            close |= h
+                .value
+                .split(|b| *b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
         } else if h.name.eq_ignore_ascii_case("transfer-encoding")
             || (h.name.eq_ignore_ascii_case("content-length") && h.value != b"0")
             || h.name.eq_ignore_ascii_case("expect")
@@ -177,6 +212,22 @@ pub fn read_head<'a>(buf: &'a [u8], headers: &'a mut [httparse::Header<'a>]) -> 
     })
 }
 
+/// Where the head at the start of `buf` ends (just past its empty line), with line ends of
+/// CRLF or a bare LF, as httparse reads them.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = buf[from..].iter().position(|b| *b == b'\n') {
+        let nl = from + at;
+        match (buf.get(nl + 1), buf.get(nl + 2)) {
+            (Some(b'\n'), _) => return Some(nl + 2),
+            (Some(b'\r'), Some(b'\n')) => return Some(nl + 3),
+            _ => {}
+        }
+        from = nl + 1;
+    }
+    None
+}
+
 /// What the fast path made of one request head.
 enum Step {
     /// Write these bytes; close afterwards when `close`.
@@ -185,12 +236,11 @@ enum Step {
         head_len: usize,
         close: bool,
     },
-    /// A plain request to a plain-HTTP origin: relay it ([`fastproxy`]).
+    /// A `GET` or `HEAD` without a body for an origin: relay it ([`fastproxy`]).
     Proxy {
-        origin: std::net::SocketAddr,
-        upstream_head: Vec<u8>,
+        peer: Box<pingora_core::upstreams::peer::HttpPeer>,
+        request: Box<RequestHeader>,
         head_len: usize,
-        is_head: bool,
         close: bool,
         tally: Tally,
     },
@@ -220,6 +270,8 @@ impl ServerApp for FastPath {
         let client_ip = io
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        // Set by the first byte of a head: the whole head must arrive by then.
+        let mut head_deadline: Option<Instant> = None;
         let step = loop {
             match self.parse(&buf, scheme, client_ip) {
                 Some(step) => break step,
@@ -237,6 +289,12 @@ impl ServerApp for FastPath {
                         // keep-alive connection keeps one head buffer, not a grown one.
                         buf.reserve(HEAD_BUF);
                     }
+                    if !buf.is_empty() && head_deadline.is_none() {
+                        // However the head is spread over reads (nginx's
+                        // `client_header_timeout`): not re-armed by each read, so a client
+                        // dripping bytes cannot hold the connection.
+                        head_deadline = Some(Instant::now() + self.decider.routing().head_timeout);
+                    }
                     // Nothing of a request read on a plain TCP connection: parked if idle on.
                     let lot = if may_park
                         && buf.is_empty()
@@ -248,10 +306,10 @@ impl ServerApp for FastPath {
                     } else {
                         None
                     };
-                    let wait = if lot.is_some() {
-                        PARK_AFTER
-                    } else {
-                        IDLE_TIMEOUT
+                    let wait = match (head_deadline, lot) {
+                        (Some(deadline), _) => deadline.saturating_duration_since(Instant::now()),
+                        (None, Some(_)) => PARK_AFTER,
+                        (None, None) => IDLE_TIMEOUT,
                     };
                     let mut stop = shutdown.clone();
                     // tokio's timer, kept by this runtime's own driver: pingora's fast_timeout
@@ -270,49 +328,44 @@ impl ServerApp for FastPath {
                     };
                     match read {
                         Ok(Ok(n)) if n > 0 => {}
-                        Err(_idle) => match lot.map(|lot| park(io, lot)) {
-                            Some(Err(kept)) => {
-                                io = kept;
-                                may_park = false;
+                        // Idle before a first byte: parked if it can be.
+                        Err(_idle) if head_deadline.is_none() => {
+                            match lot.map(|lot| park(io, lot)) {
+                                Some(Err(kept)) => {
+                                    io = kept;
+                                    may_park = false;
+                                }
+                                // Parked, or idle for the whole timeout.
+                                _ => return None,
                             }
-                            // Parked, or idle for the whole timeout.
-                            _ => return None,
-                        },
-                        // Closed, failed or idle too long: the connection ends here.
+                        }
+                        // Closed, failed, or the head not complete by its deadline (nginx
+                        // closes without an answer too).
                         _ => return None,
                     }
                 }
             }
         };
         match step {
-            Step::HandOver => {
-                let stream = Replay::wrap(io, buf, true);
-                ServerApp::process_new(&self.inner, stream, shutdown).await
-            }
+            Step::HandOver => self.hand_over(io, buf, shutdown).await,
             Step::Proxy {
-                origin,
-                upstream_head,
+                peer,
+                request,
                 head_len,
-                is_head,
                 close,
                 tally,
             } => {
                 buf.advance(head_len);
-                let (connect, read) = {
-                    let routing = self.decider.routing();
-                    (routing.connect_timeout, routing.read_timeout)
-                };
-                let exchange = fastproxy::Exchange {
-                    origin,
-                    head: &upstream_head,
-                    is_head,
-                    client_close: close,
-                    connect_timeout: connect,
-                    read_timeout: read,
-                };
                 // Boxed: the relay's state is only allocated while a request is relayed, not
                 // carried by every idle keep-alive connection.
-                let relayed = Box::pin(fastproxy::relay(&self.origins, &exchange, &mut io)).await;
+                let relayed = Box::pin(fastproxy::relay(
+                    &self.origins,
+                    &peer,
+                    request,
+                    close,
+                    &mut io,
+                ))
+                .await;
                 self.decider.count(tally, scheme);
                 let close = match relayed {
                     Relayed::Done { status, close } => {
@@ -364,6 +417,25 @@ impl ServerApp for FastPath {
 }
 
 impl FastPath {
+    /// pingora serves one request with the bytes read so far in front of the connection; the
+    /// connection then comes back here for its next request, so that every head passes the
+    /// fast path's limits.
+    async fn hand_over(
+        self: &Arc<Self>,
+        io: Stream,
+        buf: BytesMut,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let mut session = ServerSession::new_http1(Replay::wrap(io, buf, true));
+        // As pingora's own HTTP/1 loop does: no reuse while stopping, else 60 s.
+        session.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
+        let reused = self.inner.process_new_http(session, shutdown).await?;
+        // Bytes pipelined behind a request pingora served make it close the connection
+        // instead (its pipelining is off), so nothing is left to carry over.
+        let (stream, _settings) = reused.consume();
+        Some(Replay::wrap(stream, BytesMut::new(), true))
+    }
+
     fn parking_lot(self: &Arc<Self>, shutdown: &ShutdownWatch) -> Option<&Arc<ParkingLot>> {
         self.parking
             .get_or_init(|| {
@@ -423,6 +495,7 @@ impl FastPath {
                     close: true,
                 })
             }
+            HeadRead::Head(_) if !self.decider.routing().fast_path => return Some(Step::HandOver),
             HeadRead::Head(parsed) => parsed,
         };
         let Head {
@@ -445,18 +518,23 @@ impl FastPath {
         };
         let (decision, tally) = self.decider.decide(&view);
         let (full, body_start) = match decision {
-            // TLS origins and anything but GET/HEAD are pingora's.
-            Decision::Proxy(origin) if origin.tls || !view.get_or_head => {
-                return Some(Step::HandOver)
-            }
+            // Anything but GET/HEAD is pingora's (bodies, upgrades, methods with effects).
+            Decision::Proxy(_) if !view.get_or_head => return Some(Step::HandOver),
             Decision::Proxy(origin) => {
-                let upstream_head =
-                    fastproxy::upstream_head(method, target, headers, client_ip, scheme.as_str());
+                let request = upstream_request(method, target, headers, client_ip, scheme);
+                let Some(request) = request else {
+                    // Refused as pingora's proxy refuses it (forwarding::RequestRefused).
+                    return Some(Step::Respond {
+                        bytes: Bytes::from_static(BAD_REQUEST.response),
+                        head_len,
+                        close: true,
+                    });
+                };
+                let peer = Box::new(origin::peer(&origin, &self.decider.routing()));
                 return Some(Step::Proxy {
-                    origin: origin.addr,
-                    upstream_head,
+                    peer,
+                    request,
                     head_len,
-                    is_head: head,
                     close,
                     tally,
                 });
@@ -500,6 +578,23 @@ impl FastPath {
             close,
         })
     }
+}
+
+/// The request for the origin: the client's head with the forwarding rules applied
+/// ([`forwarding::prepare_request`]); `None` when they refuse it (`400`).
+fn upstream_request(
+    method: &str,
+    target: &str,
+    headers: &[httparse::Header<'_>],
+    client_ip: Option<std::net::IpAddr>,
+    scheme: Scheme,
+) -> Option<Box<RequestHeader>> {
+    let mut req = RequestHeader::build(method, target.as_bytes(), Some(headers.len() + 3)).ok()?;
+    for h in headers {
+        req.append_header(h.name.to_owned(), h.value).ok()?;
+    }
+    forwarding::prepare_request(&mut req, client_ip, scheme).ok()?;
+    Some(Box::new(req))
 }
 
 /// A plain TCP connection (not TLS, not a Unix socket): one that can be parked.

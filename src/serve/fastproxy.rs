@@ -1,615 +1,363 @@
-//! The fast path's proxy: plain `GET`/`HEAD` requests without a body, to plain-HTTP origins,
-//! over HTTP/1.1 with a pool of kept-alive origin connections.
+//! The fast path's proxy: plain `GET`/`HEAD` requests without a body, relayed over HTTP/1.1.
 //!
-//! This is the bulk of an edge node's traffic, and pingora's general proxy spends about twice
-//! nginx's CPU per request on it (sessions, header maps, modules, tasks). Here a request head is
-//! copied to the origin with the forwarding headers added and hop-by-hop headers removed
-//! (RFC 9110 §7.6.1), and the response is relayed as it comes: Content-Length, chunked (framing
-//! parsed, bytes passed through) or close-delimited bodies. Everything else (bodies, upgrades,
-//! TLS origins, HTTP/2) stays with pingora, which [`super::fastpath`] hands it to.
+//! This is the bulk of an edge node's traffic, and pingora's general proxy (sessions, modules,
+//! per-request tasks and channels) spends far more CPU per request on it than nginx. Here the
+//! request the fast path read is sent on a connection from pingora-core's pool, and the answer is
+//! read by pingora-core's HTTP/1 client session: the origin side — response parsing, body
+//! framing (RFC 9112 §6.3), the checks that decide whether a connection may be reused, and the
+//! watch over idle connections — is pingora's, not ours. What is ours is only the client side of
+//! the response: the head as the origin sent it minus hop-by-hop headers
+//! ([`super::forwarding`]), and the body framed for an HTTP/1.1 client by `Content-Length` or
+//! chunked coding.
+//!
+//! A connection goes back to the pool only when pingora's session says it may: a complete,
+//! unambiguous response with nothing after it.
 
-use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
-use pingora_core::protocols::Stream;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use pingora_core::protocols::http::v1::client::HttpSession;
+use pingora_core::upstreams::peer::{HttpPeer, Peer};
+use pingora_error::{Error, ErrorType, RetryType};
+use pingora_http::{HeaderNameVariant, RequestHeader, ResponseHeader};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-/// Idle origin connections kept per origin address.
-const MAX_IDLE_PER_ORIGIN: usize = 128;
-/// Largest response head accepted from an origin.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+use super::forwarding::{self, ResponseHops};
+use super::origin::OriginPool;
 
-/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-/// The response buffer of an origin connection: a typical head and a small body in one read.
-const RESPONSE_BUF: usize = 4096;
-/// A buffer grown past this by a long body is not kept with an idle connection.
-const MAX_KEPT_BUF: usize = 32 * 1024;
-
-/// Kept-alive connections to origins, by address.
-#[derive(Default)]
-pub struct OriginPool {
-    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
-}
-
-/// An idle origin connection and its response buffer, kept together so that a proxied request
-/// on a kept-alive connection allocates no buffer.
-struct Idle {
-    conn: TcpStream,
-    buf: BytesMut,
-}
-
-impl OriginPool {
-    fn checkout(&self, addr: SocketAddr) -> Option<Idle> {
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(&addr)
-            .and_then(Vec::pop)
-    }
-
-    fn checkin(&self, addr: SocketAddr, conn: TcpStream, mut buf: BytesMut) {
-        if buf.capacity() > MAX_KEPT_BUF {
-            buf = BytesMut::new();
-        }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let conns = idle.entry(addr).or_default();
-        if conns.len() < MAX_IDLE_PER_ORIGIN {
-            conns.push(Idle { conn, buf });
-        }
-    }
-}
+/// Body bytes gathered behind the head before a write: a small body leaves with its head.
+const COALESCE: usize = 16 * 1024;
 
 /// How a proxied exchange ended.
+#[derive(Debug)]
 pub enum Relayed {
     /// The response was relayed; `close` when the client connection must end now.
     Done { status: u16, close: bool },
-    /// Nothing was sent to the client: the origin could not be reached or answered garbage.
+    /// Nothing was sent to the client: the origin could not be reached or answered something
+    /// that cannot be relayed. The client gets `502`.
     Unreachable(String),
     /// The client went away or the origin broke off mid-response; the connection is over.
     Broken(String),
 }
 
-/// Builds the request head for the origin from the client's head.
-pub fn upstream_head(
-    method: &str,
-    target: &str,
-    headers: &[httparse::Header<'_>],
-    client_ip: Option<std::net::IpAddr>,
-    proto: &str,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(method.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    // Headers named in Connection are hop-by-hop too.
-    let named: Vec<&[u8]> = headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-        .flat_map(|h| h.value.split(|&b| b == b','))
-        .map(|t| t.trim_ascii())
-        .collect();
-    let mut forwarded_for: Option<&[u8]> = None;
-    for h in headers {
-        let name = h.name;
-        if HOP_BY_HOP.iter().any(|hop| name.eq_ignore_ascii_case(hop))
-            || named
-                .iter()
-                .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
-            || name.eq_ignore_ascii_case("x-forwarded-proto")
-        {
-            continue;
-        }
-        if name.eq_ignore_ascii_case("x-forwarded-for") {
-            forwarded_for = Some(h.value);
-            continue;
-        }
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(h.value);
-        out.extend_from_slice(b"\r\n");
-    }
-    // X-Forwarded-For: append this hop, as nginx's $proxy_add_x_forwarded_for does.
-    if let Some(ip) = client_ip {
-        out.extend_from_slice(b"X-Forwarded-For: ");
-        if let Some(prior) = forwarded_for.filter(|p| !p.is_empty()) {
-            out.extend_from_slice(prior);
-            out.extend_from_slice(b", ");
-        }
-        out.extend_from_slice(ip.to_string().as_bytes());
-        out.extend_from_slice(b"\r\n");
-    } else if let Some(prior) = forwarded_for {
-        out.extend_from_slice(b"X-Forwarded-For: ");
-        out.extend_from_slice(prior);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"X-Forwarded-Proto: ");
-    out.extend_from_slice(proto.as_bytes());
-    out.extend_from_slice(b"\r\n\r\n");
-    out
-}
-
-/// One request to relay.
-pub struct Exchange<'a> {
-    pub origin: SocketAddr,
-    /// The request head for the origin ([`upstream_head`]).
-    pub head: &'a [u8],
-    /// A `HEAD` request: the answer has no body whatever its headers say.
-    pub is_head: bool,
-    /// The client asked to close after this answer.
-    pub client_close: bool,
-    pub connect_timeout: Duration,
-    pub read_timeout: Duration,
-}
-
-/// Sends the request to its origin and relays the answer to `down`. A reused connection that
-/// turns out dead before answering is retried once on a fresh one (`GET`/`HEAD` are
-/// idempotent).
-pub async fn relay(pool: &OriginPool, ex: &Exchange<'_>, down: &mut Stream) -> Relayed {
-    let Exchange {
-        origin,
-        head,
-        is_head,
-        client_close,
-        connect_timeout,
-        read_timeout,
-    } = *ex;
-    let mut resp = BytesMut::new();
-    for attempt in 0..2 {
-        let (mut up, reused) = match pool.checkout(origin) {
-            Some(Idle { conn, buf }) if attempt == 0 => {
-                resp = buf;
-                (conn, true)
-            }
-            _ => match tokio::time::timeout(connect_timeout, TcpStream::connect(origin)).await {
-                Ok(Ok(conn)) => {
-                    let _ = conn.set_nodelay(true);
-                    (conn, false)
-                }
-                Ok(Err(e)) => return Relayed::Unreachable(format!("connect {origin}: {e}")),
-                Err(_) => return Relayed::Unreachable(format!("connect {origin}: timed out")),
-            },
+/// Sends `req` (a `GET` or `HEAD` without a body, prepared by [`forwarding::prepare_request`])
+/// to `peer` and relays the answer to `down`. A reused connection that fails before a byte of
+/// answer is retried once on a new one, as pingora's proxy does (`GET`/`HEAD` are idempotent).
+pub async fn relay<W>(
+    pool: &OriginPool,
+    peer: &HttpPeer,
+    req: Box<RequestHeader>,
+    client_close: bool,
+    down: &mut W,
+) -> Relayed
+where
+    W: AsyncWrite + Unpin + Send,
+{
+    let is_head = req.method == http::Method::HEAD;
+    let transport = pool.transport();
+    let mut req = Some(req);
+    let mut retried = false;
+    loop {
+        let got = if retried {
+            transport.new_stream(peer).await.map(|s| (s, false))
+        } else {
+            transport.get_stream(peer).await
         };
-        if let Err(e) = up.write_all(head).await {
-            if reused {
+        let (stream, reused) = match got {
+            Ok(got) => got,
+            Err(e) => return Relayed::Unreachable(format!("connect {peer}: {e}")),
+        };
+        let mut up = HttpSession::new_with_options(stream, peer);
+        up.read_timeout = peer.options.read_timeout;
+        up.write_timeout = peer.options.write_timeout;
+        // A reused connection may fail and the request go again: the session gets a copy.
+        let current = if reused { req.clone() } else { req.take() };
+        let Some(current) = current else {
+            return Relayed::Unreachable(format!("{peer}: no request to send"));
+        };
+        let sent = async {
+            up.write_request_header(current).await?;
+            read_final_head(&mut up, down).await
+        }
+        .await;
+        match sent {
+            Ok(Final::Head) => {}
+            Ok(Final::Informational(e)) => return Relayed::Broken(e),
+            Err(e) if reused && !retried && retryable(&e) => {
+                retried = true;
                 continue;
             }
-            return Relayed::Unreachable(format!("write to {origin}: {e}"));
+            Err(e) => return Relayed::Unreachable(format!("{peer}: {e}")),
         }
-        resp.clear();
-        // Reclaims the space of earlier responses in place; allocates only for a new buffer.
-        resp.reserve(RESPONSE_BUF);
-        match read_head(&mut up, &mut resp, read_timeout).await {
-            Ok(Some(())) => {}
-            // Closed before a byte of answer: a kept-alive connection the origin had dropped.
-            Ok(None) if reused => continue,
-            Ok(None) => return Relayed::Unreachable(format!("{origin} closed without answering")),
-            Err(e) => return Relayed::Unreachable(format!("reading from {origin}: {e}")),
+        let relayed = relay_response(&mut up, is_head, client_close, down).await;
+        if matches!(relayed, Relayed::Done { .. }) {
+            up.respect_keepalive();
+            if let Some(stream) = up.reuse().await {
+                transport.release_stream(stream, peer.reuse_hash(), peer.options.idle_timeout);
+            }
         }
-        return relay_response(
-            pool,
-            origin,
-            up,
-            resp,
-            is_head,
-            client_close,
-            down,
-            read_timeout,
+        return relayed;
+    }
+}
+
+/// A failure on a reused connection before any answer: the origin had closed it.
+fn retryable(e: &Error) -> bool {
+    matches!(e.retry, RetryType::ReusedOnly)
+        || matches!(
+            e.etype(),
+            ErrorType::WriteError | ErrorType::ConnectionClosed
         )
-        .await;
-    }
-    Relayed::Unreachable(format!("{origin}: kept-alive connections failed"))
 }
 
-/// Reads until a complete response head is in `buf`; `Ok(None)` on a clean close before any
-/// byte.
-async fn read_head(
-    up: &mut TcpStream,
-    buf: &mut BytesMut,
-    timeout: Duration,
-) -> io::Result<Option<()>> {
+enum Final {
+    /// The final response head is read.
+    Head,
+    /// An informational answer was relayed and then the exchange broke.
+    Informational(String),
+}
+
+/// Reads response heads until the final one, relaying informational answers (103 Early Hints)
+/// to the client as they come. `101` is refused: no upgrade was asked for.
+async fn read_final_head<W>(up: &mut HttpSession, down: &mut W) -> pingora_error::Result<Final>
+where
+    W: AsyncWrite + Unpin + Send,
+{
+    let mut relayed_any = false;
     loop {
-        if find_head_end(buf).is_some() {
-            return Ok(Some(()));
+        if let Err(e) = up.read_response().await {
+            if relayed_any {
+                return Ok(Final::Informational(format!(
+                    "after an informational answer: {e}"
+                )));
+            }
+            return Err(e);
         }
-        if buf.len() > MAX_RESPONSE_HEAD {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "response head too large",
-            ));
+        let Some(resp) = up.resp_header() else {
+            return Error::e_explain(ErrorType::InvalidHTTPHeader, "no response head");
+        };
+        let status = resp.status.as_u16();
+        if status == 101 {
+            return Error::e_explain(ErrorType::InvalidHTTPHeader, "unrequested 101 answer");
         }
-        buf.reserve(4096);
-        let n = tokio::time::timeout(timeout, up.read_buf(buf))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "read timed out"))??;
-        if n == 0 {
-            return if buf.is_empty() {
-                Ok(None)
-            } else {
-                Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "closed inside the response head",
-                ))
-            };
+        if !(100..200).contains(&status) {
+            return Ok(Final::Head);
         }
+        let mut out = Vec::with_capacity(256);
+        let hops = match forwarding::check_response(resp) {
+            Ok(hops) => hops,
+            Err(e) => return Error::e_explain(ErrorType::InvalidHTTPHeader, e.to_string()),
+        };
+        write_head(&mut out, resp, &hops, Framing::None, false);
+        if down.write_all(&out).await.is_err() {
+            return Ok(Final::Informational("client gone".into()));
+        }
+        relayed_any = true;
     }
 }
 
-/// A status code as its three digits (httparse reads exactly three).
-fn push_status(out: &mut Vec<u8>, status: u16) {
-    let status = status.min(999);
-    out.extend_from_slice(&[
-        b'0' + (status / 100) as u8,
-        b'0' + (status / 10 % 10) as u8,
-        b'0' + (status % 10) as u8,
-    ]);
-}
-
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
-}
-
-/// How the response body is delimited (RFC 9112 §6.3).
-enum Body {
+/// How the body goes to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body (`HEAD`, `1xx`, `204`, `304`): the head as the origin sent it.
     None,
-    Length(u64),
+    /// The origin's `Content-Length`, kept.
+    Length,
+    /// Chunked coding: the origin's, or for a close-delimited body (so that the client
+    /// connection survives it, as nginx does).
     Chunked,
-    UntilClose,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn relay_response(
-    pool: &OriginPool,
-    origin: SocketAddr,
-    mut up: TcpStream,
-    mut resp: BytesMut,
+/// Relays the final response `up` has read: its head, then its body as pingora's session
+/// de-frames it. Public for the fuzz target (`fuzz/fuzz_targets/origin_response.rs`).
+pub async fn relay_response<W>(
+    up: &mut HttpSession,
     is_head: bool,
     client_close: bool,
-    down: &mut Stream,
-    timeout: Duration,
-) -> Relayed {
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut parsed = httparse::Response::new(&mut headers);
-        let head_len = match parsed.parse(&resp) {
-            Ok(httparse::Status::Complete(n)) => n,
-            _ => return Relayed::Unreachable(format!("{origin} sent an invalid response head")),
-        };
-        let status = parsed.code.unwrap_or(502);
-        let reason = parsed.reason.unwrap_or("");
-        let mut body = Body::UntilClose;
-        let mut origin_close = parsed.version == Some(0);
-        // Room for the head and the body bytes already read: relay_length sends them together.
-        let mut out = Vec::with_capacity(resp.len() + 64);
-        out.extend_from_slice(b"HTTP/1.1 ");
-        push_status(&mut out, status);
-        out.push(b' ');
-        out.extend_from_slice(reason.as_bytes());
-        out.extend_from_slice(b"\r\n");
-        let named: Vec<&[u8]> = parsed
-            .headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-            .flat_map(|h| h.value.split(|&b| b == b','))
-            .map(|t| t.trim_ascii())
-            .collect();
-        for h in parsed.headers.iter() {
-            let name = h.name;
-            if name.eq_ignore_ascii_case("connection") {
-                if h.value
-                    .split(|&b| b == b',')
-                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-                {
-                    origin_close = true;
-                } else if h
-                    .value
-                    .split(|&b| b == b',')
-                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"keep-alive"))
-                    && parsed.version == Some(0)
-                {
-                    origin_close = false;
-                }
-                continue;
-            }
-            if name.eq_ignore_ascii_case("transfer-encoding") {
-                if h.value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-                    body = Body::Chunked;
-                } else {
-                    return Relayed::Unreachable(format!(
-                        "{origin} sent an unsupported transfer-encoding"
-                    ));
-                }
-            } else if name.eq_ignore_ascii_case("content-length") && !matches!(body, Body::Chunked)
-            {
-                match std::str::from_utf8(h.value)
-                    .ok()
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                {
-                    Some(n) => body = Body::Length(n),
-                    None => {
-                        return Relayed::Unreachable(format!(
-                            "{origin} sent an invalid content-length"
-                        ))
-                    }
-                }
-            }
-            if HOP_BY_HOP.iter().any(|hop| name.eq_ignore_ascii_case(hop))
-                && !name.eq_ignore_ascii_case("transfer-encoding")
-                || named
-                    .iter()
-                    .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
-            {
-                continue;
-            }
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(h.value);
-            out.extend_from_slice(b"\r\n");
+    down: &mut W,
+) -> Relayed
+where
+    W: AsyncWrite + Unpin + Send,
+{
+    let Some(resp) = up.resp_header() else {
+        return Relayed::Unreachable("no response head".into());
+    };
+    let status = resp.status.as_u16();
+    let hops = match forwarding::check_response(resp) {
+        Ok(hops) => hops,
+        Err(e) => return Relayed::Unreachable(e.to_string()),
+    };
+    let framing = if is_head || status == 204 || status == 304 {
+        Framing::None
+    } else if resp.headers.contains_key(http::header::TRANSFER_ENCODING) {
+        Framing::Chunked
+    } else if resp.headers.contains_key(http::header::CONTENT_LENGTH) {
+        // pingora's session validated it (digits, one value) or refused the response.
+        Framing::Length
+    } else {
+        Framing::Chunked
+    };
+    let mut out = Vec::with_capacity(512);
+    write_head(&mut out, resp, &hops, framing, client_close);
+    if framing == Framing::None {
+        if let Err(e) = write_out(down, &out).await {
+            return Relayed::Broken(format!("client gone: {e}"));
         }
-        if (100..200).contains(&status) {
-            // Informational (103 Early Hints): relay it and read the final answer.
-            out.extend_from_slice(b"\r\n");
-            if down.write_all(&out).await.is_err() {
-                return Relayed::Broken("client gone".into());
+        return Relayed::Done {
+            status,
+            close: client_close,
+        };
+    }
+    loop {
+        let piece = match up.read_body_ref().await {
+            Ok(Some(piece)) => piece,
+            Ok(None) => break,
+            Err(e) => {
+                // The head may have left already: the client connection cannot be trusted on.
+                let _ = write_out(down, &out).await;
+                return Relayed::Broken(format!("origin body: {e}"));
             }
-            resp.advance(head_len);
-            if find_head_end(&resp).is_none() {
-                match read_head(&mut up, &mut resp, timeout).await {
-                    Ok(Some(())) => {}
-                    _ => {
-                        return Relayed::Broken(format!(
-                            "{origin} stopped after an informational answer"
-                        ))
-                    }
-                }
-            }
+        };
+        if piece.is_empty() {
             continue;
         }
-        if is_head || status == 204 || status == 304 {
-            body = Body::None;
+        if framing == Framing::Chunked {
+            push_chunk_size(&mut out, piece.len());
         }
-        let until_close = matches!(body, Body::UntilClose);
-        let close = client_close || until_close;
-        if close {
-            out.extend_from_slice(b"Connection: close\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
-        resp.advance(head_len);
-
-        // A Content-Length body leaves with the head; any other head goes first.
-        let relayed = if let Body::Length(n) = body {
-            relay_length(&mut up, &mut resp, out, n, down, timeout).await
+        if out.len() + piece.len() <= COALESCE {
+            out.extend_from_slice(piece);
         } else {
-            if down.write_all(&out).await.is_err() {
-                return Relayed::Broken("client gone".into());
+            let written = async {
+                down.write_all(&out).await?;
+                down.write_all(piece).await
             }
-            match body {
-                Body::Chunked => relay_chunked(&mut up, &mut resp, down, timeout)
-                    .await
-                    .map(|_| true),
-                Body::UntilClose => relay_until_close(&mut up, &mut resp, down, timeout)
-                    .await
-                    .map(|_| false),
-                Body::None | Body::Length(_) => Ok(true),
+            .await;
+            out.clear();
+            if let Err(e) = written {
+                return Relayed::Broken(format!("client gone: {e}"));
             }
+        }
+        if framing == Framing::Chunked {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    if framing == Framing::Chunked {
+        // Trailers are not relayed (nginx drops them too).
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    if let Err(e) = write_out(down, &out).await {
+        return Relayed::Broken(format!("client gone: {e}"));
+    }
+    Relayed::Done {
+        status,
+        close: client_close,
+    }
+}
+
+async fn write_out<W: AsyncWrite + Unpin>(down: &mut W, out: &[u8]) -> io::Result<()> {
+    down.write_all(out).await?;
+    down.flush().await
+}
+
+/// The response head for the client: status line, the origin's end-to-end headers in their
+/// case (in pingora's header-map order: lines of one name together), then the framing header of `framing` and `Connection: close` when asked.
+fn write_head(
+    out: &mut Vec<u8>,
+    resp: &ResponseHeader,
+    hops: &ResponseHops,
+    framing: Framing,
+    close: bool,
+) {
+    let status = resp.status;
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    let reason = resp
+        .get_reason_phrase()
+        .or_else(|| status.canonical_reason())
+        .unwrap_or("");
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let _ = resp.map(|name, value| {
+        let name: &[u8] = match &name {
+            HeaderNameVariant::Case(c) => c.as_slice(),
+            HeaderNameVariant::Titled(t) => t.as_bytes(),
         };
-        let reusable = match relayed {
-            Ok(reusable) => reusable,
-            Err(e) => return Relayed::Broken(format!("relaying from {origin}: {e}")),
-        };
-        if down.flush().await.is_err() {
-            return Relayed::Broken("client gone".into());
+        let framing_header = name.eq_ignore_ascii_case(b"transfer-encoding")
+            || (framing == Framing::Chunked && name.eq_ignore_ascii_case(b"content-length"));
+        if hops.keeps(name) && !framing_header {
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
-        if reusable && !origin_close && resp.is_empty() {
-            pool.checkin(origin, up, resp);
-        }
-        return Relayed::Done { status, close };
+        Ok(())
+    });
+    if framing == Framing::Chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }
+    if close {
+        // The client asked to close after this answer (RFC 9112 §9.6).
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
-/// A Content-Length body: joined to the head in one write when it is already here.
-async fn relay_length(
-    up: &mut TcpStream,
-    pending: &mut BytesMut,
-    mut head: Vec<u8>,
-    length: u64,
-    down: &mut Stream,
-    timeout: Duration,
-) -> io::Result<bool> {
-    let mut remaining = length;
-    let first = remaining.min(pending.len() as u64) as usize;
-    head.extend_from_slice(&pending[..first]);
-    pending.advance(first);
-    remaining -= first as u64;
-    down.write_all(&head).await?;
-    while remaining > 0 {
-        pending.clear();
-        pending.reserve(16 * 1024);
-        let n = read_some(up, pending, timeout).await?;
-        let take = remaining.min(n as u64) as usize;
-        down.write_all(&pending[..take]).await?;
-        pending.advance(take);
-        remaining -= take as u64;
+fn push_chunk_size(out: &mut Vec<u8>, len: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1);
+    for i in (0..digits).rev() {
+        out.push(HEX[(len >> (i * 4)) & 0xf]);
     }
-    // Bytes beyond the body make the connection unusable.
-    Ok(pending.is_empty())
-}
-
-/// A chunked body, framing parsed (to know where it ends), bytes passed through as they are.
-async fn relay_chunked(
-    up: &mut TcpStream,
-    pending: &mut BytesMut,
-    down: &mut Stream,
-    timeout: Duration,
-) -> io::Result<()> {
-    loop {
-        let (line_len, size) = loop {
-            match httparse::parse_chunk_size(pending) {
-                Ok(httparse::Status::Complete((len, size))) => break (len, size),
-                Ok(httparse::Status::Partial) => {
-                    pending.reserve(4096);
-                    read_some(up, pending, timeout).await?;
-                }
-                Err(_) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "invalid chunk size",
-                    ))
-                }
-            }
-        };
-        if size == 0 {
-            // The last chunk, then trailers ending with an empty line.
-            loop {
-                if pending.len() >= line_len + 2 && &pending[line_len..line_len + 2] == b"\r\n" {
-                    down.write_all(&pending[..line_len + 2]).await?;
-                    pending.advance(line_len + 2);
-                    return Ok(());
-                }
-                if let Some(end) = pending[line_len..]
-                    .windows(4)
-                    .position(|w| w == b"\r\n\r\n")
-                {
-                    let end = line_len + end + 4;
-                    down.write_all(&pending[..end]).await?;
-                    pending.advance(end);
-                    return Ok(());
-                }
-                if pending.len() > MAX_RESPONSE_HEAD {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "trailers too large",
-                    ));
-                }
-                pending.reserve(4096);
-                read_some(up, pending, timeout).await?;
-            }
-        }
-        let mut remaining = line_len as u64 + size + 2;
-        while remaining > 0 {
-            if pending.is_empty() {
-                pending.reserve(16 * 1024);
-                read_some(up, pending, timeout).await?;
-            }
-            let take = remaining.min(pending.len() as u64) as usize;
-            down.write_all(&pending[..take]).await?;
-            pending.advance(take);
-            remaining -= take as u64;
-        }
-    }
-}
-
-/// A body delimited by the origin closing the connection (HTTP/1.0 style).
-async fn relay_until_close(
-    up: &mut TcpStream,
-    pending: &mut BytesMut,
-    down: &mut Stream,
-    timeout: Duration,
-) -> io::Result<()> {
-    down.write_all(pending).await?;
-    pending.clear();
-    loop {
-        pending.reserve(16 * 1024);
-        let n = tokio::time::timeout(timeout, up.read_buf(pending))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "read timed out"))??;
-        if n == 0 {
-            return Ok(());
-        }
-        down.write_all(pending).await?;
-        pending.clear();
-    }
-}
-
-async fn read_some(up: &mut TcpStream, buf: &mut BytesMut, timeout: Duration) -> io::Result<usize> {
-    let n = tokio::time::timeout(timeout, up.read_buf(buf))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "read timed out"))??;
-    if n == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "origin closed mid-body",
-        ));
-    }
-    Ok(n)
+    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
-    fn status_codes_are_written_as_three_digits() {
-        for (code, text) in [(103, "103"), (200, "200"), (404, "404"), (599, "599")] {
+    fn chunk_sizes_are_hex() {
+        for (len, text) in [
+            (1, "1"),
+            (15, "f"),
+            (16, "10"),
+            (4096, "1000"),
+            (65535, "ffff"),
+        ] {
             let mut out = Vec::new();
-            push_status(&mut out, code);
-            assert_eq!(out, text.as_bytes());
+            push_chunk_size(&mut out, len);
+            assert_eq!(out, format!("{text}\r\n").as_bytes());
         }
     }
 
     #[test]
-    fn upstream_head_forwards_end_to_end_headers_only() {
-        let headers = [
-            httparse::Header {
-                name: "Host",
-                value: b"a.test",
-            },
-            httparse::Header {
-                name: "Connection",
-                value: b"keep-alive, X-Secret",
-            },
-            httparse::Header {
-                name: "X-Secret",
-                value: b"hop",
-            },
-            httparse::Header {
-                name: "Keep-Alive",
-                value: b"timeout=5",
-            },
-            httparse::Header {
-                name: "X-Forwarded-For",
-                value: b"198.51.100.7",
-            },
-            httparse::Header {
-                name: "X-Forwarded-Proto",
-                value: b"https",
-            },
-            httparse::Header {
-                name: "Accept",
-                value: b"*/*",
-            },
-        ];
-        let ip = "127.0.0.1".parse().ok();
-        let head = String::from_utf8(upstream_head("GET", "/p?q=1", &headers, ip, "http"))
-            .unwrap_or_default();
-        assert!(
-            head.starts_with("GET /p?q=1 HTTP/1.1\r\nHost: a.test\r\n"),
-            "{head}"
-        );
-        assert!(head.contains("Accept: */*\r\n"));
-        assert!(
-            head.contains("X-Forwarded-For: 198.51.100.7, 127.0.0.1\r\n"),
-            "{head}"
-        );
-        assert!(head.contains("X-Forwarded-Proto: http\r\n"));
-        for gone in ["Connection", "Keep-Alive", "X-Secret", "https"] {
-            assert!(!head.contains(gone), "{gone} leaked: {head}");
+    fn heads_keep_end_to_end_headers_and_frame_the_body() {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        for (k, v) in [
+            ("Set-Cookie", "a=1"),
+            ("Connection", "X-Hop"),
+            ("X-Hop", "h"),
+            ("Content-Length", "5"),
+            ("Set-Cookie", "b=2"),
+        ] {
+            resp.append_header(k.to_string(), v).unwrap();
         }
-        assert!(head.ends_with("\r\n\r\n"));
+        let hops = forwarding::check_response(&resp).unwrap();
+        let mut out = Vec::new();
+        write_head(&mut out, &resp, &hops, Framing::Length, true);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            // pingora's header map keeps lines of one name together, in their order.
+            "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 5\r\n\
+             Connection: close\r\n\r\n"
+        );
+        let mut out = Vec::new();
+        write_head(&mut out, &resp, &hops, Framing::Chunked, false);
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("Content-Length"), "{text}");
+        assert!(
+            text.ends_with("Transfer-Encoding: chunked\r\n\r\n"),
+            "{text}"
+        );
     }
 }

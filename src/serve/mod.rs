@@ -6,7 +6,9 @@ pub mod counters;
 pub mod decide;
 pub mod fastpath;
 pub mod fastproxy;
+pub mod forwarding;
 pub mod inflight;
+pub mod origin;
 pub mod park;
 pub mod proxy;
 pub mod routing;
@@ -42,9 +44,16 @@ pub fn edge_service(
     let mut proxy =
         pingora_proxy::HttpProxy::new(EdgeProxy::new(decider.clone()), server_conf.clone());
     proxy.handle_init_modules();
+    let mut options = pingora_core::apps::HttpServerOptions::default();
+    // An HTTP/2 connection with no request for this long is closed: with no stream accepted,
+    // a head sent slowly in CONTINUATION frames is held at most this long in all (HTTP/1
+    // heads have the same deadline in the fast path). Set at start: a reload keeps it.
+    options.h2_idle_timeout = Some(decider.routing().head_timeout);
+    proxy.server_options = Some(options);
+    let origins = origin::OriginPool::new(server_conf);
     let mut service = Service::new(
         "dcv-proxy edge".to_owned(),
-        FastPath::new(proxy, decider, inflight),
+        FastPath::new(proxy, decider, inflight, origins),
     );
     for addr in http {
         service.add_listener(

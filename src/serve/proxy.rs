@@ -17,6 +17,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use super::classify;
 use super::counters::Scheme;
 use super::decide::{static_body, Decider, Decision, RequestView, Tally};
+use super::{forwarding, origin};
 use crate::config::OriginAddr;
 
 /// The pingora application behind every HTTP and HTTPS listener, for what the fast path does
@@ -106,17 +107,7 @@ impl ProxyHttp for EdgeProxy {
             // An unknown token passed on to the origin: route it like any other request.
             None => return Error::e_explain(ErrorType::InternalError, "no origin chosen"),
         };
-        let routing = self.decider.routing();
-        // The SNI string is only needed (and only allocated) for TLS origins.
-        let sni = if origin.tls {
-            origin.host.clone()
-        } else {
-            String::new()
-        };
-        let mut peer = HttpPeer::new(origin.addr, origin.tls, sni);
-        peer.options.connection_timeout = Some(routing.connect_timeout);
-        peer.options.read_timeout = Some(routing.read_timeout);
-        Ok(Box::new(peer))
+        Ok(Box::new(origin::peer(origin, &self.decider.routing())))
     }
 
     async fn upstream_request_filter(
@@ -125,20 +116,29 @@ impl ProxyHttp for EdgeProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
-        // X-Forwarded-For: append this hop, as nginx's $proxy_add_x_forwarded_for does.
-        if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
-            let ip = client.ip().to_string();
-            let value = match upstream_request.headers.get("x-forwarded-for") {
-                Some(prior) => match prior.to_str() {
-                    Ok(prior) => format!("{prior}, {ip}"),
-                    Err(_) => ip,
-                },
-                None => ip,
-            };
-            upstream_request.insert_header("x-forwarded-for", value)?;
+        // pingora has applied its own request rules already; these are the same ones
+        // (forwarding.rs) plus the forwarding headers, as the fast path applies them.
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        forwarding::prepare_request(upstream_request, client, ctx.scheme)
+            .map_err(|e| Error::explain(ErrorType::HTTPStatus(400), e.to_string()))
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        _ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        match forwarding::check_response(upstream_response) {
+            Ok(hops) => {
+                hops.strip(upstream_response);
+                Ok(())
+            }
+            Err(e) => Error::e_explain(ErrorType::HTTPStatus(502), e.to_string()),
         }
-        upstream_request.insert_header("x-forwarded-proto", ctx.scheme.as_str())?;
-        Ok(())
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {

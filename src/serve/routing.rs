@@ -16,6 +16,10 @@ pub struct Routing {
     redirect_port: String,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// `proxy.fast_path`: off, every request goes to pingora's engine.
+    pub fast_path: bool,
+    /// `server.head_timeout`: a request head's whole time from its first byte.
+    pub head_timeout: Duration,
 }
 
 impl Routing {
@@ -32,6 +36,8 @@ impl Routing {
                 .unwrap_or_default(),
             connect_timeout: config.server.origin_connect_timeout,
             read_timeout: config.server.origin_read_timeout,
+            fast_path: config.server.fast_path,
+            head_timeout: config.server.head_timeout,
         }
     }
 

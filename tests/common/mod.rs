@@ -37,6 +37,8 @@ use tokio_rustls::TlsConnector;
 use dcv_proxy::testkit::TestLeaf;
 
 pub mod etcd;
+pub mod hostile;
+pub mod nginx;
 pub mod pebble;
 
 /// How long any single wait (start-up, one request) may take before the test fails.
@@ -230,9 +232,23 @@ pub struct NodeBuilder {
     extra: String,
     tls13_tickets: Option<u8>,
     second_https: Option<SocketAddr>,
+    pingora_only: bool,
+    head_timeout: Option<String>,
 }
 
 impl NodeBuilder {
+    /// `proxy.fast_path = false`: every request served by pingora's engine.
+    pub fn pingora_only(mut self) -> Self {
+        self.pingora_only = true;
+        self
+    }
+
+    /// `server.head_timeout`.
+    pub fn head_timeout(mut self, timeout: &str) -> Self {
+        self.head_timeout = Some(timeout.to_owned());
+        self
+    }
+
     /// A second HTTPS listener at `addr`.
     pub fn second_https_listener(mut self, addr: SocketAddr) -> Self {
         self.second_https = Some(addr);
@@ -427,9 +443,13 @@ impl NodeBuilder {
             "\n[server]\nthreads = 1\ngrace_period = {}\nlog_level = \"info\"",
             q(self.grace_period.as_deref().unwrap_or("1s"))
         );
+        if let Some(t) = &self.head_timeout {
+            let _ = writeln!(c, "head_timeout = {}", q(t));
+        }
         let _ = writeln!(
             c,
-            "\n[proxy]\nconnect_timeout = \"2s\"\nread_timeout = \"10s\""
+            "\n[proxy]\nconnect_timeout = \"2s\"\nread_timeout = \"10s\"\nfast_path = {}",
+            !self.pingora_only
         );
         if let Some(origin) = &self.default_origin {
             let _ = writeln!(c, "default_origin = {}", q(origin));

@@ -64,6 +64,9 @@ pub struct HttpSession {
     // Tracks whether the response read was ever close-delimited
     // (even after body complete)
     close_delimited_resp: bool,
+    // A response carried both Transfer-Encoding and Content-Length (RFC 9112 §6.3): framed
+    // by the former, but never reused after.
+    conflicting_framing: bool,
     // If allowed, does not fail with error on invalid content-length
     // (treats as close-delimited response).
     allow_h1_response_invalid_content_length: bool,
@@ -99,6 +102,7 @@ impl HttpSession {
             upgraded: false,
             received_upgrade_req_body: false,
             close_delimited_resp: false,
+            conflicting_framing: false,
             allow_h1_response_invalid_content_length: false,
         }
     }
@@ -331,6 +335,7 @@ impl HttpSession {
                         // https://datatracker.ietf.org/doc/html/rfc9112#section-6.3-2.3
                         if contains_content_length && contains_transfer_encoding {
                             response_header.remove_header(&header::CONTENT_LENGTH);
+                            self.conflicting_framing = true;
                         }
 
                         self.raw_header = Some(BufRef(0, s));
@@ -557,7 +562,7 @@ impl HttpSession {
             self.set_keepalive(None);
             return;
         }
-        if self.body_reader.need_init() || self.close_delimited_resp {
+        if self.body_reader.need_init() || self.close_delimited_resp || self.conflicting_framing {
             // Defense-in-depth: response body close-delimited (or no body interpretation
             // upon reuse check)
             // explicitly disable reuse

@@ -1,0 +1,419 @@
+//! What a request and a response keep and gain on their way through the edge — one set of rules
+//! for both serving engines: the fast path's proxy ([`super::fastproxy`]) and pingora's
+//! ([`super::proxy`]).
+//!
+//! The request rules are pingora-proxy 0.9.1's own (`proxy_common.rs`, its default
+//! `HttpUpstreamRequestPolicy`), written once here so that a request the fast path relays gets
+//! exactly what pingora's proxy would have sent: on pingora's path they run after pingora's and
+//! change nothing it already did; on the fast path they are the only ones. The differential
+//! suite (`tests/adversarial.rs`) sends the same hostile requests through both engines and
+//! compares what the origin receives.
+//!
+//! Forwarding headers are the proxy's, never the client's (a documented choice, see README
+//! "Proxying"):
+//! - `X-Forwarded-For`: every value the client sent, in order, joined into one header, with the
+//!   client's address appended (nginx's `$proxy_add_x_forwarded_for`);
+//! - `X-Forwarded-Proto` and `X-Forwarded-Host`: set from the connection and the `Host` header,
+//!   whatever the client sent;
+//! - `Forwarded` (RFC 7239) from the client is removed: dcv-proxy does not append to it, and an
+//!   unverified one that does not name this hop would mislead the origin;
+//! - spellings with underscores (`X-Forwarded_Proto`, `X_Forwarded_For`, …) are removed: CGI-style
+//!   origins map `_` and `-` to the same variable, so they would override the proxy's headers
+//!   (nginx drops every header with an underscore by default; dcv-proxy only these).
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use http::header::{self, HeaderName};
+use pingora_http::{RequestHeader, ResponseHeader};
+
+use super::counters::Scheme;
+
+/// Most `Connection` tokens a request may carry (pingora-proxy's `MAX_CONNECTION_NOMINATIONS`:
+/// the tenth is refused).
+const MAX_CONNECTION_NOMINATIONS: usize = 10;
+
+/// Headers a `Connection` token may not remove: the proxy sets or relies on them (pingora's
+/// protected set).
+const PROTECTED: [&str; 4] = [
+    "host",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+];
+
+/// Hop-by-hop request headers, never forwarded (RFC 9110 §7.6.1; pingora's
+/// `strip_standard_hop_by_hop_headers`).
+const REQUEST_HOP_BY_HOP: [&str; 10] = [
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "http2-settings",
+];
+
+/// Hop-by-hop response headers, removed before a response goes to the client. Framing
+/// (`Transfer-Encoding`, `Content-Length`) is left to the engine that writes the response.
+const RESPONSE_HOP_BY_HOP: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// The forwarding headers the proxy sets; a client's copy (or an underscore spelling of one)
+/// never reaches the origin.
+const FORWARDING: [&str; 4] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+];
+
+/// Why a request is answered `400` instead of being forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RequestRefused {
+    /// `Connection` named ten or more headers.
+    #[error("too many Connection header nominations")]
+    TooManyNominations,
+    /// `Connection` named a header the proxy sets or relies on (`Host`, `X-Forwarded-*`), or a
+    /// pseudo-header.
+    #[error("protected header cannot be nominated by the Connection header")]
+    ProtectedNomination,
+    /// A `Connection` token is not an HTTP token (RFC 9110 §5.6.2).
+    #[error("invalid token nominated by the Connection header")]
+    InvalidNomination,
+    /// A header value cannot be represented (never seen from a parsed request).
+    #[error("invalid forwarding header value")]
+    InvalidValue,
+}
+
+/// Why an origin's response is answered `502` instead of being relayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ResponseRefused {
+    /// `Transfer-Encoding` other than exactly `chunked`: a coding the proxy would have to undo to
+    /// frame the body for the client (RFC 9112 §6.1); nginx answers 502 too.
+    #[error("unsupported transfer-encoding from the origin")]
+    TransferEncoding,
+}
+
+/// Prepares `req` for the origin: hop-by-hop and `Connection`-named headers removed, the
+/// forwarding headers set. `client` is the address of the client's connection.
+pub fn prepare_request(
+    req: &mut RequestHeader,
+    client: Option<IpAddr>,
+    scheme: Scheme,
+) -> Result<(), RequestRefused> {
+    let nominated = nominations(req)?;
+    for name in nominated.iter().flatten() {
+        req.remove_header(name);
+    }
+    for name in REQUEST_HOP_BY_HOP {
+        req.remove_header(name);
+    }
+    set_forwarding(req, client, scheme)
+}
+
+/// The headers `Connection` names, checked as pingora checks them.
+fn nominations(
+    req: &RequestHeader,
+) -> Result<[Option<HeaderName>; MAX_CONNECTION_NOMINATIONS], RequestRefused> {
+    let mut out: [Option<HeaderName>; MAX_CONNECTION_NOMINATIONS] = Default::default();
+    let mut count = 0;
+    let tokens = req
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .map(|token| token.trim_ascii())
+        .filter(|token| !token.is_empty());
+    for token in tokens {
+        count += 1;
+        if count >= MAX_CONNECTION_NOMINATIONS {
+            return Err(RequestRefused::TooManyNominations);
+        }
+        if token.starts_with(b":") {
+            return Err(RequestRefused::ProtectedNomination);
+        }
+        if !token.iter().all(|b| is_tchar(*b)) {
+            return Err(RequestRefused::InvalidNomination);
+        }
+        let name = HeaderName::from_bytes(token).map_err(|_| RequestRefused::InvalidNomination)?;
+        if PROTECTED.contains(&name.as_str()) {
+            return Err(RequestRefused::ProtectedNomination);
+        }
+        out[count - 1] = Some(name);
+    }
+    Ok(out)
+}
+
+/// `tchar` of RFC 9110 §5.6.2.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn set_forwarding(
+    req: &mut RequestHeader,
+    client: Option<IpAddr>,
+    scheme: Scheme,
+) -> Result<(), RequestRefused> {
+    // Every X-Forwarded-For line, in order: a list field's lines are one list (RFC 9110 §5.3).
+    let mut forwarded_for = String::new();
+    for value in req.headers.get_all("x-forwarded-for") {
+        let Ok(value) = value.to_str() else { continue };
+        let value = value.trim();
+        if value.is_empty() {
+            continue;
+        }
+        if !forwarded_for.is_empty() {
+            forwarded_for.push_str(", ");
+        }
+        forwarded_for.push_str(value);
+    }
+    if let Some(ip) = client {
+        if !forwarded_for.is_empty() {
+            forwarded_for.push_str(", ");
+        }
+        let _ = write!(forwarded_for, "{ip}");
+    }
+    let host = req.headers.get(header::HOST).cloned();
+    // Underscore spellings of the forwarding headers, then the client's own copies.
+    let spoofed: Vec<HeaderName> = req
+        .headers
+        .keys()
+        .filter(|name| name.as_str().contains('_') && is_forwarding_spelling(name.as_str()))
+        .cloned()
+        .collect();
+    for name in &spoofed {
+        req.remove_header(name);
+    }
+    for name in FORWARDING {
+        req.remove_header(name);
+    }
+    if !forwarded_for.is_empty() {
+        req.insert_header("X-Forwarded-For", forwarded_for)
+            .map_err(|_| RequestRefused::InvalidValue)?;
+    }
+    req.insert_header("X-Forwarded-Proto", scheme.as_str())
+        .map_err(|_| RequestRefused::InvalidValue)?;
+    if let Some(host) = host {
+        req.insert_header("X-Forwarded-Host", host)
+            .map_err(|_| RequestRefused::InvalidValue)?;
+    }
+    Ok(())
+}
+
+/// `name` (lowercase) is a forwarding header once `_` is read as `-`.
+fn is_forwarding_spelling(name: &str) -> bool {
+    FORWARDING.iter().any(|f| {
+        f.len() == name.len()
+            && f.bytes()
+                .zip(name.bytes())
+                .all(|(f, n)| f == n || (f == b'-' && n == b'_'))
+    })
+}
+
+/// The hop-by-hop headers of one origin response (RFC 9110 §7.6.1), `Connection`-named ones
+/// included, after its `Transfer-Encoding` was checked. Framing headers (`Transfer-Encoding`,
+/// `Content-Length`) are never removed by name: the engine that writes the response frames it.
+pub struct ResponseHops {
+    nominated: Vec<HeaderName>,
+}
+
+/// Checks an origin's final response: `502` unless its transfer coding is one the proxy can
+/// frame for the client.
+pub fn check_response(resp: &ResponseHeader) -> Result<ResponseHops, ResponseRefused> {
+    let mut te = resp.headers.get_all(header::TRANSFER_ENCODING).iter();
+    if let Some(first) = te.next() {
+        if te.next().is_some()
+            || !first
+                .as_bytes()
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"chunked")
+        {
+            return Err(ResponseRefused::TransferEncoding);
+        }
+    }
+    let nominated = resp
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .map(|token| token.trim_ascii())
+        .filter_map(|token| HeaderName::from_bytes(token).ok())
+        .filter(|name| name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING)
+        .collect();
+    Ok(ResponseHops { nominated })
+}
+
+impl ResponseHops {
+    /// Whether the header `name` (any case) goes on to the client.
+    pub fn keeps(&self, name: &[u8]) -> bool {
+        !RESPONSE_HOP_BY_HOP
+            .iter()
+            .any(|hop| hop.as_bytes().eq_ignore_ascii_case(name))
+            && !self
+                .nominated
+                .iter()
+                .any(|n| n.as_str().as_bytes().eq_ignore_ascii_case(name))
+    }
+
+    /// Removes the hop-by-hop headers from `resp` (pingora's engine, which writes `resp`).
+    pub fn strip(&self, resp: &mut ResponseHeader) {
+        for name in &self.nominated {
+            resp.remove_header(name);
+        }
+        for name in RESPONSE_HOP_BY_HOP {
+            resp.remove_header(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn request(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        for (k, v) in headers {
+            req.append_header(k.to_string(), *v).unwrap();
+        }
+        req
+    }
+
+    fn value<'a>(req: &'a RequestHeader, name: &str) -> Vec<&'a str> {
+        req.headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn hop_by_hop_and_nominated_headers_are_removed() {
+        let mut req = request(&[
+            ("Host", "a.test"),
+            ("Connection", "keep-alive, X-Secret"),
+            ("X-Secret", "hop"),
+            ("Keep-Alive", "timeout=5"),
+            ("Proxy-Authorization", "Basic eDp5"),
+            ("TE", "trailers"),
+            ("Accept", "*/*"),
+        ]);
+        prepare_request(&mut req, "192.0.2.1".parse().ok(), Scheme::Http).unwrap();
+        for gone in [
+            "connection",
+            "x-secret",
+            "keep-alive",
+            "proxy-authorization",
+            "te",
+        ] {
+            assert!(value(&req, gone).is_empty(), "{gone} forwarded");
+        }
+        assert_eq!(value(&req, "host"), ["a.test"]);
+        assert_eq!(value(&req, "accept"), ["*/*"]);
+    }
+
+    #[test]
+    fn protected_headers_cannot_be_nominated() {
+        for connection in ["host", "close, Host", "X-Forwarded-For", ":authority"] {
+            let mut req = request(&[("Host", "a.test"), ("Connection", connection)]);
+            assert_eq!(
+                prepare_request(&mut req, None, Scheme::Http),
+                Err(RequestRefused::ProtectedNomination),
+                "{connection}"
+            );
+        }
+        let mut req = request(&[("Connection", "\"x-forwarded-for\"")]);
+        assert_eq!(
+            prepare_request(&mut req, None, Scheme::Http),
+            Err(RequestRefused::InvalidNomination)
+        );
+        let many = (0..10)
+            .map(|i| format!("x-{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut req = request(&[("Connection", &many)]);
+        assert_eq!(
+            prepare_request(&mut req, None, Scheme::Http),
+            Err(RequestRefused::TooManyNominations)
+        );
+        let nine = (0..9)
+            .map(|i| format!("x-{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut req = request(&[("Connection", &nine)]);
+        assert_eq!(prepare_request(&mut req, None, Scheme::Http), Ok(()));
+    }
+
+    #[test]
+    fn forwarding_headers_are_the_proxys() {
+        let mut req = request(&[
+            ("Host", "a.test:8080"),
+            ("X-Forwarded-For", "198.51.100.7"),
+            ("X-Forwarded-For", "203.0.113.9, 10.0.0.1"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "evil.test"),
+            ("X-Forwarded_Proto", "https"),
+            ("X_Forwarded_For", "1.2.3.4"),
+            ("Forwarded", "for=1.2.3.4"),
+            ("X_Other", "kept"),
+        ]);
+        prepare_request(&mut req, "127.0.0.1".parse().ok(), Scheme::Http).unwrap();
+        assert_eq!(
+            value(&req, "x-forwarded-for"),
+            ["198.51.100.7, 203.0.113.9, 10.0.0.1, 127.0.0.1"]
+        );
+        assert_eq!(value(&req, "x-forwarded-proto"), ["http"]);
+        assert_eq!(value(&req, "x-forwarded-host"), ["a.test:8080"]);
+        for gone in ["x-forwarded_proto", "x_forwarded_for", "forwarded"] {
+            assert!(value(&req, gone).is_empty(), "{gone} forwarded");
+        }
+        assert_eq!(value(&req, "x_other"), ["kept"]);
+    }
+
+    #[test]
+    fn responses_lose_hop_by_hop_headers_and_odd_codings_are_refused() {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        for (k, v) in [
+            ("Connection", "keep-alive, X-Hop, Content-Length"),
+            ("X-Hop", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("Content-Length", "5"),
+            ("Set-Cookie", "a=b"),
+        ] {
+            resp.append_header(k.to_string(), v).unwrap();
+        }
+        let hops = check_response(&resp).unwrap();
+        assert!(!hops.keeps(b"X-HOP") && !hops.keeps(b"keep-alive") && hops.keeps(b"Set-Cookie"));
+        assert!(hops.keeps(b"content-length"));
+        hops.strip(&mut resp);
+        assert!(resp.headers.get("x-hop").is_none());
+        assert!(resp.headers.get("connection").is_none());
+        assert!(resp.headers.get("keep-alive").is_none());
+        assert_eq!(resp.headers.get("content-length").unwrap(), "5");
+        assert_eq!(resp.headers.get("set-cookie").unwrap(), "a=b");
+        for te in [&["gzip, chunked"][..], &["gzip"], &["chunked", "chunked"]] {
+            let mut resp = ResponseHeader::build(200, None).unwrap();
+            for v in te {
+                resp.append_header("Transfer-Encoding", *v).unwrap();
+            }
+            assert_eq!(
+                check_response(&resp).err(),
+                Some(ResponseRefused::TransferEncoding),
+                "{te:?}"
+            );
+        }
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("Transfer-Encoding", "Chunked").unwrap();
+        assert!(check_response(&resp).is_ok());
+    }
+}
