@@ -429,11 +429,15 @@ impl FastPath {
         let mut session = ServerSession::new_http1(Replay::wrap(io, buf, true));
         // As pingora's own HTTP/1 loop does: no reuse while stopping, else 60 s.
         session.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
+        // Requests pipelined behind this one come back with the connection (RFC 9112 §9.3.2)
+        // instead of making pingora close it.
+        session.set_pipelining_enabled(true);
         let reused = self.inner.process_new_http(session, shutdown).await?;
-        // Bytes pipelined behind a request pingora served make it close the connection
-        // instead (its pipelining is off), so nothing is left to carry over.
-        let (stream, _settings) = reused.consume();
-        Some(Replay::wrap(stream, BytesMut::new(), true))
+        let (stream, settings) = reused.consume();
+        let next = settings
+            .and_then(|mut s| s.take_pipelined_prefix())
+            .unwrap_or_default();
+        Some(Replay::wrap(stream, next, true))
     }
 
     fn parking_lot(self: &Arc<Self>, shutdown: &ShutdownWatch) -> Option<&Arc<ParkingLot>> {

@@ -134,18 +134,15 @@ where
         let Some(resp) = up.resp_header() else {
             return Error::e_explain(ErrorType::InvalidHTTPHeader, "no response head");
         };
-        let status = resp.status.as_u16();
-        if status == 101 {
-            return Error::e_explain(ErrorType::InvalidHTTPHeader, "unrequested 101 answer");
-        }
-        if !(100..200).contains(&status) {
-            return Ok(Final::Head);
-        }
-        let mut out = Vec::with_capacity(256);
-        let hops = match forwarding::check_response(resp) {
+        // The fast path relays no upgrade: a 101 is refused here.
+        let hops = match forwarding::check_response(resp, false) {
             Ok(hops) => hops,
             Err(e) => return Error::e_explain(ErrorType::InvalidHTTPHeader, e.to_string()),
         };
+        if !(100..200).contains(&resp.status.as_u16()) {
+            return Ok(Final::Head);
+        }
+        let mut out = Vec::with_capacity(256);
         write_head(&mut out, resp, &hops, Framing::None, false);
         if down.write_all(&out).await.is_err() {
             return Ok(Final::Informational("client gone".into()));
@@ -181,7 +178,7 @@ where
         return Relayed::Unreachable("no response head".into());
     };
     let status = resp.status.as_u16();
-    let hops = match forwarding::check_response(resp) {
+    let hops = match forwarding::check_response(resp, false) {
         Ok(hops) => hops,
         Err(e) => return Relayed::Unreachable(e.to_string()),
     };
@@ -342,7 +339,7 @@ mod tests {
         ] {
             resp.append_header(k.to_string(), v).unwrap();
         }
-        let hops = forwarding::check_response(&resp).unwrap();
+        let hops = forwarding::check_response(&resp, false).unwrap();
         let mut out = Vec::new();
         write_head(&mut out, &resp, &hops, Framing::Length, true);
         assert_eq!(

@@ -93,6 +93,10 @@ pub enum RequestRefused {
     /// A header value cannot be represented (never seen from a parsed request).
     #[error("invalid forwarding header value")]
     InvalidValue,
+    /// `Transfer-Encoding` other than one `chunked`: a repeated coding (RFC 9112 §6.1: "MUST
+    /// NOT apply the chunked transfer coding more than once"; nginx answers 400 too).
+    #[error("repeated transfer coding")]
+    TransferEncoding,
 }
 
 /// Why an origin's response is answered `502` instead of being relayed.
@@ -102,6 +106,9 @@ pub enum ResponseRefused {
     /// frame the body for the client (RFC 9112 §6.1); nginx answers 502 too.
     #[error("unsupported transfer-encoding from the origin")]
     TransferEncoding,
+    /// `101 Switching Protocols` to a request that asked for no upgrade (RFC 9110 §15.2.2).
+    #[error("unrequested 101 from the origin")]
+    UnrequestedUpgrade,
 }
 
 /// Prepares `req` for the origin: hop-by-hop and `Connection`-named headers removed, the
@@ -119,6 +126,23 @@ pub fn prepare_request(
         req.remove_header(name);
     }
     set_forwarding(req, client, scheme)
+}
+
+/// Refuses request framing pingora would accept but no sender may produce: `chunked` applied
+/// twice, in one line or two (pingora itself refuses every other coding). Run before a request
+/// body is read (`request_filter`); the fast path never relays a request with a body.
+pub fn check_request_framing(req: &RequestHeader) -> Result<(), RequestRefused> {
+    let codings = req
+        .headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .filter(|token| !token.trim_ascii().is_empty())
+        .count();
+    if codings > 1 {
+        return Err(RequestRefused::TransferEncoding);
+    }
+    Ok(())
 }
 
 /// The headers `Connection` names, checked as pingora checks them.
@@ -227,9 +251,15 @@ pub struct ResponseHops {
     nominated: Vec<HeaderName>,
 }
 
-/// Checks an origin's final response: `502` unless its transfer coding is one the proxy can
-/// frame for the client.
-pub fn check_response(resp: &ResponseHeader) -> Result<ResponseHops, ResponseRefused> {
+/// Checks an origin's response: `502` unless its transfer coding is one the proxy can frame for
+/// the client, and for a `101` the request asked for an upgrade (`upgrade_requested`).
+pub fn check_response(
+    resp: &ResponseHeader,
+    upgrade_requested: bool,
+) -> Result<ResponseHops, ResponseRefused> {
+    if resp.status == http::StatusCode::SWITCHING_PROTOCOLS && !upgrade_requested {
+        return Err(ResponseRefused::UnrequestedUpgrade);
+    }
     let mut te = resp.headers.get_all(header::TRANSFER_ENCODING).iter();
     if let Some(first) = te.next() {
         if te.next().is_some()
@@ -355,6 +385,29 @@ mod tests {
     }
 
     #[test]
+    fn chunked_twice_is_refused() {
+        for te in [
+            &["chunked", "chunked"][..],
+            &["chunked, chunked"],
+            &["gzip, chunked"],
+        ] {
+            let mut req = request(&[]);
+            for v in te {
+                req.append_header("Transfer-Encoding", *v).unwrap();
+            }
+            assert_eq!(
+                check_request_framing(&req),
+                Err(RequestRefused::TransferEncoding),
+                "{te:?}"
+            );
+        }
+        let mut req = request(&[("Transfer-Encoding", "chunked")]);
+        assert_eq!(check_request_framing(&req), Ok(()));
+        req.remove_header("transfer-encoding");
+        assert_eq!(check_request_framing(&req), Ok(()));
+    }
+
+    #[test]
     fn forwarding_headers_are_the_proxys() {
         let mut req = request(&[
             ("Host", "a.test:8080"),
@@ -392,7 +445,7 @@ mod tests {
         ] {
             resp.append_header(k.to_string(), v).unwrap();
         }
-        let hops = check_response(&resp).unwrap();
+        let hops = check_response(&resp, false).unwrap();
         assert!(!hops.keeps(b"X-HOP") && !hops.keeps(b"keep-alive") && hops.keeps(b"Set-Cookie"));
         assert!(hops.keeps(b"content-length"));
         hops.strip(&mut resp);
@@ -407,13 +460,19 @@ mod tests {
                 resp.append_header("Transfer-Encoding", *v).unwrap();
             }
             assert_eq!(
-                check_response(&resp).err(),
+                check_response(&resp, false).err(),
                 Some(ResponseRefused::TransferEncoding),
                 "{te:?}"
             );
         }
         let mut resp = ResponseHeader::build(200, None).unwrap();
         resp.append_header("Transfer-Encoding", "Chunked").unwrap();
-        assert!(check_response(&resp).is_ok());
+        assert!(check_response(&resp, false).is_ok());
+        let resp = ResponseHeader::build(101, None).unwrap();
+        assert_eq!(
+            check_response(&resp, false).err(),
+            Some(ResponseRefused::UnrequestedUpgrade)
+        );
+        assert!(check_response(&resp, true).is_ok());
     }
 }

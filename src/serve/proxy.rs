@@ -58,6 +58,9 @@ impl ProxyHttp for EdgeProxy {
             Scheme::Http
         };
         let req = session.req_header();
+        if let Err(e) = forwarding::check_request_framing(req) {
+            return Error::e_explain(ErrorType::HTTPStatus(400), e.to_string());
+        }
         let host = classify::request_host(
             req.uri.authority().map(|a| a.as_str()),
             req.headers.get(http::header::HOST).map(|v| v.as_bytes()),
@@ -128,11 +131,15 @@ impl ProxyHttp for EdgeProxy {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         _ctx: &mut Self::CTX,
     ) -> Result<()> {
-        match forwarding::check_response(upstream_response) {
+        let upgrade = session
+            .req_header()
+            .headers
+            .contains_key(http::header::UPGRADE);
+        match forwarding::check_response(upstream_response, upgrade) {
             Ok(hops) => {
                 hops.strip(upstream_response);
                 Ok(())
