@@ -1,6 +1,7 @@
-//! The HTTP/1.1 fast path's request-head reader (`serve::fastpath::read_head`) and the
-//! decision made on what it read (`serve::decide`), over an empty challenge store and a
-//! routing with a site, a default origin and the redirect on.
+//! The HTTP/1.1 fast path's request-head reader (`serve::fastpath::read_head`), the decision
+//! made on what it read (`serve::decide`), over an empty challenge store and a routing with a
+//! site, a default origin and the redirect on, and the request the forwarding rules make of it
+//! for the origin (`serve::forwarding::upstream_request`), as pingora's client writes it.
 #![no_main]
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,8 @@ use dcv_proxy::config::Config;
 use dcv_proxy::serve::counters::Scheme;
 use dcv_proxy::serve::decide::{Decider, Decision, RequestView};
 use dcv_proxy::serve::fastpath::{read_head, HeadRead, MAX_HEADERS};
-use dcv_proxy::serve::fastproxy::upstream_head;
+use dcv_proxy::serve::forwarding::upstream_request;
+use pingora_core::protocols::http::v1::client::http_req_header_to_wire;
 use dcv_proxy::serve::{Routing, ServeCounters};
 use dcv_proxy::state::ChallengeStore;
 use libfuzzer_sys::fuzz_target;
@@ -66,23 +68,36 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!location.contains(['\r', '\n']), "{location:?}");
             }
             Decision::Proxy(_) => {
-                // What goes to the origin is one well-formed head and nothing after it.
+                // What goes to the origin is one well-formed head and nothing after it, with
+                // none of the hop-by-hop headers and exactly one of each forwarding header.
                 let client = Some(std::net::Ipv4Addr::LOCALHOST.into());
-                let up = upstream_head(
-                    head.method,
-                    head.target,
-                    head.headers,
-                    client,
-                    scheme.as_str(),
-                );
+                let Some(req) =
+                    upstream_request(head.method, head.target, head.headers, client, scheme)
+                else {
+                    continue; // refused with 400, as pingora refuses it
+                };
+                let up = http_req_header_to_wire(&req).expect("a request pingora can write");
                 let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS + 8];
-                let mut req = httparse::Request::new(&mut lines);
-                match req.parse(&up) {
+                let mut parsed = httparse::Request::new(&mut lines);
+                match parsed.parse(&up) {
                     Ok(httparse::Status::Complete(n)) => assert_eq!(n, up.len()),
                     other => panic!(
                         "upstream head {other:?}: {:?}",
                         String::from_utf8_lossy(&up)
                     ),
+                }
+                let count = |name: &str| {
+                    parsed
+                        .headers
+                        .iter()
+                        .filter(|h| h.name.eq_ignore_ascii_case(name))
+                        .count()
+                };
+                for hop in ["connection", "keep-alive", "proxy-authorization", "te", "upgrade"] {
+                    assert_eq!(count(hop), 0, "{hop} forwarded");
+                }
+                for set in ["x-forwarded-for", "x-forwarded-proto"] {
+                    assert_eq!(count(set), 1, "{set}");
                 }
             }
             Decision::Fixed(_) => {}

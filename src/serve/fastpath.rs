@@ -525,7 +525,7 @@ impl FastPath {
             // Anything but GET/HEAD is pingora's (bodies, upgrades, methods with effects).
             Decision::Proxy(_) if !view.get_or_head => return Some(Step::HandOver),
             Decision::Proxy(origin) => {
-                let request = upstream_request(method, target, headers, client_ip, scheme);
+                let request = forwarding::upstream_request(method, target, headers, client_ip, scheme);
                 let Some(request) = request else {
                     // Refused as pingora's proxy refuses it (forwarding::RequestRefused).
                     return Some(Step::Respond {
@@ -582,23 +582,6 @@ impl FastPath {
             close,
         })
     }
-}
-
-/// The request for the origin: the client's head with the forwarding rules applied
-/// ([`forwarding::prepare_request`]); `None` when they refuse it (`400`).
-fn upstream_request(
-    method: &str,
-    target: &str,
-    headers: &[httparse::Header<'_>],
-    client_ip: Option<std::net::IpAddr>,
-    scheme: Scheme,
-) -> Option<Box<RequestHeader>> {
-    let mut req = RequestHeader::build(method, target.as_bytes(), Some(headers.len() + 3)).ok()?;
-    for h in headers {
-        req.append_header(h.name.to_owned(), h.value).ok()?;
-    }
-    forwarding::prepare_request(&mut req, client_ip, scheme).ok()?;
-    Some(Box::new(req))
 }
 
 /// A plain TCP connection (not TLS, not a Unix socket): one that can be parked.

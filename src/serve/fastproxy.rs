@@ -52,7 +52,6 @@ pub async fn relay<W>(
 where
     W: AsyncWrite + Unpin + Send,
 {
-    let is_head = req.method == http::Method::HEAD;
     let transport = pool.transport();
     let mut req = Some(req);
     let mut retried = false;
@@ -74,28 +73,44 @@ where
         let Some(current) = current else {
             return Relayed::Unreachable(format!("{peer}: no request to send"));
         };
-        let sent = async {
-            up.write_request_header(current).await?;
-            read_final_head(&mut up, down).await
-        }
-        .await;
-        match sent {
-            Ok(Final::Head) => {}
-            Ok(Final::Informational(e)) => return Relayed::Broken(e),
+        match exchange(&mut up, current, client_close, down).await {
             Err(e) if reused && !retried && retryable(&e) => {
                 retried = true;
                 continue;
             }
             Err(e) => return Relayed::Unreachable(format!("{peer}: {e}")),
-        }
-        let relayed = relay_response(&mut up, is_head, client_close, down).await;
-        if matches!(relayed, Relayed::Done { .. }) {
-            up.respect_keepalive();
-            if let Some(stream) = up.reuse().await {
-                transport.release_stream(stream, peer.reuse_hash(), peer.options.idle_timeout);
+            Ok(relayed) => {
+                if matches!(relayed, Relayed::Done { .. }) {
+                    up.respect_keepalive();
+                    if let Some(stream) = up.reuse().await {
+                        let idle = peer.options.idle_timeout;
+                        transport.release_stream(stream, peer.reuse_hash(), idle);
+                    }
+                }
+                return relayed;
             }
         }
-        return relayed;
+    }
+}
+
+/// One exchange on the origin session `up`: the request, the answer relayed to `down`. `Err`
+/// when nothing reached the client (the caller retries or answers `502`); after it, pingora's
+/// session decides whether `up` may be reused (`respect_keepalive`, `reuse`). Public for the
+/// fuzz target (`fuzz/fuzz_targets/origin_response.rs`).
+pub async fn exchange<W>(
+    up: &mut HttpSession,
+    req: Box<RequestHeader>,
+    client_close: bool,
+    down: &mut W,
+) -> pingora_error::Result<Relayed>
+where
+    W: AsyncWrite + Unpin + Send,
+{
+    let is_head = req.method == http::Method::HEAD;
+    up.write_request_header(req).await?;
+    match read_final_head(up, down).await? {
+        Final::Head => Ok(relay_response(up, is_head, client_close, down).await),
+        Final::Informational(e) => Ok(Relayed::Broken(e)),
     }
 }
 
@@ -164,8 +179,8 @@ enum Framing {
 }
 
 /// Relays the final response `up` has read: its head, then its body as pingora's session
-/// de-frames it. Public for the fuzz target (`fuzz/fuzz_targets/origin_response.rs`).
-pub async fn relay_response<W>(
+/// de-frames it.
+async fn relay_response<W>(
     up: &mut HttpSession,
     is_head: bool,
     client_close: bool,

@@ -145,6 +145,24 @@ pub fn check_request_framing(req: &RequestHeader) -> Result<(), RequestRefused> 
     Ok(())
 }
 
+/// The request for the origin from an HTTP/1.1 head the fast path read: the client's method,
+/// target and headers with [`prepare_request`] applied; `None` when that refuses it (`400`,
+/// as pingora's proxy answers).
+pub fn upstream_request(
+    method: &str,
+    target: &str,
+    headers: &[httparse::Header<'_>],
+    client: Option<IpAddr>,
+    scheme: Scheme,
+) -> Option<Box<RequestHeader>> {
+    let mut req = RequestHeader::build(method, target.as_bytes(), Some(headers.len() + 3)).ok()?;
+    for h in headers {
+        req.append_header(h.name.to_owned(), h.value).ok()?;
+    }
+    prepare_request(&mut req, client, scheme).ok()?;
+    Some(Box::new(req))
+}
+
 /// The headers `Connection` names, checked as pingora checks them.
 fn nominations(
     req: &RequestHeader,

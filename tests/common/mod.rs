@@ -463,6 +463,11 @@ impl NodeBuilder {
                 q(origin)
             );
         }
+        if !self.extra.contains("[probe]") {
+            // Nothing in a test leaves loopback: a node whose test says nothing of the probe
+            // does not probe, and its resolver (for `dcv-proxy check`) is a closed loopback port.
+            c.push_str("\n[probe]\ninterval = \"0s\"\nresolvers = [\"127.0.0.1:9\"]\n\n");
+        }
         c.push_str(&self.extra);
         c
     }
