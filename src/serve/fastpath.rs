@@ -525,7 +525,8 @@ impl FastPath {
             // Anything but GET/HEAD is pingora's (bodies, upgrades, methods with effects).
             Decision::Proxy(_) if !view.get_or_head => return Some(Step::HandOver),
             Decision::Proxy(origin) => {
-                let request = forwarding::upstream_request(method, target, headers, client_ip, scheme);
+                let request =
+                    forwarding::upstream_request(method, target, headers, client_ip, scheme);
                 let Some(request) = request else {
                     // Refused as pingora's proxy refuses it (forwarding::RequestRefused).
                     return Some(Step::Respond {
