@@ -36,6 +36,7 @@ use tokio_rustls::TlsConnector;
 
 use dcv_proxy::testkit::TestLeaf;
 
+pub mod dnslab;
 pub mod etcd;
 pub mod hostile;
 pub mod nginx;
