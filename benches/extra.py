@@ -64,7 +64,7 @@ def parse_h2load(out):
 def measure(tool, url, conns, streams, seconds, sid, origin_sid):
     if tool == "h2load":
         cmd = ["taskset", "-c", str(pb.CLIENT_CPU), "h2load", "-c", str(conns), "-m", str(streams),
-               "-t", "1", "-D", str(seconds), "-H", "host: bench.test", url]
+               "-t", "1", "-D", str(seconds), "-H", ":authority: bench.test", url]
     else:
         cmd = ["taskset", "-c", str(pb.CLIENT_CPU), "wrk", "-t1", f"-c{conns}", f"-d{seconds}s",
                "--latency", "-H", "Host: bench.test", url]
