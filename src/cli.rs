@@ -373,17 +373,209 @@ fn certs_table(status: &serde_json::Value) -> String {
             names.join(",")
         );
     }
+    // The node's clock, so "next poll in" is right even from another host.
+    let now = status["now"]
+        .as_str()
+        .and_then(|t| humantime::parse_rfc3339(t).ok())
+        .unwrap_or_else(std::time::SystemTime::now);
+    let account = &status["acme"]["account"];
+    if account["state"] == "error" {
+        let _ = writeln!(
+            out,
+            "  ACME account: error: {}",
+            account["error"].as_str().unwrap_or("-")
+        );
+        failure_lines(
+            &mut out,
+            &account["last_error"],
+            &account["next_attempt"],
+            now,
+        );
+    }
     for (id, renewal) in acme.as_object().into_iter().flatten() {
-        if let Some(problem) = renewal["last_order"]["problem"].as_object() {
+        if renewal["state"] == "ordering" {
             let _ = writeln!(
                 out,
-                "  {id}: last order failed: {} {}",
-                problem.get("type").and_then(|t| t.as_str()).unwrap_or(""),
-                problem.get("detail").and_then(|t| t.as_str()).unwrap_or("")
+                "  {id}: ordering: {}",
+                progress_line(&renewal["progress"], now)
             );
+        }
+        let error = &renewal["last_error"];
+        if error.is_object() {
+            let _ = writeln!(out, "  {id}: last order failed: {}", cause_text(error));
+            let next = if renewal["state"] == "failed" {
+                &renewal["next_attempt"]
+            } else {
+                &serde_json::Value::Null
+            };
+            failure_lines(&mut out, error, next, now);
         } else if let Some(error) = renewal["last_order"]["error"].as_str() {
             let _ = writeln!(out, "  {id}: last order failed: {error}");
         }
     }
     out
+}
+
+/// `H1: <remedy>` for a failure the catalogue knows, else its ACME type or kind.
+fn cause_text(error: &serde_json::Value) -> String {
+    match (error["cause"].as_str(), error["remedy"].as_str()) {
+        (Some(cause), Some(remedy)) => format!("{cause}: {remedy}"),
+        (Some(cause), None) => cause.to_owned(),
+        _ => format!("{} (no catalogue cause)", failure_type(error)),
+    }
+}
+
+fn failure_type(error: &serde_json::Value) -> &str {
+    error["ca_type"]
+        .as_str()
+        .or(error["kind"].as_str())
+        .unwrap_or("error")
+}
+
+/// Under the cause: what the CA (or the node) said, each subproblem with its own cause, and
+/// when the next attempt is.
+fn failure_lines(
+    out: &mut String,
+    error: &serde_json::Value,
+    next_attempt: &serde_json::Value,
+    now: std::time::SystemTime,
+) {
+    use std::fmt::Write;
+    if !error.is_object() {
+        return;
+    }
+    let said = |e: &serde_json::Value| {
+        let mut text = failure_type(e).to_owned();
+        if let Some(identifier) = e["identifier"].as_str() {
+            text.push_str(": ");
+            text.push_str(identifier);
+        }
+        text.push_str(": ");
+        text.push_str(e["detail"].as_str().unwrap_or(""));
+        text
+    };
+    let _ = writeln!(out, "      {}", said(error));
+    for sub in error["subproblems"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "      subproblem {}: {}",
+            sub["identifier"].as_str().unwrap_or("-"),
+            cause_text(sub)
+        );
+        let _ = writeln!(out, "        {}", said(sub));
+    }
+    if let Some(at) = next_attempt.as_str() {
+        match humantime::parse_rfc3339(at) {
+            Ok(t) => {
+                let _ = writeln!(
+                    out,
+                    "      next attempt in {} ({at})",
+                    crate::acme::progress::short_duration(
+                        t.duration_since(now).unwrap_or_default()
+                    )
+                );
+            }
+            Err(_) => {
+                let _ = writeln!(out, "      next attempt {at}");
+            }
+        }
+    }
+}
+
+/// `a.test: waiting for the CA to validate (poll 3), next poll in 4 s`.
+fn progress_line(progress: &serde_json::Value, now: std::time::SystemTime) -> String {
+    let mut line = progress["text"].as_str().unwrap_or("starting").to_owned();
+    if let Some(t) = progress["next_poll"]
+        .as_str()
+        .and_then(|t| humantime::parse_rfc3339(t).ok())
+    {
+        line.push_str(", next poll in ");
+        line.push_str(&crate::acme::progress::short_duration(
+            t.duration_since(now).unwrap_or_default(),
+        ));
+    } else if let Some(t) = progress["until"]
+        .as_str()
+        .and_then(|t| humantime::parse_rfc3339(t).ok())
+    {
+        line.push_str(", gives up in ");
+        line.push_str(&crate::acme::progress::short_duration(
+            t.duration_since(now).unwrap_or_default(),
+        ));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn certs_table_shows_cause_remedy_progress_and_next_attempt() {
+        let status = serde_json::json!({
+            "now": "2027-01-15T08:00:00.000Z",
+            "certificates": [],
+            "acme": {
+                "account": {"state": "ready"},
+                "certificates": {
+                    "a.test": {
+                        "names": ["a.test"],
+                        "state": "ordering",
+                        "progress": {
+                            "step": "polling-authorization",
+                            "name": "a.test",
+                            "attempt": 3,
+                            "next_poll": "2027-01-15T08:00:04.000Z",
+                            "since": "2027-01-15T07:59:58.000Z",
+                            "text": "a.test: waiting for the CA to validate (poll 3)"
+                        }
+                    },
+                    "h1.test": {
+                        "names": ["h1.test", "www.h1.test"],
+                        "state": "failed",
+                        "next_attempt": "2027-01-15T08:00:02Z",
+                        "last_error": {
+                            "kind": "problem",
+                            "cause": "H1",
+                            "summary": "port 80 or 443 cannot be reached",
+                            "remedy": "open ports 80 and 443",
+                            "detail": "Connection refused",
+                            "ca_type": "connection",
+                            "identifier": "h1.test",
+                            "subproblems": [{
+                                "kind": "problem",
+                                "cause": null,
+                                "summary": null,
+                                "remedy": null,
+                                "detail": "something broke",
+                                "ca_type": "serverInternal",
+                                "identifier": "www.h1.test"
+                            }]
+                        }
+                    }
+                }
+            }
+        });
+        let text = certs_table(&status);
+        assert!(
+            text.contains("  a.test: ordering: a.test: waiting for the CA to validate (poll 3), next poll in 4 s\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  h1.test: last order failed: H1: open ports 80 and 443\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("      connection: h1.test: Connection refused\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("      subproblem www.h1.test: serverInternal (no catalogue cause)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("      next attempt in 2 s (2027-01-15T08:00:02Z)\n"),
+            "{text}"
+        );
+    }
 }

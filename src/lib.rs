@@ -3,11 +3,13 @@
 //!
 //! Data flows one way: [`config`] → [`state`] → [`serve`] and [`probe`] (and the lifecycle modules) →
 //! [`metrics`] and [`admin`]; [`app`] is the composition root that wires them and [`cli`] the
-//! command line on top.
+//! command line on top. [`catalogue`] (the causes of validation failures and how a CA's words map
+//! to them) is a leaf every one of them may use.
 
 pub mod acme;
 pub mod admin;
 pub mod app;
+pub mod catalogue;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -1,6 +1,13 @@
 //! The Prometheus registry. Producers own their counters; this module only registers them, and
 //! computes the gauges that are a view of state (certificate expiry, stored answers) at scrape
 //! time, so they can never drift from what is served.
+//!
+//! Label names mean one thing everywhere: `certificate` is a certificate id (the
+//! `[[certificate]]` id or an upload's id) in every metric that has one —
+//! `dcv_certificate_expiry_timestamp_seconds`, `dcv_certificate_not_before_timestamp_seconds`,
+//! `dcv_certificate_renewal_timestamp_seconds`, `dcv_acme_order_failures_total` — so series
+//! of one certificate join on it; `name` is a DNS name (the self-probe's `dcv_probe_*`); `cause`
+//! is a catalogue id (`crate::catalogue`), or `none` where a failure has no cause there.
 
 use std::sync::Arc;
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::pebble::{Pebble, PebbleConfig};
 use common::{eventually, free_addr, tls_connect, Node};
+use dcv_proxy::catalogue::Cause;
 
 /// A node whose listeners Pebble validates, configured with `extra` (certificates etc.).
 async fn node_for(pebble: &Pebble, addrs: (SocketAddr, SocketAddr), extra: &str) -> Node {
@@ -41,6 +42,26 @@ async fn issued(node: &Node, id: &str, previous: Option<&str>) -> serde_json::Va
 
 async fn acme_status(node: &Node, id: &str) -> serde_json::Value {
     node.admin_get("/v1/status").await.json()["acme"]["certificates"][id].clone()
+}
+
+/// `dcv-proxy certs list [--json]` against the node: its standard output.
+fn certs_list(node: &Node, json: bool) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_dcv-proxy"));
+    command
+        .arg("--config")
+        .arg(node.config_path())
+        .args(["certs", "list"]);
+    if json {
+        command.arg("--json");
+    }
+    let out = command.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
 }
 
 #[tokio::test]
@@ -96,7 +117,7 @@ async fn http01_two_names_with_redirect_on_is_served_and_chains_to_pebble() {
     assert!(metrics
         .value(
             "dcv_certificate_renewal_timestamp_seconds",
-            &[("name", "a.example.test")]
+            &[("certificate", "a.example.test")]
         )
         .is_some());
 }
@@ -269,18 +290,33 @@ async fn rejected_name_records_the_problem() {
         .as_str()
         .unwrap()
         .contains("blocked.example.test"));
+    // The catalogue's reading: the CA's policy (P2), with its remedy.
+    let error = &status["last_error"];
+    assert_eq!(error["cause"], "P2", "{status}");
+    assert_eq!(error["remedy"], Cause::P2.remedy());
+    assert_eq!(error["ca_type"], "rejectedIdentifier");
     let metrics = node.metrics().await;
     assert!(metrics.count("dcv_acme_problems_total", &[("type", "rejectedIdentifier")]) >= 1.0);
+    assert!(
+        metrics.count(
+            "dcv_acme_order_failures_total",
+            &[
+                ("certificate", "blocked.example.test"),
+                ("cause", "P2"),
+                ("type", "rejectedIdentifier")
+            ]
+        ) >= 1.0
+    );
     // `certs list` shows it too.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dcv-proxy"))
-        .arg("--config")
-        .arg(node.config_path())
-        .args(["certs", "list"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = certs_list(&node, false);
     assert!(text.contains("rejectedIdentifier"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "blocked.example.test: last order failed: P2: {}",
+            Cause::P2.remedy()
+        )),
+        "{text}"
+    );
     // Nothing was issued; the default certificate is still what the name gets.
     assert_eq!(
         node.admin_get("/v1/certificates/blocked.example.test")
@@ -636,7 +672,7 @@ async fn ari_window_from_the_ca_sets_the_renewal_time() {
         .await
         .value(
             "dcv_certificate_renewal_timestamp_seconds",
-            &[("name", "ari.example.test")],
+            &[("certificate", "ari.example.test")],
         )
         .unwrap();
     let planned_unix = planned
@@ -678,6 +714,8 @@ async fn rate_limited_order_waits_for_retry_after() {
     let next = humantime::parse_rfc3339(status["next_attempt"].as_str().unwrap()).unwrap();
     let wait = next.duration_since(SystemTime::now()).unwrap_or_default();
     assert!(wait > Duration::from_secs(3000), "{status}");
+    assert_eq!(status["last_error"]["cause"], "P4", "{status}");
+    assert_eq!(status["last_error"]["remedy"], Cause::P4.remedy());
     let metrics = node.metrics().await;
     assert_eq!(
         metrics.count("dcv_acme_problems_total", &[("type", "rateLimited")]),
@@ -708,6 +746,22 @@ async fn failed_gate_keeps_the_ca_out() {
         ))
         .start()
         .await;
+    // While the gate retries, the order says what it is doing, and where.
+    let progress = eventually("the order to be in its self-check", || async {
+        let st = acme_status(&node, "gated.example.test").await;
+        (st["state"] == "ordering" && st["progress"]["step"] == "self-check")
+            .then(|| st["progress"].clone())
+    })
+    .await;
+    assert_eq!(progress["name"], "gated.example.test", "{progress}");
+    assert!(humantime::parse_rfc3339(progress["until"].as_str().unwrap()).is_ok());
+    let listed = eventually("certs list to show the self-check", || async {
+        let text = certs_list(&node, false);
+        text.contains("gated.example.test: ordering: gated.example.test: answer published, checking it the way the CA will before telling the CA, gives up in ")
+            .then_some(text)
+    })
+    .await;
+    assert!(listed.contains("ordering"), "{listed}");
     let status = eventually("the gate to refuse", || async {
         let st = acme_status(&node, "gated.example.test").await;
         st["last_order"]["error"].as_str().map(str::to_owned)
@@ -715,6 +769,37 @@ async fn failed_gate_keeps_the_ca_out() {
     .await;
     assert!(status.contains("self-check failed"), "{status}");
     assert!(status.contains("H1"), "the cause is named: {status}");
+    let error = eventually("the failure's diagnosis", || async {
+        let st = acme_status(&node, "gated.example.test").await;
+        st["last_error"]
+            .is_object()
+            .then(|| st["last_error"].clone())
+    })
+    .await;
+    assert_eq!(error["kind"], "self-check", "{error}");
+    assert_eq!(error["identifier"], "gated.example.test", "{error}");
+    assert!(error["ca_type"].is_null(), "the CA said nothing: {error}");
+    // H1 is named with its remedy: as the cause, or as one of several the gate saw.
+    let h1 = std::iter::once(&error)
+        .chain(error["subproblems"].as_array().into_iter().flatten())
+        .find(|e| e["cause"] == "H1")
+        .unwrap_or_else(|| panic!("no H1: {error}"));
+    assert_eq!(h1["remedy"], Cause::H1.remedy(), "{error}");
+    assert!(
+        node.metrics().await.count(
+            "dcv_acme_order_failures_total",
+            &[
+                ("certificate", "gated.example.test"),
+                ("cause", error["cause"].as_str().unwrap()),
+                ("type", "self-check")
+            ]
+        ) >= 1.0
+    );
+    let log = node.log();
+    assert!(
+        log.contains("gated.example.test: answer published, checking it the way the CA will"),
+        "{log}"
+    );
     // The challenge was never submitted: Pebble saw no challenge response.
     assert!(!pebble.log().contains("/chalZ/"), "{}", pebble.log());
 }
@@ -879,6 +964,9 @@ struct CaProxy {
     root_pem: String,
     /// 0: forward everything; 1: 500 to everything; 2: 500 to every POST (the nonce works).
     failing: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    /// Until then, Pebble's `valid` authorizations are passed on as `pending`: the CA seems
+    /// to take its time validating.
+    hold_authz: std::sync::Arc<std::sync::Mutex<Option<Instant>>>,
     task: Option<tokio::task::JoinHandle<()>>,
     /// Dropped to close every open connection (the node's client keeps them alive).
     open: Option<tokio::sync::watch::Sender<()>>,
@@ -895,6 +983,7 @@ impl CaProxy {
             addr: free_addr(),
             root_pem,
             failing: Arc::new(std::sync::atomic::AtomicU8::new(0)),
+            hold_authz: Arc::new(std::sync::Mutex::new(None)),
             task: None,
             open: None,
             pebble: pebble.acme_addr(),
@@ -909,6 +998,11 @@ impl CaProxy {
     fn fail(&self, mode: u8) {
         self.failing
             .store(mode, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// For `how_long` from now, authorizations Pebble has validated are shown as `pending`.
+    fn hold_authorizations(&self, how_long: Duration) {
+        *self.hold_authz.lock().unwrap() = Some(Instant::now() + how_long);
     }
 
     /// Stops listening: the CA is unreachable (connection refused).
@@ -929,18 +1023,24 @@ impl CaProxy {
         };
         let (open, closed) = tokio::sync::watch::channel(());
         self.open = Some(open);
-        let (acceptor, failing, pebble, root) = (
+        let (acceptor, failing, pebble, root, hold) = (
             self.acceptor.clone(),
             self.failing.clone(),
             self.pebble,
             self.pebble_root.clone(),
+            self.hold_authz.clone(),
         );
         self.task = Some(tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
-                let (acceptor, failing, root) = (acceptor.clone(), failing.clone(), root.clone());
+                let (acceptor, failing, root, hold) = (
+                    acceptor.clone(),
+                    failing.clone(),
+                    root.clone(),
+                    hold.clone(),
+                );
                 let mut closed = closed.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
@@ -949,6 +1049,10 @@ impl CaProxy {
                     let service = hyper::service::service_fn(
                         move |req: http::Request<hyper::body::Incoming>| {
                             let (failing, root) = (failing.clone(), root.clone());
+                            let holding = hold
+                                .lock()
+                                .unwrap()
+                                .is_some_and(|until| Instant::now() < until);
                             async move {
                                 let mode = failing.load(std::sync::atomic::Ordering::SeqCst);
                                 let fail =
@@ -961,6 +1065,8 @@ impl CaProxy {
                                             r#"{"type":"urn:ietf:params:acme:error:serverInternal","detail":"the CA is having a bad day","status":500}"#,
                                         )))
                                         .unwrap()
+                                } else if holding && req.uri().path().starts_with("/authZ/") {
+                                    as_pending(forward(pebble, &root, req).await).await
                                 } else {
                                     forward(pebble, &root, req).await
                                 };
@@ -997,6 +1103,29 @@ impl Drop for CaProxy {
     fn drop(&mut self) {
         self.take_away();
     }
+}
+
+/// An authorization answer with `"status": "valid"` turned into `"pending"` (the CA has not
+/// validated yet, RFC 8555 §7.1.6); anything else unchanged.
+async fn as_pending(
+    rsp: http::Response<http_body_util::Full<bytes::Bytes>>,
+) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+    use http_body_util::BodyExt;
+    let (mut parts, body) = rsp.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut doc: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(doc) => doc,
+        Err(_) => return http::Response::from_parts(parts, http_body_util::Full::new(bytes)),
+    };
+    if doc["status"] == "valid" {
+        doc["status"] = "pending".into();
+    }
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    http::Response::from_parts(parts, http_body_util::Full::new(doc.to_string().into()))
 }
 
 /// `req` as it came, to Pebble (its `Host` kept), and Pebble's answer; a `502` when Pebble
@@ -1116,8 +1245,25 @@ async fn ca_answering_500_then_unreachable_backs_off_keeps_serving_and_recovers(
         presented().await,
         first["sha256_fingerprint"].as_str().unwrap()
     );
+    // Not a catalogue cause: shown by its ACME type, with no cause forced on it.
+    assert_eq!(
+        failed["last_error"]["ca_type"], "serverInternal",
+        "{failed}"
+    );
+    assert!(failed["last_error"]["cause"].is_null(), "{failed}");
+    assert!(failed["last_error"]["remedy"].is_null(), "{failed}");
     let metrics = node.metrics().await;
     assert!(metrics.count("dcv_acme_problems_total", &[("type", "serverInternal")]) >= 1.0);
+    assert!(
+        metrics.count(
+            "dcv_acme_order_failures_total",
+            &[
+                ("certificate", "flaky.example.test"),
+                ("cause", "none"),
+                ("type", "serverInternal")
+            ]
+        ) >= 1.0
+    );
 
     // Then it is gone altogether: still backing off, still the old certificate.
     proxy.take_away();
@@ -1179,4 +1325,193 @@ fn localhost_tls_config(ca_name: &str) -> (rustls::ServerConfig, String) {
     .with_single_cert(chain, key)
     .unwrap();
     (config, ca.root_pem())
+}
+
+/// The CA's validation fails because the name resolves where nothing listens (catalogue H1):
+/// the node's self-check only looks at its own listener (`self_check = "local"`), so the CA is
+/// asked, and its challenge `error` comes back. The cause and remedy are in `/v1/status`, in
+/// `certs list` (text and JSON), in the log line and in the per-certificate failure counter.
+#[tokio::test]
+async fn ca_validation_failure_names_its_cause_and_remedy_everywhere() {
+    let addrs = (free_addr(), free_addr());
+    let pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    pebble
+        .dns(
+            "add-a",
+            serde_json::json!({"host": "h1.example.test", "addresses": ["127.0.0.99"]}),
+        )
+        .await;
+    let node = node_for(
+        &pebble,
+        addrs,
+        &format!(
+            "self_check = \"local\"\n{}",
+            certificate(&["h1.example.test"], "http-01")
+        ),
+    )
+    .await;
+    let status = eventually("the CA to fail the validation", || async {
+        let st = acme_status(&node, "h1.example.test").await;
+        (st["last_error"]["kind"] == "problem").then_some(st)
+    })
+    .await;
+    let error = &status["last_error"];
+    assert_eq!(error["cause"], "H1", "{status}");
+    assert_eq!(error["summary"], Cause::H1.summary());
+    assert_eq!(error["remedy"], Cause::H1.remedy());
+    assert_eq!(error["ca_type"], "connection", "{status}");
+    assert_eq!(error["identifier"], "h1.example.test", "{status}");
+    assert!(
+        error["detail"].as_str().unwrap().contains("127.0.0.99"),
+        "the CA's own words: {status}"
+    );
+    // The CA's document is kept as it came, with the failed challenge's identifier.
+    assert_eq!(
+        status["last_order"]["problem"]["type"], "urn:ietf:params:acme:error:connection",
+        "{status}"
+    );
+    assert_eq!(status["state"], "failed", "{status}");
+    assert!(status["next_attempt"].is_string(), "{status}");
+
+    let json: serde_json::Value = serde_json::from_str(&certs_list(&node, true)).unwrap();
+    let listed = &json["acme"]["certificates"]["h1.example.test"]["last_error"];
+    for field in [
+        "cause",
+        "summary",
+        "remedy",
+        "ca_type",
+        "identifier",
+        "kind",
+    ] {
+        assert_eq!(
+            listed[field], error[field],
+            "certs list --json {field}: {json}"
+        );
+    }
+    let text = certs_list(&node, false);
+    assert!(
+        text.contains(&format!(
+            "  h1.example.test: last order failed: H1: {}\n",
+            Cause::H1.remedy()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("      connection: h1.example.test: "),
+        "{text}"
+    );
+    // The next attempt is shown while the renewer backs off (not during a retry).
+    eventually("certs list to show the next attempt", || async {
+        certs_list(&node, false)
+            .contains("      next attempt in ")
+            .then_some(())
+    })
+    .await;
+
+    let metrics = node.metrics().await;
+    assert!(
+        metrics.count(
+            "dcv_acme_order_failures_total",
+            &[
+                ("certificate", "h1.example.test"),
+                ("cause", "H1"),
+                ("type", "connection")
+            ]
+        ) >= 1.0,
+        "{}",
+        metrics.text
+    );
+    let log = node.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("order failed") && l.contains("h1.example.test"))
+        .unwrap_or_else(|| panic!("no failure line: {log}"));
+    assert!(line.contains("cause=\"H1\""), "{line}");
+    assert!(
+        line.contains(&format!("remedy=\"{}\"", Cause::H1.remedy())),
+        "{line}"
+    );
+    // Every step was logged as it began, not only the end.
+    for step in [
+        "new-order",
+        "self-check",
+        "challenge-ready",
+        "polling-authorization",
+    ] {
+        assert!(
+            log.contains(&format!("step=\"{step}\"")),
+            "no {step} line: {log}"
+        );
+    }
+}
+
+/// While the CA takes its time validating, the order says which name it waits for, how many
+/// polls it made and when the next one is — in `/v1/status`, `certs list` and the log — and
+/// then completes.
+#[tokio::test]
+async fn order_in_flight_shows_its_polls() {
+    let addrs = (free_addr(), free_addr());
+    let pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    let proxy = CaProxy::start(&pebble).await;
+    proxy.hold_authorizations(Duration::from_secs(10));
+    let (acme, _bundle) = proxy.acme_config(&pebble);
+    // The local self-check: this test is about the CA's side of the order.
+    let node = Node::builder()
+        .listen(addrs.0, addrs.1)
+        .extra_config(&format!(
+            "{acme}self_check = \"local\"\n{}",
+            certificate(&["slow.example.test"], "http-01")
+        ))
+        .start()
+        .await;
+    let progress = eventually("the order to poll the authorization", || async {
+        let st = acme_status(&node, "slow.example.test").await;
+        let p = &st["progress"];
+        (st["state"] == "ordering"
+            && p["step"] == "polling-authorization"
+            && p["attempt"].as_u64() >= Some(2))
+        .then(|| p.clone())
+    })
+    .await;
+    assert_eq!(progress["name"], "slow.example.test", "{progress}");
+    let next = humantime::parse_rfc3339(progress["next_poll"].as_str().unwrap()).unwrap();
+    let since = humantime::parse_rfc3339(progress["since"].as_str().unwrap()).unwrap();
+    assert!(next > since, "{progress}");
+    assert!(
+        progress["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("slow.example.test: waiting for the CA to validate (poll "),
+        "{progress}"
+    );
+    let text = eventually("certs list to show the polls", || async {
+        let text = certs_list(&node, false);
+        text.contains(
+            "  slow.example.test: ordering: slow.example.test: waiting for the CA to validate (poll ",
+        )
+        .then_some(text)
+    })
+    .await;
+    assert!(text.contains(", next poll in "), "{text}");
+
+    issued(&node, "slow.example.test", None).await;
+    let status = eventually("the order to end", || async {
+        let st = acme_status(&node, "slow.example.test").await;
+        (st["state"] == "waiting").then_some(st)
+    })
+    .await;
+    assert!(status["progress"].is_null(), "{status}");
+    assert!(status["last_error"].is_null(), "{status}");
+    let log = node.log();
+    assert!(
+        log.contains("slow.example.test: waiting for the CA to validate (poll 2), next poll in"),
+        "{log}"
+    );
+    assert!(log.contains("the CA validated the name"), "{log}");
+    for step in ["finalize", "download", "install"] {
+        assert!(
+            log.contains(&format!("step=\"{step}\"")),
+            "no {step} line: {log}"
+        );
+    }
 }

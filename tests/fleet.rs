@@ -688,9 +688,8 @@ async fn the_probe_names_a_member_that_did_not_get_the_token() {
     );
     let detail = &token[2].3;
     assert!(
-        detail.starts_with(
-            "node-4 does not have it (Invalid response: 404), while node-2, node-3 have it"
-        ),
+        detail.starts_with("node-4 does not have it (127.0.0.4: Invalid response from http://")
+            && detail.contains(": 404), while node-2, node-3 have it"),
         "{detail}"
     );
     let remedy = report["checks"]

@@ -1,7 +1,9 @@
 //! The HTTP client under instant-acme. It is ours for two reasons: a private CA's root bundle
 //! (`acme.ca_bundle`) must be trusted, and the `Retry-After` header of a `rateLimited` or `503`
 //! answer must reach the scheduler (catalogue P4), while instant-acme keeps only the problem
-//! document.
+//! document; and the `Retry-After` of a successful poll (RFC 8555 §7.5.1, §8.2: the CA's hint
+//! while it validates or issues) must reach the order's poller, which instant-acme keeps to
+//! itself when we poll step by step.
 
 use std::future::Future;
 use std::path::Path;
@@ -24,7 +26,10 @@ type Inner = HyperClient<hyper_rustls::HttpsConnector<HttpConnector>, BodyWrappe
 #[derive(Clone)]
 pub struct AcmeHttp {
     inner: Inner,
+    /// From a `429` or `503`: when the CA takes requests again (the renewer's next attempt).
     retry_after: Arc<Mutex<Option<SystemTime>>>,
+    /// From any other answer: when to poll again (the order's poller).
+    poll_hint: Arc<Mutex<Option<SystemTime>>>,
     timeout: Duration,
 }
 
@@ -73,6 +78,7 @@ impl AcmeHttp {
         Ok(Self {
             inner,
             retry_after: Arc::new(Mutex::new(None)),
+            poll_hint: Arc::new(Mutex::new(None)),
             timeout,
         })
     }
@@ -80,6 +86,14 @@ impl AcmeHttp {
     /// Takes the `Retry-After` instant recorded since the last call, if any.
     pub fn take_retry_after(&self) -> Option<SystemTime> {
         self.retry_after
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Takes the `Retry-After` instant of the last successful answer that had one, if any.
+    pub fn take_poll_hint(&self) -> Option<SystemTime> {
+        self.poll_hint
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
@@ -93,6 +107,7 @@ impl HttpClient for AcmeHttp {
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
         let fut = HttpClient::request(&self.inner, req);
         let slot = self.retry_after.clone();
+        let hint = self.poll_hint.clone();
         let timeout = self.timeout;
         Box::pin(async move {
             let rsp = tokio::time::timeout(timeout, fut).await.map_err(|_| {
@@ -101,16 +116,19 @@ impl HttpClient for AcmeHttp {
                 )
             })??;
             let status = rsp.parts.status.as_u16();
-            if status == 429 || status == 503 {
-                if let Some(at) = rsp
-                    .parts
-                    .headers
-                    .get(http::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after)
-                {
-                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
-                }
+            let retry_after = rsp
+                .parts
+                .headers
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            if let Some(at) = retry_after {
+                let target = if status == 429 || status == 503 {
+                    &slot
+                } else {
+                    &hint
+                };
+                *target.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
             }
             Ok(rsp)
         })

@@ -9,12 +9,14 @@ pub mod client;
 pub mod keys;
 pub mod order;
 pub mod problem;
+pub mod progress;
 pub mod renewer;
 pub mod schedule;
 pub mod selfcheck;
 pub mod tlsalpn;
 
-pub use problem::ProblemDoc;
+pub use problem::{Diagnosis, FailureKind, ProblemDoc};
+pub use progress::{Progress, Step};
 pub use renewer::{Renewer, RenewerHandle};
 
 /// Why an ACME operation failed.
@@ -54,6 +56,51 @@ impl AcmeError {
             _ => None,
         }
     }
+
+    /// The failure read through the catalogue: the problem document's cause (and each
+    /// subproblem's), or the cause a self-check failure names; no cause for what the catalogue
+    /// does not describe (the CA unreachable, a storage error).
+    pub fn diagnose(&self) -> Diagnosis {
+        let plain = |kind: FailureKind, detail: &str| {
+            Diagnosis::new(kind, None, detail.to_owned(), None, None)
+        };
+        match self {
+            AcmeError::Problem(p) => p.diagnose(),
+            AcmeError::SelfCheck { name, cause } => self_check_diagnosis(name, cause),
+            AcmeError::Config(d) => plain(FailureKind::Config, d),
+            AcmeError::Transport(d) => plain(FailureKind::Transport, d),
+            AcmeError::Key(d) => plain(FailureKind::Key, d),
+            AcmeError::Storage(d) => plain(FailureKind::Storage, d),
+            AcmeError::Refused(d) => plain(FailureKind::Refused, d),
+            AcmeError::Timeout(d) => plain(FailureKind::Timeout, d),
+        }
+    }
+}
+
+/// A self-check failure: the first cause its sentence names, and each further one as a
+/// subproblem with its part of the sentence (`"H1 (…) at 127.0.0.99:80"`), so that every cause
+/// the check saw comes with its remedy.
+fn self_check_diagnosis(name: &str, sentence: &str) -> Diagnosis {
+    let named = crate::catalogue::Cause::all_named_in(sentence);
+    let mut top = Diagnosis::new(
+        FailureKind::SelfCheck,
+        named.first().map(|(_, c)| *c),
+        sentence.to_owned(),
+        None,
+        Some(name.to_owned()),
+    );
+    for (at, cause) in named.into_iter().skip(1) {
+        let part = &sentence[at..];
+        let part = part.split_once("; ").map_or(part, |(p, _)| p);
+        top.subproblems.push(Diagnosis::new(
+            FailureKind::SelfCheck,
+            Some(cause),
+            part.to_owned(),
+            None,
+            Some(name.to_owned()),
+        ));
+    }
+    top
 }
 
 impl From<instant_acme::Error> for AcmeError {
@@ -81,4 +128,37 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::Cause;
+
+    #[test]
+    fn a_self_check_failure_gets_every_cause_it_names() {
+        let e = AcmeError::SelfCheck {
+            name: "a.test".into(),
+            cause: "self-check of a.test failed 5 time(s) in 3.8s: D8 (a CAA record forbids the CA from issuing for the name) at 127.0.0.1:53; H1 (port 80 or 443 cannot be reached) at 127.0.0.99:80".into(),
+        };
+        let d = e.diagnose();
+        assert_eq!(d.kind, FailureKind::SelfCheck);
+        assert_eq!(d.cause, Some(Cause::D8));
+        assert_eq!(d.remedy, Some(Cause::D8.remedy()));
+        assert_eq!(d.identifier.as_deref(), Some("a.test"));
+        assert_eq!(d.type_label(), "self-check");
+        assert_eq!(d.subproblems.len(), 1);
+        assert_eq!(d.subproblems[0].cause, Some(Cause::H1));
+        assert_eq!(
+            d.subproblems[0].detail,
+            "H1 (port 80 or 443 cannot be reached) at 127.0.0.99:80"
+        );
+        let local = AcmeError::SelfCheck {
+            name: "a.test".into(),
+            cause: "cannot connect to 127.0.0.1:80: Connection refused (os error 111) (H1)".into(),
+        };
+        assert_eq!(local.diagnose().cause, Some(Cause::H1));
+        let plain = AcmeError::Transport("error trying to connect".into()).diagnose();
+        assert_eq!((plain.cause, plain.type_label()), (None, "transport"));
+    }
 }

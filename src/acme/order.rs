@@ -3,16 +3,24 @@
 //! the chain checked like any upload, then written and swapped in. Whatever happens, the tokens
 //! and TLS-ALPN-01 keys planted for the order are removed, and the certificate being served is
 //! only replaced by one that passed every check.
+//!
+//! Every step is reported as it begins ([`ProgressSink`], and a log line at INFO), and the
+//! polls are made here rather than by instant-acme's `poll_ready`, so that the status can say
+//! which authorization the CA is validating, how many polls were made and when the next one is
+//! — and so that a failed authorization's challenge `error`, where the CA puts the validation's
+//! detail (RFC 8555 §7.1.4, §8.2), is read instead of only the order's summary.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use instant_acme::{
-    Account, AuthorizationStatus, CertificateIdentifier, Identifier, NewOrder, OrderStatus,
-    RetryPolicy,
+    Account, AuthorizationState, AuthorizationStatus, CertificateIdentifier, Identifier, NewOrder,
+    OrderStatus,
 };
 
+use super::client::AcmeHttp;
+use super::progress::{short_duration, Progress, ProgressSink, Step};
 use super::selfcheck::SelfCheck;
 use super::{keys, AcmeError, ProblemDoc};
 use crate::config::{AcmeConfig, CertificateConfig, ChallengeType};
@@ -24,12 +32,35 @@ use crate::state::State;
 /// soon as the order ends; the lifetime only covers a crash).
 const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
+/// First wait before polling the CA; multiplied by [`POLL_BACKOFF`] after each poll, up to
+/// [`POLL_MAX`] (catalogue P9: never poll in a tight loop; a `Retry-After` wins when later).
+const POLL_FIRST: Duration = Duration::from_millis(250);
+const POLL_BACKOFF: f64 = 1.5;
+const POLL_MAX: Duration = Duration::from_secs(10);
+
 /// What an order needs.
 pub struct OrderContext<'a> {
     pub account: &'a Account,
     pub acme: &'a AcmeConfig,
     pub state: &'a State,
     pub selfcheck: &'a dyn SelfCheck,
+    /// The client under `account`, for the CA's `Retry-After` on polls.
+    pub http: &'a AcmeHttp,
+    /// Where each step is reported.
+    pub progress: &'a dyn ProgressSink,
+}
+
+impl OrderContext<'_> {
+    /// Reports `progress` and logs it at INFO: a long order is never silent.
+    fn report(&self, cert: &CertificateConfig, progress: Progress) {
+        tracing::info!(
+            certificate = %cert.id,
+            step = progress.step.as_str(),
+            "{}",
+            progress.line(SystemTime::now())
+        );
+        self.progress.report(progress);
+    }
 }
 
 /// Obtains the certificate described by `cert`, installs it and returns its entry.
@@ -62,32 +93,76 @@ async fn run(
     if let Some(profile) = &ctx.acme.profile {
         new_order = new_order.profile(profile);
     }
+    // A hint left by an earlier request (an ARI answer, say) is not about this order.
+    let _ = ctx.http.take_poll_hint();
+    ctx.report(cert, Progress::new(Step::NewOrder, None, SystemTime::now()));
     let mut order = ctx.account.new_order(&new_order).await?;
     tracing::info!(certificate = %cert.id, url = order.url(), "order created");
 
+    answer_challenges(ctx, cert, &mut order, planted).await?;
+    await_authorizations(ctx, cert, &mut order).await?;
+    await_ready(ctx, cert, &mut order).await?;
+
+    ctx.report(cert, Progress::new(Step::Finalize, None, SystemTime::now()));
+    let key = keys::generate(ctx.acme.key_type)?;
+    let csr = keys::csr(&cert.names, &key)?;
+    order.finalize_csr(&csr).await?;
+    await_issued(ctx, cert, &mut order).await?;
+
+    ctx.report(cert, Progress::new(Step::Download, None, SystemTime::now()));
+    let chain = order
+        .certificate()
+        .await?
+        .ok_or_else(|| AcmeError::Transport("the order is valid but has no certificate".into()))?;
+    ctx.report(cert, Progress::new(Step::Install, None, SystemTime::now()));
+    let names: Vec<String> = cert.names.iter().map(|n| n.to_string()).collect();
+    match ctx
+        .state
+        .install_cert(
+            &cert.id,
+            chain.as_bytes(),
+            key.serialize_pem().as_bytes(),
+            &names,
+            CertSource::Acme,
+        )
+        .await
+    {
+        Ok(entry) => Ok(entry),
+        Err(InstallError::Refused(r)) => Err(AcmeError::Refused(r.to_string())),
+        Err(e) => Err(AcmeError::Storage(e.to_string())),
+    }
+}
+
+/// For each authorization not already valid (RFC 8555 §7.1.4: not redone for this account):
+/// publish the answer, check it the way the CA will, then tell the CA it is ready. The CA
+/// validates them all at once; [`await_authorizations`] waits for the results.
+async fn answer_challenges(
+    ctx: &OrderContext<'_>,
+    cert: &CertificateConfig,
+    order: &mut instant_acme::Order,
+    planted: &mut Planted,
+) -> Result<(), AcmeError> {
     let mut authorizations = order.authorizations();
     while let Some(authz) = authorizations.next().await {
         let mut authz = authz?;
+        let Identifier::Dns(name) = authz.identifier().identifier.clone() else {
+            return Err(AcmeError::Transport(
+                "only DNS identifiers are ordered".into(),
+            ));
+        };
         match authz.status {
-            // Already validated for this account: not redone (RFC 8555 §7.1.4).
             AuthorizationStatus::Valid => continue,
             AuthorizationStatus::Pending => {}
             other => {
-                return Err(AcmeError::Transport(format!(
-                    "authorization for {} is {other:?}",
-                    authz.identifier()
-                )))
+                return Err(match state_problem(&authz, &name) {
+                    Some(doc) => AcmeError::Problem(doc),
+                    None => AcmeError::Transport(format!("authorization for {name} is {other:?}")),
+                })
             }
         }
         let wanted = match cert.challenge {
             ChallengeType::Http01 => instant_acme::ChallengeType::Http01,
             ChallengeType::TlsAlpn01 => instant_acme::ChallengeType::TlsAlpn01,
-        };
-        let name = authz.identifier().identifier.clone();
-        let Identifier::Dns(name) = name else {
-            return Err(AcmeError::Transport(
-                "only DNS identifiers are ordered".into(),
-            ));
         };
         let mut challenge = authz.challenge(wanted).ok_or_else(|| {
             AcmeError::Transport(format!(
@@ -129,6 +204,12 @@ async fn run(
         let dns_name = name
             .parse()
             .map_err(|e: String| AcmeError::Transport(format!("{name}: {e}")))?;
+        let now = SystemTime::now();
+        ctx.report(
+            cert,
+            Progress::new(Step::SelfCheck, Some(&name), now)
+                .until(now + ctx.acme.self_check_timeout),
+        );
         ctx.selfcheck
             .ready(&dns_name, cert.challenge, &token, &key_authorization)
             .await
@@ -136,62 +217,232 @@ async fn run(
                 name: name.clone(),
                 cause,
             })?;
-        challenge.set_ready().await?;
+        ctx.report(
+            cert,
+            Progress::new(Step::ChallengeReady, Some(&name), SystemTime::now()),
+        );
+        // The answer to this POST is the challenge; an `error` in it is about this name.
+        challenge.set_ready().await.map_err(|e| match e {
+            instant_acme::Error::Api(problem) => {
+                AcmeError::Problem(ProblemDoc::for_challenge(&problem, &name))
+            }
+            other => AcmeError::from(other),
+        })?;
     }
-
-    // P9: poll with backoff, never in a tight loop.
-    let retries = RetryPolicy::new()
-        .initial_delay(Duration::from_millis(250))
-        .backoff(1.5)
-        .timeout(ctx.acme.order_timeout);
-    let status = order.poll_ready(&retries).await?;
-    if status != OrderStatus::Ready {
-        return Err(authorization_failure(&mut order, status).await);
-    }
-
-    let key = keys::generate(ctx.acme.key_type)?;
-    let csr = keys::csr(&cert.names, &key)?;
-    order.finalize_csr(&csr).await?;
-    let chain = order.poll_certificate(&retries).await?;
-    let names: Vec<String> = cert.names.iter().map(|n| n.to_string()).collect();
-    match ctx
-        .state
-        .install_cert(
-            &cert.id,
-            chain.as_bytes(),
-            key.serialize_pem().as_bytes(),
-            &names,
-            CertSource::Acme,
-        )
-        .await
-    {
-        Ok(entry) => Ok(entry),
-        Err(InstallError::Refused(r)) => Err(AcmeError::Refused(r.to_string())),
-        Err(e) => Err(AcmeError::Storage(e.to_string())),
-    }
+    Ok(())
 }
 
-/// The problem of the first failed authorization (the order's own error otherwise).
-async fn authorization_failure(order: &mut instant_acme::Order, status: OrderStatus) -> AcmeError {
-    if let Some(problem) = &order.state().error {
-        return AcmeError::Problem(ProblemDoc::from(problem));
-    }
-    let mut authorizations = order.authorizations();
-    while let Some(Ok(mut authz)) = authorizations.next().await {
-        let Ok(state) = authz.refresh().await else {
-            continue;
-        };
-        for challenge in &state.challenges {
-            if let Some(problem) = &challenge.error {
-                let mut doc = ProblemDoc::from(problem);
-                if doc.subproblems.is_empty() {
-                    doc.detail = format!("{}: {}", state.identifier(), doc.detail);
+/// Polls each authorization that is not valid yet until the CA has validated it. On the first
+/// one that fails, looks once at the others (the CA validated them at the same time) and
+/// returns the order's problem with every failed challenge's error as a subproblem.
+async fn await_authorizations(
+    ctx: &OrderContext<'_>,
+    cert: &CertificateConfig,
+    order: &mut instant_acme::Order,
+) -> Result<(), AcmeError> {
+    let deadline = Instant::now() + ctx.acme.order_timeout;
+    let mut failed: Vec<ProblemDoc> = Vec::new();
+    let mut without_problem: Vec<String> = Vec::new();
+    {
+        let mut authorizations = order.authorizations();
+        while let Some(authz) = authorizations.next().await {
+            let mut authz = authz?;
+            if authz.status == AuthorizationStatus::Valid {
+                continue;
+            }
+            let name = authz.identifier().to_string();
+            if !failed.is_empty() || !without_problem.is_empty() {
+                // The order is invalid already (RFC 8555 §7.1.6); one look for this name's own
+                // problem, no waiting.
+                if let Ok(state) = authz.refresh().await {
+                    if let Some(doc) = state_problem(state, &name) {
+                        failed.push(doc);
+                    }
                 }
-                return AcmeError::Problem(doc);
+                continue;
+            }
+            let mut poller = Poller::new(
+                ctx,
+                cert,
+                Step::PollingAuthorization,
+                Some(name.clone()),
+                deadline,
+            );
+            loop {
+                poller.wait().await?;
+                let state = authz.refresh().await?;
+                poller.polled();
+                match state.status {
+                    AuthorizationStatus::Valid => {
+                        tracing::info!(certificate = %cert.id, name = %name, polls = poller.attempt, "the CA validated the name");
+                        break;
+                    }
+                    AuthorizationStatus::Pending => {}
+                    other => {
+                        tracing::info!(certificate = %cert.id, name = %name, status = ?other, "the CA did not validate the name");
+                        match state_problem(state, &name) {
+                            Some(doc) => failed.push(doc),
+                            None => without_problem.push(format!("{name} ({other:?})")),
+                        }
+                        break;
+                    }
+                }
             }
         }
     }
-    AcmeError::Transport(format!("order ended {status:?} without a problem document"))
+    if failed.is_empty() && without_problem.is_empty() {
+        return Ok(());
+    }
+    // Pebble and others also set the order's `error`; keep it as the top-level problem.
+    let order_error = match order.refresh().await {
+        Ok(state) => state.error.clone(),
+        Err(_) => None,
+    };
+    match ProblemDoc::for_failed_order(order_error.as_ref(), failed) {
+        Some(doc) => Err(AcmeError::Problem(doc)),
+        None => Err(AcmeError::Transport(format!(
+            "the CA did not validate {} and sent no problem document",
+            without_problem.join(", ")
+        ))),
+    }
+}
+
+/// Every authorization is valid: waits for the order to be `ready` (usually at once).
+async fn await_ready(
+    ctx: &OrderContext<'_>,
+    cert: &CertificateConfig,
+    order: &mut instant_acme::Order,
+) -> Result<(), AcmeError> {
+    let deadline = Instant::now() + ctx.acme.order_timeout;
+    let mut poller = Poller::new(ctx, cert, Step::PollingOrder, None, deadline);
+    loop {
+        let state = order.refresh().await?;
+        poller.polled();
+        if let Some(problem) = &state.error {
+            return Err(AcmeError::Problem(ProblemDoc::from(problem)));
+        }
+        match state.status {
+            OrderStatus::Ready => return Ok(()),
+            OrderStatus::Pending | OrderStatus::Processing => {}
+            other => {
+                return Err(AcmeError::Transport(format!(
+                    "the order became {other:?} before it was finalized, without a problem document"
+                )))
+            }
+        }
+        poller.wait().await?;
+    }
+}
+
+/// The CSR is sent: waits while the order is `processing` until it is `valid`.
+async fn await_issued(
+    ctx: &OrderContext<'_>,
+    cert: &CertificateConfig,
+    order: &mut instant_acme::Order,
+) -> Result<(), AcmeError> {
+    let deadline = Instant::now() + ctx.acme.order_timeout;
+    let mut poller = Poller::new(ctx, cert, Step::Finalize, None, deadline);
+    loop {
+        let state = order.state();
+        if let Some(problem) = &state.error {
+            return Err(AcmeError::Problem(ProblemDoc::from(problem)));
+        }
+        match state.status {
+            OrderStatus::Valid => return Ok(()),
+            OrderStatus::Processing | OrderStatus::Ready | OrderStatus::Pending => {}
+            OrderStatus::Invalid => {
+                return Err(AcmeError::Transport(
+                    "the order became invalid after finalization, without a problem document"
+                        .into(),
+                ))
+            }
+        }
+        poller.wait().await?;
+        order.refresh().await?;
+        poller.polled();
+    }
+}
+
+/// The polls of one step: waits with backoff (or the CA's `Retry-After`, RFC 8555 §7.5.1,
+/// when later), reporting before each wait how many polls were made and when the next one is.
+struct Poller<'c, 'a> {
+    ctx: &'c OrderContext<'a>,
+    cert: &'c CertificateConfig,
+    step: Step,
+    name: Option<String>,
+    delay: Duration,
+    attempt: u32,
+    deadline: Instant,
+    since: SystemTime,
+}
+
+impl<'c, 'a> Poller<'c, 'a> {
+    fn new(
+        ctx: &'c OrderContext<'a>,
+        cert: &'c CertificateConfig,
+        step: Step,
+        name: Option<String>,
+        deadline: Instant,
+    ) -> Self {
+        Self {
+            ctx,
+            cert,
+            step,
+            name,
+            delay: POLL_FIRST,
+            attempt: 0,
+            deadline,
+            since: SystemTime::now(),
+        }
+    }
+
+    async fn wait(&mut self) -> Result<(), AcmeError> {
+        let now = SystemTime::now();
+        let hint = self
+            .ctx
+            .http
+            .take_poll_hint()
+            .and_then(|at| at.duration_since(now).ok());
+        let wait = hint.map_or(self.delay, |h| h.max(self.delay));
+        if Instant::now() + wait > self.deadline {
+            let what = match &self.name {
+                Some(name) => format!("{name}: the CA did not validate it"),
+                None => format!("the order did not get past {}", self.step),
+            };
+            return Err(AcmeError::Timeout(format!(
+                "{what} within acme.order_timeout ({}; {} polls{})",
+                short_duration(self.ctx.acme.order_timeout),
+                self.attempt,
+                match hint {
+                    Some(h) => format!(", the CA asked to wait {}", short_duration(h)),
+                    None => String::new(),
+                }
+            )));
+        }
+        let until = now + self.deadline.saturating_duration_since(Instant::now());
+        self.ctx.report(
+            self.cert,
+            Progress::new(self.step, self.name.as_deref(), self.since)
+                .polling(self.attempt, now + wait)
+                .until(until),
+        );
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    fn polled(&mut self) {
+        self.attempt += 1;
+        self.delay = self.delay.mul_f64(POLL_BACKOFF).min(POLL_MAX);
+    }
+}
+
+/// The `error` of the authorization's failed challenge, about `name` (RFC 8555 §7.1.4).
+fn state_problem(state: &AuthorizationState, name: &str) -> Option<ProblemDoc> {
+    state
+        .challenges
+        .iter()
+        .find_map(|c| c.error.as_ref())
+        .map(|p| ProblemDoc::for_challenge(p, name))
 }
 
 /// Answers planted for one order, removed when it ends.

@@ -5,6 +5,11 @@
 //! exponential backoff or the CA's `Retry-After`, and records the last order and its problem
 //! document for `/v1/status`. Orders run one at a time.
 //!
+//! While an order runs, its current step is in the certificate's `progress`; when it fails,
+//! `last_error` says what the catalogue makes of it (cause, summary, remedy, the CA's type and
+//! detail, per subproblem), the log line carries the cause and remedy, and
+//! `dcv_acme_order_failures_total{certificate,cause,type}` counts it.
+//!
 //! The list of certificates can change while it runs (a configuration reload,
 //! [`RenewerHandle::set_certificates`]): it is read afresh at every round, so a certificate added
 //! is ordered at once and one removed is no longer renewed (its served certificate stays until it
@@ -27,9 +32,10 @@ use tokio::sync::{mpsc, Notify};
 
 use super::client::AcmeHttp;
 use super::order::{self, OrderContext};
+use super::progress::{Progress, ProgressSink};
 use super::schedule::{self, Basis};
 use super::selfcheck::SelfCheck;
-use super::{account, AcmeError, ProblemDoc};
+use super::{account, AcmeError, Diagnosis, ProblemDoc};
 use crate::config::{AcmeConfig, CertId, CertificateConfig};
 use crate::state::certs::{name_covers, CertEntry};
 use crate::state::local::unix;
@@ -60,6 +66,7 @@ struct Shared {
     status: Mutex<Status>,
     orders: IntCounterVec,
     problems: IntCounterVec,
+    failures: IntCounterVec,
 }
 
 #[derive(Default, Clone, Serialize)]
@@ -68,15 +75,65 @@ struct Status {
     certificates: BTreeMap<String, CertStatus>,
 }
 
+/// The account's state (serialised as `unknown`, `ready`, `error`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountState {
+    /// No attempt yet.
+    #[default]
+    Unknown,
+    /// Loaded or created.
+    Ready,
+    /// The last attempt failed; retried with backoff.
+    Error,
+}
+
+/// A certificate's renewal state (serialised as `waiting`, `due`, `ordering`, `failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertState {
+    /// Served; the renewal is planned.
+    Waiting,
+    /// To be ordered now (missing, planned time reached, or renewal requested).
+    Due,
+    /// An order is in flight (see `progress`).
+    Ordering,
+    /// The last order failed; backing off until `next_attempt`.
+    Failed,
+}
+
+/// How an order ended (serialised as `valid`, `failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderResult {
+    Valid,
+    Failed,
+}
+
+impl OrderResult {
+    /// The `result` label of `dcv_acme_orders_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderResult::Valid => "valid",
+            OrderResult::Failed => "failed",
+        }
+    }
+}
+
 /// The ACME account as seen by the renewer.
 #[derive(Default, Clone, Serialize)]
 pub struct AccountStatus {
-    /// `unknown` until the first attempt, then `ready` or `error`.
-    pub state: &'static str,
+    pub state: AccountState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<ProblemDoc>,
+    /// The last failure read through the catalogue (while `state` is `error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<Diagnosis>,
+    /// When the account is tried again (while `state` is `error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thumbprint: Option<String>,
 }
@@ -86,8 +143,10 @@ pub struct AccountStatus {
 pub struct CertStatus {
     pub names: Vec<String>,
     pub challenge: &'static str,
-    /// `waiting` (served, renewal planned), `due`, `ordering`, or `failed` (backing off).
-    pub state: &'static str,
+    pub state: CertState,
+    /// While `ordering`: the order's current step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_renewal: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -99,6 +158,9 @@ pub struct CertStatus {
     pub next_attempt: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_order: Option<OrderRecord>,
+    /// The last order's failure read through the catalogue, until an order succeeds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<Diagnosis>,
     #[serde(skip)]
     plan: Option<Plan>,
     #[serde(skip)]
@@ -113,8 +175,7 @@ pub struct OrderRecord {
     pub started: String,
     pub finished: String,
     pub duration_ms: u128,
-    /// `valid` or `failed`.
-    pub result: &'static str,
+    pub result: OrderResult,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -182,11 +243,16 @@ impl Renewer {
             &["type"],
         )
         .expect("metric name and labels are constant and valid");
+        let failures = IntCounterVec::new(
+            Opts::new(
+                "dcv_acme_order_failures_total",
+                "Failed ACME orders per certificate, by catalogue cause (none when the catalogue has none) and type (the ACME error type, or self-check, transport, timeout, refused, storage, key, config)",
+            ),
+            &["certificate", "cause", "type"],
+        )
+        .expect("metric name and labels are constant and valid");
         let status = Status {
-            account: AccountStatus {
-                state: "unknown",
-                ..AccountStatus::default()
-            },
+            account: AccountStatus::default(),
             certificates: certificates
                 .iter()
                 .map(|c| (c.id.to_string(), CertStatus::new(c)))
@@ -199,6 +265,7 @@ impl Renewer {
             status: Mutex::new(status),
             orders,
             problems,
+            failures,
         });
         let (trigger, rx) = mpsc::unbounded_channel();
         (
@@ -240,7 +307,7 @@ impl Renewer {
                     let thumbprint = account.key_thumbprint().to_owned();
                     self.shared.with(|s| {
                         s.account = AccountStatus {
-                            state: "ready",
+                            state: AccountState::Ready,
                             thumbprint: Some(thumbprint),
                             ..AccountStatus::default()
                         }
@@ -255,13 +322,22 @@ impl Renewer {
                         self.acme.retry_max,
                         &mut rand::rng(),
                     );
-                    tracing::warn!(error = %e, retry_in = ?wait, "ACME account not available");
+                    let diagnosis = e.diagnose();
+                    tracing::warn!(
+                        error = %e,
+                        cause = diagnosis.cause_label(),
+                        remedy = diagnosis.remedy.unwrap_or("-"),
+                        retry_in = ?wait,
+                        "ACME account not available"
+                    );
                     self.count_problem(&e);
                     self.shared.with(|s| {
                         s.account = AccountStatus {
-                            state: "error",
+                            state: AccountState::Error,
                             error: Some(e.to_string()),
                             problem: e.problem().cloned(),
+                            last_error: Some(diagnosis),
+                            next_attempt: Some(rfc3339(SystemTime::now() + wait)),
                             thumbprint: None,
                         }
                     });
@@ -302,8 +378,8 @@ impl Renewer {
                 st.renewal_basis = Some(plan.basis);
                 st.ari_window = plan.window.map(|(a, b)| [rfc3339(a), rfc3339(b)]);
                 st.plan = Some(plan.clone());
-                if st.state != "failed" {
-                    st.state = "waiting";
+                if st.state != CertState::Failed {
+                    st.state = CertState::Waiting;
                 }
             });
             plan
@@ -395,7 +471,9 @@ impl Renewer {
         let started = SystemTime::now();
         let clock = std::time::Instant::now();
         self.shared.with(|s| {
-            s.cert_mut(cert).state = "ordering";
+            let st = s.cert_mut(cert);
+            st.state = CertState::Ordering;
+            st.progress = None;
         });
         let replaces = self.current(cert).and_then(|entry| {
             let ari = self.shared.with(|s| {
@@ -411,11 +489,17 @@ impl Renewer {
                 None
             }
         });
+        let sink = StatusProgress {
+            shared: &self.shared,
+            cert,
+        };
         let ctx = OrderContext {
             account,
             acme: &self.acme,
             state: &self.state,
             selfcheck: self.selfcheck.as_ref(),
+            http,
+            progress: &sink,
         };
         let _ = http.take_retry_after();
         let result = order::issue(&ctx, cert, replaces).await;
@@ -424,7 +508,7 @@ impl Renewer {
             started: rfc3339(started),
             finished: rfc3339(finished),
             duration_ms: clock.elapsed().as_millis(),
-            result: "valid",
+            result: OrderResult::Valid,
             error: None,
             problem: None,
             serial: None,
@@ -432,17 +516,22 @@ impl Renewer {
         match result {
             Ok(entry) => {
                 tracing::info!(certificate = %cert.id, serial = %entry.cert.serial, not_after = %rfc3339(entry.cert.not_after), "certificate issued and swapped in");
-                self.shared.orders.with_label_values(&["valid"]).inc();
+                self.shared
+                    .orders
+                    .with_label_values(&[OrderResult::Valid.as_str()])
+                    .inc();
                 record.serial = Some(entry.cert.serial.clone());
                 self.shared.with(|s| {
                     let st = s.cert_mut(cert);
-                    st.state = "waiting";
+                    st.state = CertState::Waiting;
+                    st.progress = None;
                     st.forced = false;
                     st.consecutive_failures = 0;
                     st.retry_at = None;
                     st.next_attempt = None;
                     st.plan = None;
                     st.last_order = Some(record);
+                    st.last_error = None;
                 });
                 false
             }
@@ -450,10 +539,22 @@ impl Renewer {
                 let lost = e
                     .problem()
                     .is_some_and(|p| p.short_type() == "accountDoesNotExist");
-                self.shared.orders.with_label_values(&["failed"]).inc();
+                self.shared
+                    .orders
+                    .with_label_values(&[OrderResult::Failed.as_str()])
+                    .inc();
                 self.count_problem(&e);
+                let diagnosis = e.diagnose();
+                self.shared
+                    .failures
+                    .with_label_values(&[
+                        cert.id.as_str(),
+                        diagnosis.cause_label(),
+                        diagnosis.type_label(),
+                    ])
+                    .inc();
                 let retry_after = http.take_retry_after();
-                record.result = "failed";
+                record.result = OrderResult::Failed;
                 record.error = Some(e.to_string());
                 record.problem = e.problem().cloned();
                 self.shared.with(|s| {
@@ -466,11 +567,22 @@ impl Renewer {
                         &mut rand::rng(),
                     );
                     let at = schedule::next_attempt(finished, wait, retry_after);
-                    tracing::warn!(certificate = %cert.id, error = %e, next_attempt = %rfc3339(at), "order failed; the served certificate is unchanged");
-                    st.state = "failed";
+                    tracing::warn!(
+                        certificate = %cert.id,
+                        cause = diagnosis.cause_label(),
+                        remedy = diagnosis.remedy.unwrap_or("-"),
+                        ca_type = diagnosis.ca_type.as_deref().unwrap_or("-"),
+                        identifier = diagnosis.identifier.as_deref().unwrap_or("-"),
+                        error = %e,
+                        next_attempt = %rfc3339(at),
+                        "order failed; the served certificate is unchanged"
+                    );
+                    st.state = CertState::Failed;
+                    st.progress = None;
                     st.retry_at = Some(at);
                     st.next_attempt = Some(rfc3339(at));
                     st.last_order = Some(record);
+                    st.last_error = Some(diagnosis);
                 });
                 lost
             }
@@ -539,8 +651,9 @@ impl BackgroundService for Renewer {
             Err(e) => {
                 tracing::error!(error = %e, "ACME disabled");
                 self.shared.with(|s| {
-                    s.account.state = "error";
+                    s.account.state = AccountState::Error;
                     s.account.error = Some(e.to_string());
+                    s.account.last_error = Some(e.diagnose());
                 });
                 return;
             }
@@ -707,7 +820,7 @@ impl RenewerHandle {
         let known = self.shared.with(|s| {
             s.certificates.get_mut(id.as_str()).map(|st| {
                 st.forced = true;
-                st.state = "due";
+                st.state = CertState::Due;
                 st.retry_at = None;
                 st.next_attempt = None;
             })
@@ -743,8 +856,28 @@ impl RenewerHandle {
         vec![
             Box::new(self.shared.orders.clone()),
             Box::new(self.shared.problems.clone()),
+            Box::new(self.shared.failures.clone()),
             Box::new(RenewalGauge::new(self.shared.clone())),
         ]
+    }
+}
+
+/// An order's steps, into the certificate's status.
+struct StatusProgress<'a> {
+    shared: &'a Shared,
+    cert: &'a CertificateConfig,
+}
+
+impl ProgressSink for StatusProgress<'_> {
+    fn report(&self, progress: Progress) {
+        self.shared.with(|s| {
+            let st = s.cert_mut(self.cert);
+            // A reload may have dropped the certificate meanwhile; only an order in flight
+            // has a progress.
+            if st.state == CertState::Ordering {
+                st.progress = Some(progress);
+            }
+        });
     }
 }
 
@@ -768,13 +901,15 @@ impl CertStatus {
         CertStatus {
             names: cert.names.iter().map(|n| n.to_string()).collect(),
             challenge: cert.challenge.as_str(),
-            state: "due",
+            state: CertState::Due,
+            progress: None,
             next_renewal: None,
             renewal_basis: None,
             ari_window: None,
             consecutive_failures: 0,
             next_attempt: None,
             last_order: None,
+            last_error: None,
             plan: None,
             retry_at: None,
             forced: false,
@@ -782,7 +917,9 @@ impl CertStatus {
     }
 }
 
-/// `dcv_certificate_renewal_timestamp_seconds{name}`: the next planned renewal (or retry).
+/// `dcv_certificate_renewal_timestamp_seconds{certificate}`: the next planned renewal (or
+/// retry). The label was `name` before; `certificate` is the certificate id's label in every
+/// metric (`dcv_certificate_expiry_timestamp_seconds`, `dcv_acme_order_failures_total`).
 struct RenewalGauge {
     shared: Arc<Shared>,
     gauge: GaugeVec,
@@ -795,7 +932,7 @@ impl RenewalGauge {
                 "dcv_certificate_renewal_timestamp_seconds",
                 "Next planned renewal (or retry after a failure) of each ACME certificate, as a Unix timestamp",
             ),
-            &["name"],
+            &["certificate"],
         )
         .expect("metric name and labels are constant and valid");
         Self { shared, gauge }

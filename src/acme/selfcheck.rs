@@ -20,7 +20,10 @@ use crate::state::FleetHandle;
 #[async_trait]
 pub trait SelfCheck: Send + Sync {
     /// `Ok` once `name` answers `key_authorization` for `token` over `challenge`; `Err` with a
-    /// cause sentence when it still does not after the check's own time limit.
+    /// cause sentence when it still does not after the check's own time limit. The sentence
+    /// names its catalogue cause as `ID (summary)` (the self-probe gate's `GateFailure`) or
+    /// `(ID)` (the local check): that is how the order's `last_error` gets a cause and remedy
+    /// ([`crate::catalogue::Cause::named_in`]).
     async fn ready(
         &self,
         name: &DnsName,

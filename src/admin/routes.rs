@@ -74,6 +74,8 @@ fn status(api: &AdminApi) -> Reply {
     let body = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "started": rfc3339(api.started),
+        // The node's clock: `acme…progress.next_poll` and `next_attempt` are read against it.
+        "now": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         "certificates": certs.entries().map(|e| cert_view(e)).collect::<Vec<_>>(),
         "challenges": {
             "acme_tokens": challenges.acme_count(),

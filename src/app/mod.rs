@@ -351,16 +351,18 @@ fn start_probe(config: &Config, state: &State, metrics: &Metrics) -> Option<Arc<
     }
 }
 
-/// What ACME runs before telling the CA a challenge is ready: the self-probe's gate for HTTP-01
-/// (DNS and CAA as the CA resolves them, port 80, the token fetched as the CA fetches it, and
-/// in a fleet from every live member, H6), and the node's own TLS listener for TLS-ALPN-01,
-/// which the probe does not cover. ACME and the probe never import each other; they meet here.
+/// What ACME runs before telling the CA a challenge is ready: the self-probe's gate — for
+/// HTTP-01 DNS and CAA as the CA resolves them, port 80, the token fetched as the CA fetches it,
+/// and in a fleet from every live member (H6); for TLS-ALPN-01 DNS and CAA, then port 443 of
+/// every address with Boulder's TLS-ALPN-01 rules. ACME and the probe never import each other;
+/// they meet here.
 ///
 /// In a fleet, the gate's member checks replace [`LocalSelfCheck::fleet_barrier`] for HTTP-01:
 /// they wait for the token to reach every member and, unlike the barrier, keep the CA waiting
 /// while a reachable member answers without it (a member that cannot be reached from here is
-/// only a warning, as with the barrier). TLS-ALPN-01 goes through [`LocalSelfCheck::ready`],
-/// barrier included, and so does every challenge with `acme.self_check = "local"`.
+/// only a warning, as with the barrier). TLS-ALPN-01 keeps the barrier (members publish no
+/// HTTPS port to be asked at), and every challenge with `acme.self_check = "local"` goes
+/// through [`LocalSelfCheck::ready`].
 struct ProbeGate {
     runner: Arc<ProbeRunner>,
     local: LocalSelfCheck,
@@ -388,9 +390,18 @@ impl SelfCheck for ProbeGate {
             .map(|_| ())
             .map_err(|failure| failure.to_string()),
             ChallengeType::TlsAlpn01 => {
+                crate::probe::gate_tls_alpn(
+                    &self.runner.prober(),
+                    name,
+                    key_authorization,
+                    self.limit,
+                )
+                .await
+                .map_err(|failure| failure.to_string())?;
                 self.local
-                    .ready(name, challenge, token, key_authorization)
-                    .await
+                    .fleet_barrier(name, challenge, token, key_authorization)
+                    .await;
+                Ok(())
             }
         }
     }

@@ -71,6 +71,9 @@ pub struct ProbeConfig {
     pub sensitive_words: Vec<String>,
     /// TXT records that must be published (D9, D10).
     pub txt: Vec<ExpectedTxt>,
+    /// DNSKEY records of the root the DNSSEC check validates from (D12); `None`: IANA's root
+    /// keys. The file parsed when the configuration was read.
+    pub trust_anchor: Option<std::path::PathBuf>,
 }
 
 /// A TXT record an operator expects for DNS validation: `_acme-challenge.<name>` (ACME DNS-01)
@@ -165,6 +168,7 @@ pub(super) struct RawProbe {
     sensitive_words: Option<Vec<String>>,
     #[serde(default)]
     txt: Vec<RawTxt>,
+    trust_anchor: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -177,8 +181,34 @@ struct RawTxt {
 /// A refusal: the span of the value, the key and the message.
 pub(super) type Refusal = (std::ops::Range<usize>, String, String);
 
-/// Checks the values that serde could not check alone.
-pub(super) fn build(raw: RawProbe) -> Result<ProbeConfig, Refusal> {
+/// Checks the values that serde could not check alone; relative paths are taken from `base`
+/// (the configuration file's directory).
+pub(super) fn build(raw: RawProbe, base: &std::path::Path) -> Result<ProbeConfig, Refusal> {
+    let trust_anchor = match raw.trust_anchor {
+        None => None,
+        Some(path) => {
+            let file = base.join(path.get_ref());
+            // At most 64 KiB: a wrong path (a device, a log) cannot make the load read on.
+            let text = read_bounded(&file, 64 * 1024).map_err(|e| {
+                (
+                    path.span(),
+                    "probe.trust_anchor".to_owned(),
+                    format!("cannot read {}: {e}", file.display()),
+                )
+            })?;
+            if let Err(e) = text.parse::<hickory_resolver::proto::dnssec::TrustAnchors>() {
+                return Err((
+                    path.span(),
+                    "probe.trust_anchor".into(),
+                    format!(
+                        "{} holds no DNSKEY records hickory can read: {e}",
+                        file.display()
+                    ),
+                ));
+            }
+            Some(file)
+        }
+    };
     let timeout = raw.timeout.get_ref().0 .0;
     if timeout.is_zero() || timeout > Duration::from_secs(60) {
         return Err((
@@ -262,7 +292,17 @@ pub(super) fn build(raw: RawProbe) -> Result<ProbeConfig, Refusal> {
                 value: t.value,
             })
             .collect(),
+        trust_anchor,
     })
+}
+
+fn read_bounded(path: &std::path::Path, limit: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(limit)
+        .read_to_string(&mut text)?;
+    Ok(text)
 }
 
 impl Default for RawProbe {
@@ -283,6 +323,7 @@ impl Default for RawProbe {
             max_file_age: default_max_file_age(),
             sensitive_words: None,
             txt: Vec::new(),
+            trust_anchor: None,
         }
     }
 }

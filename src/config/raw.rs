@@ -345,7 +345,7 @@ pub(super) fn build(path: &Path, text: &str, raw: RawConfig) -> Result<Config, C
     let certificates = build_certificates(&invalid, &acme, raw.certificates)?;
     let fleet = build_fleet(&invalid, base, raw.fleet)?;
 
-    let probe = super::probe::build(raw.probe)
+    let probe = super::probe::build(raw.probe, base)
         .map_err(|(span, key, message)| invalid(span, key, message))?;
 
     Ok(Config {

@@ -4,11 +4,15 @@
 //! configured CA identity, with the RFC 8657 `accounturi` and `validationmethods` parameters.
 //! A failing CAA lookup at any level stops issuance (D3; timeouts D4).
 
+use std::collections::BTreeSet;
+
+use futures_util::future::join_all;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
 use super::causes::Cause;
 use super::dns::{chain_text, rcode_name, Answer, Dns};
 use super::report::{Check, CheckKind};
+use super::zone::{self, Said};
 use crate::config::{DnsName, ProbeConfig};
 
 /// Property tags a CA understands (RFC 8659 §4, RFC 9495, RFC 9115 and the BIMI tag); an
@@ -43,8 +47,22 @@ pub enum Decision {
     Undecided(String),
 }
 
-/// Finds and evaluates the CAA record set of `name` through the primary resolver.
-pub async fn check(dns: &Dns, name: &DnsName, config: &ProbeConfig) -> Check {
+/// Finds and evaluates the CAA record set of `name` (for `*.name` when `wildcard`: RFC 8659
+/// §4.3, `issuewild` first) through the primary resolver, then compares the relevant record set
+/// across the authoritative servers of its zone (D11: the CA may be given either).
+pub async fn check(dns: &Dns, name: &DnsName, wildcard: bool, config: &ProbeConfig) -> Vec<Check> {
+    let (verdict, at) = evaluate_at(dns, name, wildcard, config).await;
+    let agreement = agreement(dns, at.as_deref().unwrap_or(name.as_str())).await;
+    vec![verdict, agreement]
+}
+
+/// The CAA verdict, and the name whose record set decided it (`None`: no CAA anywhere).
+async fn evaluate_at(
+    dns: &Dns,
+    name: &DnsName,
+    wildcard: bool,
+    config: &ProbeConfig,
+) -> (Check, Option<String>) {
     let kind = CheckKind::DnsCaa;
     let upstream = dns.primary();
     let target = upstream.label.as_str();
@@ -68,12 +86,12 @@ pub async fn check(dns: &Dns, name: &DnsName, config: &ProbeConfig) -> Check {
                 );
                 let decision = evaluate(
                     &records,
-                    false,
+                    wildcard,
                     &config.ca_identities,
                     config.account_uri.as_deref(),
                     &config.validation_method,
                 );
-                return match decision {
+                let check = match decision {
                     Decision::Authorized(why) => {
                         Check::pass(kind, target, format!("CAA at {at}: {why}"))
                     }
@@ -84,10 +102,11 @@ pub async fn check(dns: &Dns, name: &DnsName, config: &ProbeConfig) -> Check {
                         Check::warn(kind, target, Cause::D8, format!("CAA at {at}: {why}"))
                     }
                 };
+                return (check, Some(candidate.to_owned()));
             }
             Answer::NoData { .. } | Answer::NxDomain { .. } => {}
             Answer::Failure(code) => {
-                return Check::fail(
+                let check = Check::fail(
                     kind,
                     target,
                     Cause::D3,
@@ -95,10 +114,11 @@ pub async fn check(dns: &Dns, name: &DnsName, config: &ProbeConfig) -> Check {
                         "DNS problem: {} looking up CAA for {candidate}",
                         rcode_name(code)
                     ),
-                )
+                );
+                return (check, Some(candidate.to_owned()));
             }
             failed @ (Answer::Timeout | Answer::Unreachable(_)) => {
-                return Check::fail(
+                let check = Check::fail(
                     kind,
                     target,
                     Cause::D4,
@@ -106,7 +126,8 @@ pub async fn check(dns: &Dns, name: &DnsName, config: &ProbeConfig) -> Check {
                         "DNS problem: {} looking up CAA for {candidate}",
                         failed.describe_failure()
                     ),
-                )
+                );
+                return (check, Some(candidate.to_owned()));
             }
         }
         // RFC 8659 §3: up to, but not including, the root.
@@ -115,11 +136,83 @@ pub async fn check(dns: &Dns, name: &DnsName, config: &ProbeConfig) -> Check {
             None => break,
         }
     }
-    Check::pass(
+    let check = Check::pass(
         kind,
         target,
         format!("no CAA record at {name} or above: every CA may issue"),
-    )
+    );
+    (check, None)
+}
+
+/// D11: the CAA records at `at` (the relevant set, or the name itself) the same at every
+/// authoritative server of its zone.
+async fn agreement(dns: &Dns, at: &str) -> Check {
+    let kind = CheckKind::DnsAuthoritativeAgree;
+    let target = format!("CAA {at}");
+    let (zone, servers) = match dns.zone_of(at).await {
+        Ok(found) => found,
+        Err(reason) => {
+            return Check::skip(
+                kind,
+                &target,
+                format!("authoritative servers not asked: {reason}"),
+            )
+        }
+    };
+    let timeout = dns.timeout();
+    let sets = join_all(servers.iter().map(|up| async move {
+        let said = match up.addr() {
+            Some(addr) => zone::ask(addr, at, RecordType::CAA, timeout).await,
+            None => Said::Unreachable("no address".into()),
+        };
+        let view = match said {
+            Said::Answer { records, .. } => {
+                let mut set: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+                set.sort();
+                Some(if set.is_empty() {
+                    "no CAA".to_owned()
+                } else {
+                    set.join(" | ")
+                })
+            }
+            _ => None,
+        };
+        (up.label.clone(), view)
+    }))
+    .await;
+    let answered: Vec<(String, String)> = sets
+        .into_iter()
+        .filter_map(|(label, view)| view.map(|v| (label, v)))
+        .collect();
+    let distinct: BTreeSet<&String> = answered.iter().map(|(_, v)| v).collect();
+    if answered.len() < 2 {
+        Check::skip(
+            kind,
+            &target,
+            format!("fewer than two servers of zone {zone} answered for CAA"),
+        )
+    } else if distinct.len() > 1 {
+        let detail = answered
+            .iter()
+            .map(|(l, v)| format!("{l}: {v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Check::fail(
+            kind,
+            &target,
+            Cause::D11,
+            format!(
+                "the servers of zone {zone} answer CAA for {at} differently ({detail}): the CA may \
+                 be given either"
+            ),
+        )
+    } else {
+        Check::pass(
+            kind,
+            &target,
+            format!("{} servers of zone {zone} agree on CAA", answered.len()),
+        )
+    }
 }
 
 /// RFC 8659 §4 over one relevant record set, for `identities` (issuer domain names of one CA),

@@ -57,6 +57,8 @@ pub struct Upstream {
     /// How reports name it: `ip:port`, or `host (ip:port)` for an authoritative server.
     pub label: String,
     resolver: TokioResolver,
+    /// Where it listens (UDP and TCP).
+    addr: Option<SocketAddr>,
 }
 
 impl fmt::Debug for Upstream {
@@ -126,8 +128,8 @@ impl Dns {
                 .iter()
                 .map(|ns| {
                     let port = ns.connections.first().map_or(53, |c| c.port);
-                    let label = SocketAddr::new(ns.ip, port).to_string();
-                    Upstream::build(label, ns.clone(), true, timeout)
+                    let addr = SocketAddr::new(ns.ip, port);
+                    Upstream::build(addr.to_string(), ns.clone(), true, timeout, addr)
                 })
                 .collect::<Result<_, _>>()?;
             if servers.is_empty() {
@@ -163,15 +165,28 @@ impl Dns {
         &self.recursive[0]
     }
 
+    /// How long one query may take (`probe.timeout`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The authoritative servers of `name`'s zone: the configured ones, else those its NS
     /// records name (found by climbing from the name), on port 53.
     pub async fn authoritative_for(&self, name: &DnsName) -> Result<Vec<Upstream>, String> {
-        if !self.authoritative.is_empty() {
-            return Ok(self.authoritative.clone());
-        }
+        self.zone_of(name.as_str())
+            .await
+            .map(|(_, servers)| servers)
+    }
+
+    /// The zone `name` is in and its authoritative servers. The zone is the closest name at
+    /// or above `name` that has NS records of its own (RFC 1034 §4.2: the zone cut); NS
+    /// records behind a CNAME belong to the target's zone, not to this name's. The servers are
+    /// the configured `probe.authoritative` ones when set, else those the zone's NS records
+    /// name, on port 53.
+    pub async fn zone_of(&self, name: &str) -> Result<(String, Vec<Upstream>), String> {
         let primary = self.primary();
-        let mut zone = name.as_str();
-        let hosts = loop {
+        let mut zone = name;
+        let found = loop {
             match primary
                 .query(zone, RecordType::NS, |r| match r {
                     RData::NS(ns) => Some(name_text(&ns.0)),
@@ -179,11 +194,10 @@ impl Dns {
                 })
                 .await
             {
-                // NS records behind a CNAME belong to the target's zone, not to this name.
-                Answer::Records { records, chain, .. } if chain.is_empty() => break records,
+                Answer::Records { records, chain, .. } if chain.is_empty() => break Ok(records),
                 Answer::Records { .. } | Answer::NoData { .. } | Answer::NxDomain { .. } => {}
                 other => {
-                    return Err(format!(
+                    break Err(format!(
                         "NS lookup for {zone} via {}: {}",
                         primary.label,
                         other.describe_failure()
@@ -191,10 +205,15 @@ impl Dns {
                 }
             }
             match zone.split_once('.') {
-                Some((_, parent)) if parent.contains('.') => zone = parent,
-                _ => return Err(format!("no NS records found for {name} or its parents")),
+                Some((_, parent)) if !parent.is_empty() => zone = parent,
+                _ => break Err(format!("no NS records found for {name} or its parents")),
             }
         };
+        if !self.authoritative.is_empty() {
+            let zone = if found.is_ok() { zone } else { name };
+            return Ok((zone.to_owned(), self.authoritative.clone()));
+        }
+        let hosts = found?;
         let mut servers = Vec::new();
         for host in hosts {
             let resolution = Resolution::of(primary, &host).await;
@@ -213,7 +232,7 @@ impl Dns {
                 "the NS records of {zone} name servers without addresses"
             ));
         }
-        Ok(servers)
+        Ok((zone.to_owned(), servers))
     }
 }
 
@@ -228,7 +247,7 @@ impl Upstream {
         for connection in &mut ns.connections {
             connection.port = addr.port();
         }
-        Self::build(label, ns, recursion, timeout)
+        Self::build(label, ns, recursion, timeout, addr)
     }
 
     fn build(
@@ -236,6 +255,7 @@ impl Upstream {
         ns: NameServerConfig,
         recursion: bool,
         timeout: Duration,
+        addr: SocketAddr,
     ) -> Result<Self, DnsSetupError> {
         let config = ResolverConfig::from_parts(None, Vec::new(), vec![ns]);
         let mut builder =
@@ -253,7 +273,16 @@ impl Upstream {
             server: label.clone(),
             reason: e.to_string(),
         })?;
-        Ok(Self { label, resolver })
+        Ok(Self {
+            label,
+            resolver,
+            addr: Some(addr),
+        })
+    }
+
+    /// Where this server listens.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.addr
     }
 
     /// Asks this server for `rtype` records of `name`, following CNAMEs; `pick` keeps the
@@ -544,28 +573,15 @@ pub struct Findings {
     pub authoritative: Vec<Upstream>,
 }
 
-/// Runs the address checks of `name`: per resolver, per authoritative server, D6, D7, D11.
+/// Runs the address checks of `name`: per resolver; per authoritative server of every zone
+/// the name and its CNAME chain pass through (D2, D4, D11, [`super::zone`]); D6; D7.
 pub async fn check_addresses(
     dns: &Dns,
     name: &DnsName,
     config: &ProbeConfig,
     checks: &mut Vec<Check>,
 ) -> Findings {
-    // Resolvers and authoritative servers at once: a dead server costs one timeout, not two.
-    let authoritative_side = async {
-        match dns.authoritative_for(name).await {
-            Ok(servers) => {
-                let answers = resolve_all(&servers, name.as_str()).await;
-                (Ok(servers), answers)
-            }
-            Err(reason) => (Err(reason), Vec::new()),
-        }
-    };
-    let (recursive, (servers, authoritative)) = tokio::join!(
-        resolve_all(dns.recursive(), name.as_str()),
-        authoritative_side
-    );
-
+    let recursive = resolve_all(dns.recursive(), name.as_str()).await;
     let mut findings = Findings::default();
     for (label, resolution) in &recursive {
         checks.push(resolution.check(CheckKind::DnsResolve, label, name));
@@ -576,33 +592,23 @@ pub async fn check_addresses(
     }
     findings.addresses.sort();
     findings.addresses.dedup();
-    match servers {
-        Ok(servers) => findings.authoritative = servers,
-        Err(reason) => checks.push(Check::skip(
-            CheckKind::DnsAuthoritative,
-            "",
-            format!("authoritative servers not asked: {reason} (set probe.authoritative)"),
-        )),
-    }
-    for (label, resolution) in &authoritative {
-        checks.push(resolution.check(CheckKind::DnsAuthoritative, label, name));
+    // The chain the resolvers followed, each of its names at its own zone's servers.
+    let ((zone_checks, authoritative_view), servers) = tokio::join!(
+        super::zone::chain_checks(dns, name, &findings.chain),
+        dns.authoritative_for(name),
+    );
+    checks.extend(zone_checks);
+    if let Ok(servers) = servers {
+        findings.authoritative = servers;
     }
 
     checks.push(points_here(name, &findings, config));
-    checks.push(agreement(
-        CheckKind::DnsAuthoritativeAgree,
-        Cause::D11,
-        "authoritative servers",
-        &views(&authoritative),
-    ));
-    // The resolvers against each other, and against the authoritative servers when those
-    // agree among themselves (a resolver with another answer sees another view, D7).
+    // The resolvers against each other, and against the authoritative servers of the chain's
+    // last name when those agree among themselves (a resolver with another answer sees
+    // another view, D7).
     let mut resolver_views = views(&recursive);
-    let auth_views: BTreeSet<String> = views(&authoritative).into_values().collect();
-    if auth_views.len() == 1 {
-        if let Some(view) = auth_views.into_iter().next() {
-            resolver_views.insert("authoritative servers".into(), view);
-        }
+    if let Some(addresses) = authoritative_view {
+        resolver_views.insert("authoritative servers".into(), join(&addresses));
     }
     checks.push(agreement(
         CheckKind::DnsAgree,

@@ -85,14 +85,45 @@ pub async fn gate(
     key_authorization: &str,
     limit: Duration,
 ) -> Result<Report, GateFailure> {
+    retry(name, limit, || {
+        prober.probe_token(name, token, key_authorization)
+    })
+    .await
+}
+
+/// The gate of a TLS-ALPN-01 challenge whose certificate for `key_authorization` the node
+/// already serves: [`Prober::probe_tls_alpn`] (port 443 of every address with Boulder's
+/// TLS-ALPN-01 rules, RFC 8737) until it passes or `limit` runs out.
+pub async fn gate_tls_alpn(
+    prober: &Prober,
+    name: &DnsName,
+    key_authorization: &str,
+    limit: Duration,
+) -> Result<Report, GateFailure> {
+    retry(name, limit, || {
+        prober.probe_tls_alpn(name, key_authorization)
+    })
+    .await
+}
+
+/// Runs `attempt` until its report's verdict is `pass` or `warn` (the CA would validate),
+/// with backoff, for at most `limit`.
+async fn retry<F, Fut>(
+    name: &DnsName,
+    limit: Duration,
+    mut attempt: F,
+) -> Result<Report, GateFailure>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Report>,
+{
     let start = Instant::now();
     let end = start + limit;
     let mut backoff = FIRST_BACKOFF;
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let attempt = prober.probe_token(name, token, key_authorization);
-        let report = match tokio::time::timeout_at(end, attempt).await {
+        let report = match tokio::time::timeout_at(end, attempt()).await {
             Ok(report) => report,
             Err(_) => Report {
                 name: name.to_string(),

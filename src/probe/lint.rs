@@ -10,20 +10,39 @@ use crate::config::DnsName;
 /// The longest common name CAs accept (X.520 ub-common-name, RFC 5280 appendix A).
 const MAX_CN_LEN: usize = 64;
 
-/// Lints `raw` (as typed by the operator). Returns the checks and, when the name is a valid
-/// hostname, its typed form for the network checks.
-pub fn lint(raw: &str, sensitive_words: &[String]) -> (Vec<Check>, Option<DnsName>) {
+/// What the network checks look at: a host name, or the name under a wildcard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// The exact name, or for `*.shop.example` the `shop.example` the CA validates.
+    pub name: DnsName,
+    /// `*.name`: only DNS-01 can validate it (RFC 8555 §7.1.3, Baseline Requirements
+    /// 3.2.2.4.7), and CAA `issuewild` applies (RFC 8659 §4.3).
+    pub wildcard: bool,
+}
+
+/// Lints `raw` (as typed by the operator) for a CA that validates with `method`. Returns the
+/// checks and, when the name is a valid hostname or a wildcard `method` can validate, what the
+/// network checks look at.
+pub fn lint(raw: &str, sensitive_words: &[String], method: &str) -> (Vec<Check>, Option<Subject>) {
     let mut checks = Vec::new();
-    if raw.starts_with("*.") {
+    let (wildcard, rest) = match raw.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, raw),
+    };
+    if wildcard && method != "dns-01" {
         checks.push(Check::fail(
             CheckKind::LintSyntax,
             "",
             Cause::P6,
-            format!("{raw:?} is a wildcard: it can only be validated over DNS-01 and is not probed over HTTP; probe an exact name"),
+            format!(
+                "{raw:?} is a wildcard: CAs validate wildcards only over DNS-01 (RFC 8555 section \
+                 7.1.3), and probe.validation_method is {method:?}; set it to \"dns-01\" to probe \
+                 the wildcard's TXT and CAA issuewild records"
+            ),
         ));
         return (checks, None);
     }
-    let name = match raw.parse::<DnsName>() {
+    let name = match rest.parse::<DnsName>() {
         Ok(name) => name,
         Err(e) => {
             checks.push(Check::fail(CheckKind::LintSyntax, "", Cause::P6, e));
@@ -49,7 +68,7 @@ pub fn lint(raw: &str, sensitive_words: &[String]) -> (Vec<Check>, Option<DnsNam
     });
     checks.push(public_suffix(&name));
     checks.push(sensitive(&name, sensitive_words));
-    (checks, Some(name))
+    (checks, Some(Subject { name, wildcard }))
 }
 
 /// P1: the name must be under a suffix of the public suffix list, and not be one itself.
@@ -141,15 +160,15 @@ mod tests {
     }
 
     fn status_of(raw: &str, kind: CheckKind) -> (Status, Option<Cause>, String) {
-        let (checks, _) = lint(raw, &words());
+        let (checks, _) = lint(raw, &words(), "http-01");
         let c = checks.into_iter().find(|c| c.kind == kind).unwrap();
         (c.status, c.cause, c.detail)
     }
 
     #[test]
     fn registrable_names_pass() {
-        let (checks, name) = lint("Shop.Dcvcheck.co.uk", &words());
-        assert_eq!(name.unwrap().as_str(), "shop.dcvcheck.co.uk");
+        let (checks, subject) = lint("Shop.Dcvcheck.co.uk", &words(), "http-01");
+        assert_eq!(subject.unwrap().name.as_str(), "shop.dcvcheck.co.uk");
         assert!(
             checks.iter().all(|c| c.status == Status::Pass),
             "{checks:?}"
@@ -181,14 +200,30 @@ mod tests {
 
     #[test]
     fn p6_bad_characters_fail_and_long_names_warn() {
-        let (checks, name) = lint("under_score.com", &words());
-        assert!(name.is_none());
+        let (checks, subject) = lint("under_score.com", &words(), "http-01");
+        assert!(subject.is_none());
         assert_eq!(checks[0].cause, Some(Cause::P6));
         assert_eq!(checks[0].status, Status::Fail);
         let long = format!("{}.com", "a".repeat(62));
         let (s, c, _) = status_of(&long, CheckKind::LintSyntax);
         assert_eq!((s, c), (Status::Warn, Some(Cause::P6)));
-        let (checks, _) = lint("*.dcvcheck.com", &words());
+        let (checks, subject) = lint("*.dcvcheck.com", &words(), "http-01");
         assert_eq!(checks[0].cause, Some(Cause::P6));
+        assert!(checks[0].detail.contains("DNS-01"), "{}", checks[0].detail);
+        assert!(subject.is_none());
+    }
+
+    #[test]
+    fn wildcards_are_probed_for_dns_01() {
+        let (checks, subject) = lint("*.shop.dcvcheck.com", &words(), "dns-01");
+        let subject = subject.unwrap();
+        assert_eq!(subject.name.as_str(), "shop.dcvcheck.com");
+        assert!(subject.wildcard);
+        assert!(
+            checks.iter().all(|c| c.status == Status::Pass),
+            "{checks:?}"
+        );
+        let (_, subject) = lint("*.*.dcvcheck.com", &words(), "dns-01");
+        assert!(subject.is_none());
     }
 }

@@ -18,10 +18,12 @@
 //!
 //! Every stage is bounded by `probe.timeout` per exchange and the whole by `probe.deadline`.
 
-pub mod acme_problem;
+mod alpn_check;
 pub mod caa;
-pub mod causes;
+// The catalogue moved to `crate::catalogue`; `super::causes::Cause` keeps working for the checks.
+pub use crate::catalogue as causes;
 pub mod dns;
+pub mod dnssec;
 pub mod fleet;
 pub mod gate;
 pub mod http;
@@ -32,6 +34,7 @@ pub mod registry;
 pub mod report;
 pub mod service;
 pub mod txt;
+pub mod zone;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -40,11 +43,12 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use futures_util::future::join_all;
+use hickory_resolver::proto::rr::RecordType;
 use tokio::time::Instant;
 
-pub use causes::Cause;
+pub use crate::catalogue::Cause;
 pub use fleet::{Fleet, FleetMember, Members};
-pub use gate::{gate, GateFailure};
+pub use gate::{gate, gate_tls_alpn, GateFailure};
 pub use node::{AdminNode, LocalNode, Node, NodeError};
 pub use registry::TxtRegistry;
 pub use report::{Check, CheckKind, Report, Status};
@@ -62,12 +66,17 @@ pub enum ProbeError {
     /// The HTTP client could not be set up.
     #[error(transparent)]
     Http(#[from] HttpSetupError),
+    /// The DNSSEC trust anchor could not be read.
+    #[error("probe.trust_anchor: {0}")]
+    TrustAnchor(String),
 }
 
 /// Probes names of one node.
 pub struct Prober {
     config: ProbeConfig,
     dns: Dns,
+    /// The root keys the DNSSEC check validates from (D12).
+    anchors: Arc<hickory_resolver::proto::dnssec::TrustAnchors>,
     fetcher: Fetcher,
     node: Arc<dyn Node>,
     /// Where the fleet's members come from; `None` (or no fleet) probes this node alone.
@@ -102,9 +111,12 @@ impl Prober {
     pub fn new(config: ProbeConfig, node: Arc<dyn Node>) -> Result<Self, ProbeError> {
         let dns = Dns::from_config(&config)?;
         let fetcher = Fetcher::new(config.timeout, config.http_port, config.https_port)?;
+        let anchors = dnssec::trust_anchors(config.trust_anchor.as_deref())
+            .map_err(ProbeError::TrustAnchor)?;
         Ok(Self {
             config,
             dns,
+            anchors,
             fetcher,
             node,
             members: None,
@@ -157,13 +169,25 @@ impl Prober {
         let started = SystemTime::now();
         let clock = Instant::now();
         let mut checks = Vec::new();
-        let (lints, name) = lint::lint(raw, &self.config.sensitive_words);
-        if matches!(scope, Scope::Full) || name.is_none() {
+        let (lints, subject) = lint::lint(
+            raw,
+            &self.config.sensitive_words,
+            &self.config.validation_method,
+        );
+        if matches!(scope, Scope::Full) || subject.is_none() {
             checks.extend(lints);
         }
-        if let Some(name) = name {
+        if let Some(subject) = subject {
             let mut planted = None;
-            let work = self.network(&name, &scope, &mut planted, &mut checks);
+            let work = async {
+                if subject.wildcard {
+                    // DNS-01 only: no address is fetched from (README "Verdicts").
+                    self.wildcard_network(&subject.name, &mut checks).await
+                } else {
+                    self.network(&subject.name, &scope, &mut planted, &mut checks)
+                        .await
+                }
+            };
             if tokio::time::timeout_at(clock + self.config.deadline, work)
                 .await
                 .is_err()
@@ -203,18 +227,32 @@ impl Prober {
         planted: &mut Option<String>,
         checks: &mut Vec<Check>,
     ) {
-        // CAA and the fleet's members do not depend on the addresses: all at once.
+        // The gate of an HTTP-01 challenge is judged as HTTP-01, whatever the configured method
+        // (CAA `validationmethods`, RFC 8657 §4).
+        let http01;
+        let caa_config = match scope {
+            Scope::Token { .. } if self.config.validation_method != "http-01" => {
+                let mut config = self.config.clone();
+                config.validation_method = "http-01".to_owned();
+                http01 = config;
+                &http01
+            }
+            _ => &self.config,
+        };
+        // CAA, DNSSEC and the fleet's members do not depend on the addresses: all at once.
         let mut address_checks = Vec::new();
-        let (findings, caa, fleet) = tokio::join!(
+        let (findings, caa, dnssec, fleet) = tokio::join!(
             dns::check_addresses(&self.dns, name, &self.config, &mut address_checks),
-            caa::check(&self.dns, name, &self.config),
+            caa::check(&self.dns, name, false, caa_config),
+            dnssec::check(&self.dns, name.as_str(), RecordType::A, &self.anchors),
             self.fleet_view(),
         );
         checks.extend(address_checks);
-        checks.push(caa);
+        checks.push(dnssec);
+        checks.extend(caa);
         match scope {
             Scope::Full => {
-                self.txt_stage(name, &findings, checks).await;
+                self.txt_stage(name, checks).await;
                 let token = random_b64(32);
                 let key_authorization = format!("{token}.{}", random_b64(32));
                 let anyone_to_ask =
@@ -256,6 +294,19 @@ impl Prober {
         }
     }
 
+    /// The checks of `*.name` (DNS-01): CAA with `issuewild` (RFC 8659 §4.3), DNSSEC, and the
+    /// expected `_acme-challenge` TXT records.
+    async fn wildcard_network(&self, name: &DnsName, checks: &mut Vec<Check>) {
+        let challenge = format!("_acme-challenge.{name}");
+        let (caa, dnssec) = tokio::join!(
+            caa::check(&self.dns, name, true, &self.config),
+            dnssec::check(&self.dns, &challenge, RecordType::TXT, &self.anchors),
+        );
+        checks.push(dnssec);
+        checks.extend(caa);
+        self.txt_stage(name, checks).await;
+    }
+
     /// The fleet to ask for this run. The members are read once per run: one that joins during
     /// the run is asked next time.
     async fn fleet_view(&self) -> FleetView {
@@ -270,7 +321,7 @@ impl Prober {
         }
     }
 
-    async fn txt_stage(&self, name: &DnsName, findings: &Findings, checks: &mut Vec<Check>) {
+    async fn txt_stage(&self, name: &DnsName, checks: &mut Vec<Check>) {
         let mut expected = self.config.txt.clone();
         match self.node.expected_txt().await {
             Ok(registered) => expected.extend(registered),
@@ -280,11 +331,18 @@ impl Prober {
                 format!("cannot read the TXT records registered with the node: {e}"),
             )),
         }
-        checks.extend(txt::check(&self.dns, &findings.authoritative, name, &expected).await);
+        checks.extend(txt::check(&self.dns, name, &expected).await);
     }
 
-    /// TCP on both ports of every address, then the token over HTTP (and, in full, the
-    /// certificate and the token over HTTPS); in a fleet, the token at every member too.
+    /// TCP on the HTTP port of every address, then the token over HTTP, judged the way
+    /// Boulder validates HTTP-01 (`http::ca_tolerates`: FAIL only where the CA would fail); in
+    /// full, the certificate and the token over HTTPS, and TLS-ALPN-01 when that is the
+    /// validation method; in a fleet, the token at every member too.
+    ///
+    /// What a check may fail depends on the validation method (`probe.validation_method` in
+    /// full; HTTP-01 for a token, the gate's case): HTTP-01 is fetched from port 80 only (RFC
+    /// 8555 §8.3), TLS-ALPN-01 is a handshake on port 443 only (RFC 8737 §3), DNS-01 touches
+    /// neither. A port the CA does not use for the method is reported, as a warning at most.
     async fn http_stage(
         &self,
         name: &DnsName,
@@ -296,6 +354,11 @@ impl Prober {
     ) -> Vec<Check> {
         let path = format!("/.well-known/acme-challenge/{token}");
         let expected = Expected::Body(key_authorization.as_bytes());
+        let method = if full {
+            self.config.validation_method.as_str()
+        } else {
+            "http-01"
+        };
         // In a fleet the token may still be on its way to the node DNS points at, or to a
         // member: a miss is asked again until then.
         let settle = settle_until(fleet);
@@ -318,16 +381,33 @@ impl Prober {
                 }
             }
         };
-        let (mut checks, members) = tokio::join!(
+        // TLS-ALPN-01: the probe publishes no challenge certificate, so it judges one only
+        // while an order has one pending (the gate, `probe_tls_alpn`, checks it with the key
+        // authorization).
+        let alpn = async {
+            if full && method == "tls-alpn-01" {
+                self.tls_alpn_checks(name, &findings.addresses, None).await
+            } else {
+                Vec::new()
+            }
+        };
+        let (mut checks, members, alpn) = tokio::join!(
             self.address_checks(name, findings, &path, expected, full, settle),
-            members
+            members,
+            alpn
         );
-        checks.extend(members);
+        checks.extend(alpn);
+        match http::port_unused(method, false) {
+            Some(why) => checks.extend(members.into_iter().map(|c| http::tolerate(c, why))),
+            None => checks.extend(members),
+        }
         checks
     }
 
-    /// The token at every address DNS gives: TCP on both ports, the token over HTTP, and in
-    /// full the certificate and the token over HTTPS.
+    /// The token at every address DNS gives: TCP and the token on the HTTP port, each address
+    /// taken as the one the CA may pick first (Boulder `processHTTPValidation`: the first AAAA
+    /// address, the first A address after a dial error only), and in full the certificate and
+    /// the token over HTTPS.
     async fn address_checks(
         &self,
         name: &DnsName,
@@ -344,16 +424,20 @@ impl Prober {
                 "no address to connect to",
             )];
         }
+        let method = if full {
+            self.config.validation_method.as_str()
+        } else {
+            "http-01"
+        };
         let (http_port, https_port) = (self.config.http_port, self.config.https_port);
-        let per_address = findings.addresses.iter().map(|&ip| async move {
-            let mut connects = Vec::new();
-            let mut out = Vec::new();
-            let connect = self.fetcher.connect_check(ip).await;
-            let http_open = connect.status == Status::Pass;
-            connects.push(connect);
-            let mut http_ok = false;
-            if http_open {
-                let url = self.fetcher.url(false, name, path);
+        let url = self.fetcher.url(false, name, path);
+        let port80 = join_all(findings.addresses.iter().map(|&ip| {
+            let url = url.clone();
+            async move {
+                let connect = self.fetcher.connect_check(ip).await;
+                if connect.status != Status::Pass {
+                    return (ip, connect, None);
+                }
                 let fetched = self.fetch_settled(url, ip, expected, settle).await;
                 let check = http::judge(
                     CheckKind::HttpToken,
@@ -362,35 +446,124 @@ impl Prober {
                     expected,
                     Cause::H2,
                 );
-                http_ok = check.status == Status::Pass;
-                out.push(check);
+                (ip, connect, Some((fetched, check)))
             }
-            if full && https_port != http_port {
+        }))
+        .await;
+        let attempts: Vec<(IpAddr, http::Attempt)> = port80
+            .iter()
+            .map(|(ip, _, token)| match token {
+                None => (*ip, http::Attempt::FallsBack),
+                Some((fetched, check)) => (*ip, http::attempt_of(fetched, check)),
+            })
+            .collect();
+        let v4: Vec<IpAddr> = findings
+            .addresses
+            .iter()
+            .copied()
+            .filter(IpAddr::is_ipv4)
+            .collect();
+        // After a dial error on the first request, Boulder's retry on the first A address is
+        // that address's own attempt.
+        let a_validates = !v4.is_empty()
+            && attempts
+                .iter()
+                .filter(|(ip, _)| ip.is_ipv4())
+                .all(|(_, a)| *a == http::Attempt::Validates);
+        let unused80 = http::port_unused(method, false);
+        let mut connects = Vec::new();
+        let mut tokens = Vec::new();
+        let mut http_ok = Vec::new();
+        for (ip, connect, token) in port80 {
+            let attempt = match &token {
+                None => http::Attempt::FallsBack,
+                Some((fetched, check)) => http::attempt_of(fetched, check),
+            };
+            let fallback_validates = match &token {
+                // A dial error further down the redirects: Boulder retries the whole
+                // validation on the first A address, with the records and the redirect count
+                // of this attempt (`processHTTPValidation`), so the retry is asked the same way.
+                Some((fetched, _))
+                    if ip.is_ipv6() && fetched.dial_error().is_some_and(|hop| hop > 0) =>
+                {
+                    let retries = join_all(v4.iter().map(|&a| {
+                        self.fetcher.fetch_with(
+                            url.clone(),
+                            a,
+                            self.dns.primary(),
+                            expected.body_limit(),
+                            fetched.trail.clone(),
+                        )
+                    }))
+                    .await;
+                    !v4.is_empty()
+                        && retries.iter().all(|retry| {
+                            let check =
+                                http::judge(CheckKind::HttpToken, "", retry, expected, Cause::H2);
+                            matches!(check.status, Status::Pass | Status::Warn)
+                        })
+                }
+                _ => a_validates,
+            };
+            let why = http::ca_tolerates(ip, attempt, &attempts, fallback_validates);
+            let judged = |check: Check| {
+                let check = match &why {
+                    Some(why) => http::tolerate(check, why),
+                    None => check,
+                };
+                match unused80 {
+                    Some(why) => http::tolerate(check, why),
+                    None => check,
+                }
+            };
+            connects.push(judged(connect));
+            if let Some((_, check)) = token {
+                http_ok.push((ip, check.status == Status::Pass));
+                tokens.push(judged(check));
+            }
+        }
+        let mut checks = connects;
+        checks.extend(tokens);
+        if full && https_port != http_port {
+            // The HTTPS port as a site's visitors see it. HTTP-01 never fetches from it first
+            // and DNS-01 never connects, so nothing there fails those validations (a redirect
+            // to HTTPS is followed, and judged, by the token check above); for TLS-ALPN-01 the
+            // port's connectivity is judged by `tls_alpn_checks`.
+            let why = http::port_unused(method, true).unwrap_or(
+                "tolerated: for TLS-ALPN-01 the CA only makes the acme-tls/1 handshake on this port (RFC 8737 §3)",
+            );
+            let alpn = method == "tls-alpn-01";
+            let http_ok = &http_ok;
+            let per_address = findings.addresses.iter().map(|&ip| async move {
+                let mut out = Vec::new();
                 let (connect, certificate) = self.fetcher.https_checks(ip, name).await;
-                connects.push(connect);
+                if !alpn {
+                    out.push(http::tolerate(connect, why));
+                }
                 if let Some(certificate) = certificate {
-                    out.push(certificate);
+                    out.push(http::tolerate(certificate, why));
                     let url = self.fetcher.url(true, name, path);
                     let fetched = self.fetch_settled(url, ip, expected, settle).await;
-                    out.push(http::judge(
+                    let found_over_http = http_ok.iter().any(|(a, ok)| *a == ip && *ok);
+                    let check = http::judge(
                         CheckKind::HttpsToken,
                         &SocketAddr::new(ip, https_port).to_string(),
                         &fetched,
                         expected,
                         // Found over HTTP but not over HTTPS: two configurations (H5).
-                        if http_ok { Cause::H5 } else { Cause::H2 },
-                    ));
+                        if found_over_http {
+                            Cause::H5
+                        } else {
+                            Cause::H2
+                        },
+                    );
+                    out.push(http::tolerate(check, why));
                 }
-            }
-            (connects, out)
-        });
-        let results = join_all(per_address).await;
-        let (connects, rest): (Vec<_>, Vec<_>) = results.into_iter().unzip();
-        connects
-            .into_iter()
-            .flatten()
-            .chain(rest.into_iter().flatten())
-            .collect()
+                out
+            });
+            checks.extend(join_all(per_address).await.into_iter().flatten());
+        }
+        checks
     }
 
     /// H6: `path` on `name` at every public address of every live member, on its HTTP port,
@@ -446,9 +619,17 @@ impl Prober {
     ) -> Fetched {
         let mut pause = Duration::from_millis(20);
         loop {
+            // At most 128 bytes of a key authorization's body, as Boulder reads
+            // (`maxResponseSize`); a first attempt, with a trail of its own.
             let fetched = self
                 .fetcher
-                .fetch(url.clone(), ip, self.dns.primary())
+                .fetch_with(
+                    url.clone(),
+                    ip,
+                    self.dns.primary(),
+                    expected.body_limit(),
+                    http::Trail::default(),
+                )
                 .await;
             if !http::missing(&fetched, expected) || Instant::now() + pause > settle {
                 return fetched;

@@ -62,8 +62,10 @@ pub enum CheckKind {
     DnsPointsHere,
     /// D3, D8: CAA allows the CA (RFC 8659, RFC 8657).
     DnsCaa,
-    /// D9, D10: an expected TXT record, at one server.
+    /// D9, D10, D11: an expected TXT record, at one server.
     DnsTxt,
+    /// D12: the answer validates from the root's trust anchor (DNSSEC).
+    DnsDnssec,
     /// H1: TCP connect to an address and port.
     TcpConnect,
     /// H2, H3, H4, H7: the probe token over `http://`.
@@ -86,7 +88,7 @@ pub enum CheckKind {
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 19] = [
+    pub const ALL: [CheckKind; 20] = [
         CheckKind::LintSyntax,
         CheckKind::LintPublicSuffix,
         CheckKind::LintSensitiveWords,
@@ -97,6 +99,7 @@ impl CheckKind {
         CheckKind::DnsPointsHere,
         CheckKind::DnsCaa,
         CheckKind::DnsTxt,
+        CheckKind::DnsDnssec,
         CheckKind::TcpConnect,
         CheckKind::HttpToken,
         CheckKind::HttpsToken,
@@ -118,6 +121,7 @@ impl CheckKind {
             CheckKind::DnsAgree => "dns.agree",
             CheckKind::DnsAuthoritativeAgree => "dns.authoritative_agree",
             CheckKind::DnsPointsHere => "dns.points_here",
+            CheckKind::DnsDnssec => "dns.dnssec",
             CheckKind::DnsCaa => "dns.caa",
             CheckKind::DnsTxt => "dns.txt",
             CheckKind::TcpConnect => "tcp.connect",

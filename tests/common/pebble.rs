@@ -31,6 +31,9 @@ pub struct PebbleConfig {
     pub eab: Option<(String, String)>,
     /// Percentage of good nonces Pebble rejects as `badNonce`.
     pub nonce_reject: u8,
+    /// The resolver Pebble's VA (and the node's probe) asks instead of challtestsrv: the DNS
+    /// lab's unbound (tests/common/dnslab.rs), where names have real zone cuts.
+    pub resolver: Option<SocketAddr>,
 }
 
 impl PebbleConfig {
@@ -47,6 +50,7 @@ impl PebbleConfig {
             blocklist: Vec::new(),
             eab: None,
             nonce_reject: 0,
+            resolver: None,
         }
     }
 }
@@ -75,10 +79,11 @@ impl Pebble {
         std::fs::write(dir.path().join("api-key.pem"), &leaf.key_pem).expect("write");
         std::fs::write(dir.path().join("api-root.pem"), ca.root_pem()).expect("write");
 
-        let (acme, mgmt, dns, cts_mgmt) = (free_addr(), free_addr(), free_addr(), free_addr());
+        let (acme, mgmt, cts_dns, cts_mgmt) = (free_addr(), free_addr(), free_addr(), free_addr());
+        let dns = config.resolver.unwrap_or(cts_dns);
         let challtestsrv = Command::new("pebble-challtestsrv")
             .args(["-management", &cts_mgmt.to_string()])
-            .args(["-dns01", &dns.to_string()])
+            .args(["-dns01", &cts_dns.to_string()])
             .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
             .args(["-defaultIPv4", &config.default_ipv4.to_string()])
             .args(["-defaultIPv6", ""])
@@ -195,8 +200,8 @@ impl Pebble {
         std::fs::read_to_string(self.dir.path().join("pebble.log")).unwrap_or_default()
     }
 
-    /// A `[probe]` section that sees names the way Pebble does: through challtestsrv's DNS,
-    /// on the node's ports. The ACME self-check (the probe's gate) runs through it.
+    /// A `[probe]` section that sees names the way Pebble does: through the DNS Pebble asks
+    /// (challtestsrv, or the resolver of [`PebbleConfig::resolver`]), on the node's ports. The ACME self-check (the probe's gate) runs through it.
     pub fn probe_config(&self) -> String {
         format!(
             "[probe]\nresolvers = [{:?}]\nhttp_port = {}\nhttps_port = {}\ntimeout = \"2s\"\n\n",

@@ -198,12 +198,13 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// Resolving and answering through `dns` (as resolver and as authoritative server), the
-    /// node's public address being 127.0.0.1.
+    /// Resolving through `dns`, the node's public address being 127.0.0.1. challtestsrv is no
+    /// authoritative server (no AA bit, no zone cuts): the authoritative checks are judged on
+    /// the DNS lab (tests/probe_dns.rs), not here.
     pub fn with_dns(dns: SocketAddr) -> Self {
         Self {
             resolvers: vec![dns],
-            authoritative: vec![dns],
+            authoritative: vec![],
             public_addresses: vec!["127.0.0.1".into()],
             ..Self::default()
         }

@@ -1,6 +1,12 @@
-//! The catalogue of validation failures (`validation-failures.md`): every cause id with its
-//! cause in one sentence and its remedy, so that `check`, the metrics and the ACME error mapping
-//! all say the same thing about the same cause.
+//! The catalogue of validation failures (`docs/validation-failures.md`): every cause id with its
+//! cause in one sentence and its remedy, so that `check`, the metrics, the ACME order status and
+//! the CA-error mapping all say the same thing about the same cause.
+//!
+//! A leaf: nothing here imports another module of the crate, so the probe, the ACME code and
+//! the admin output can all use it without depending on each other. [`acme_problem`] maps what
+//! a CA says (an ACME problem document's type and detail, RFC 8555 §6.7) to a cause.
+
+pub mod acme_problem;
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,6 +26,7 @@ pub enum Cause {
     D9,
     D10,
     D11,
+    D12,
     H1,
     H2,
     H3,
@@ -49,7 +56,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, in catalogue order.
-    pub const ALL: [Cause; 36] = [
+    pub const ALL: [Cause; 37] = [
         Cause::D1,
         Cause::D2,
         Cause::D3,
@@ -61,6 +68,7 @@ impl Cause {
         Cause::D9,
         Cause::D10,
         Cause::D11,
+        Cause::D12,
         Cause::H1,
         Cause::H2,
         Cause::H3,
@@ -101,6 +109,39 @@ impl Cause {
     /// What to do about it.
     pub fn remedy(self) -> &'static str {
         self.text().2
+    }
+
+    /// The first catalogue id that `text` names the way the node's own sentences do: `ID (…)`
+    /// after a space or at the start (the self-probe gate: `"…: H1 (port 80 …) at …"`), or `(ID)`
+    /// (the local self-check: `"… on 127.0.0.1:80 (H7)"`). Case-sensitive and bounded, so a
+    /// name like `h1.example.com`, `IPv4` or a token that happens to contain `D1` never match.
+    /// This is how a self-check failure, which is a sentence (`acme::selfcheck::SelfCheck`),
+    /// gets its cause.
+    pub fn named_in(text: &str) -> Option<Cause> {
+        Cause::all_named_in(text).first().map(|(_, c)| *c)
+    }
+
+    /// Every catalogue id `text` names (as [`Cause::named_in`] reads them), in the order they
+    /// appear, each once, with its byte offset in `text`.
+    pub fn all_named_in(text: &str) -> Vec<(usize, Cause)> {
+        let mut found: Vec<(usize, Cause)> = Vec::new();
+        for cause in Cause::ALL {
+            let id = cause.id();
+            let first = text.match_indices(id).map(|(at, _)| at).find(|&at| {
+                let before = text[..at].chars().next_back();
+                let after = &text[at + id.len()..];
+                match before {
+                    Some('(') => after.starts_with(')'),
+                    None | Some(' ') => after.starts_with(" ("),
+                    Some(_) => false,
+                }
+            });
+            if let Some(at) = first {
+                found.push((at, cause));
+            }
+        }
+        found.sort();
+        found
     }
 
     fn text(self) -> (&'static str, &'static str, &'static str) {
@@ -159,6 +200,11 @@ impl Cause {
                 "D11",
                 "the authoritative servers disagree: a change has not reached all of them",
                 "wait until the provider has synced every server (or fix its zone transfers) before asking the CA to validate",
+            ),
+            Cause::D12 => (
+                "D12",
+                "DNSSEC validation fails for the name: a signature expired or broken, or a DS record at the parent without a matching key (CAs validate DNSSEC)",
+                "re-sign the zone or fix its keys at the DNS provider, or remove the DS record at the registrar to turn DNSSEC off; `delv NAME` or dnsviz.net shows where the chain breaks",
             ),
             Cause::H1 => (
                 "H1",
@@ -326,5 +372,35 @@ mod tests {
             assert!(!cause.summary().is_empty() && !cause.remedy().is_empty());
         }
         assert!("Z1".parse::<Cause>().is_err());
+    }
+
+    #[test]
+    fn ids_are_found_as_words_only() {
+        let gate = "self-check of a.test failed 3 time(s) in 6.0s: H1 (port 80 or 443 cannot be reached) at 127.0.0.99:80";
+        assert_eq!(Cause::named_in(gate), Some(Cause::H1));
+        assert_eq!(
+            Cause::named_in("http://a.test/… answered other content on 127.0.0.1:80 (H7)"),
+            Some(Cause::H7)
+        );
+        assert_eq!(
+            Cause::named_in("H10 (another site's certificate)"),
+            Some(Cause::H10)
+        );
+        assert_eq!(
+            Cause::named_in("cannot connect to h1.example.test over IPv4"),
+            None
+        );
+        assert_eq!(Cause::named_in("token a_D1_b answered 404"), None);
+        assert_eq!(
+            Cause::named_in("self-check: D8 (CAA) at x; H1 (ports) at y"),
+            Some(Cause::D8)
+        );
+        let all = Cause::all_named_in("failed: H1 (ports) at y; D8 (CAA) at x; H1 (ports) at z");
+        assert_eq!(
+            all.iter().map(|(_, c)| *c).collect::<Vec<_>>(),
+            vec![Cause::H1, Cause::D8]
+        );
+        assert_eq!(all[0].0, 8);
+        assert_eq!(Cause::named_in(""), None);
     }
 }
