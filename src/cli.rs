@@ -13,6 +13,9 @@ pub const EXIT_USAGE: i32 = 64;
 pub const EXIT_FAILURE: i32 = 1;
 /// Exit status of `check` when the probe itself could not run (admin API unreachable…).
 pub const EXIT_PROBE_ERROR: i32 = 2;
+/// Exit status of `certs put` when the certificate was stored but another certificate is
+/// presented for some of its names (a deploy hook should say so, not pass silently).
+pub const EXIT_NOT_SERVED: i32 = 3;
 
 /// dcv-proxy: answers domain-control validation at the edge, proxies the rest.
 #[derive(Debug, Parser)]
@@ -71,6 +74,28 @@ pub enum CertsAction {
     Renew {
         /// Certificate id (the first name unless `id` is set in its [[certificate]]).
         id: String,
+    },
+    /// Upload a certificate and its key (e.g. from certbot, lego or acme.sh) to the running
+    /// node, which checks it and serves it from the next handshake. Exit status: 0 stored and
+    /// presented for every name, 3 stored but another certificate wins some names (see the
+    /// warning), 1 refused or the node unreachable, 64 bad usage.
+    Put {
+        /// Certificate id (1-64 of a-z 0-9 . - _), e.g. the first name.
+        id: String,
+        /// PEM file with the certificate, optionally followed by its chain (certbot's
+        /// fullchain.pem, lego's <name>.crt).
+        #[arg(long)]
+        cert: PathBuf,
+        /// PEM file with the private key.
+        #[arg(long)]
+        key: PathBuf,
+        /// PEM file with the intermediates, when `--cert` has the leaf only (certbot's
+        /// chain.pem, lego's <name>.issuer.crt).
+        #[arg(long)]
+        chain: Option<PathBuf>,
+        /// A name the certificate must cover (repeatable): the node refuses it otherwise.
+        #[arg(long = "name")]
+        names: Vec<String>,
     },
 }
 
@@ -287,11 +312,39 @@ fn certs(config: &Config, action: CertsAction) -> i32 {
             return EXIT_FAILURE;
         }
     };
-    let (method, path) = match &action {
-        CertsAction::List { .. } => (http::Method::GET, "/v1/status".to_owned()),
-        CertsAction::Renew { id } => (http::Method::POST, format!("/v1/certificates/{id}/renew")),
+    let (method, path, upload) = match &action {
+        CertsAction::List { .. } => (http::Method::GET, "/v1/status".to_owned(), None),
+        CertsAction::Renew { id } => (
+            http::Method::POST,
+            format!("/v1/certificates/{id}/renew"),
+            None,
+        ),
+        CertsAction::Put {
+            id,
+            cert,
+            key,
+            chain,
+            names,
+        } => match upload_body(cert, key, chain.as_deref(), names) {
+            Ok(body) => (
+                http::Method::PUT,
+                format!("/v1/certificates/{id}"),
+                Some(body),
+            ),
+            Err(message) => {
+                eprintln!("dcv-proxy certs put: {message}");
+                return EXIT_USAGE;
+            }
+        },
     };
-    let (status, body) = match runtime.block_on(client.request(method, &path, None)) {
+    if upload.is_some() && !client.has_token() {
+        eprintln!(
+            "dcv-proxy certs put: cannot read the admin token {}: run as root or as the user dcv-proxy runs as",
+            config.admin.token_file.display()
+        );
+        return EXIT_FAILURE;
+    }
+    let (status, body) = match runtime.block_on(client.request(method, &path, upload)) {
         Ok(answer) => answer,
         Err(e) => {
             eprintln!("dcv-proxy: {e}");
@@ -304,6 +357,33 @@ fn certs(config: &Config, action: CertsAction) -> i32 {
         eprintln!("dcv-proxy: admin API answered {status}: {reason}");
         return EXIT_FAILURE;
     }
+    if let CertsAction::Put { id, .. } = &action {
+        let names: Vec<&str> = json["names"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str())
+            .collect();
+        println!(
+            "{id}: stored and checked ({}), expires {}; served from the next handshake",
+            names.join(", "),
+            json["not_after"].as_str().unwrap_or("?")
+        );
+        let warnings: Vec<&str> = json["warnings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w.as_str())
+            .collect();
+        for warning in &warnings {
+            eprintln!("dcv-proxy certs put: warning: {warning}");
+        }
+        return if warnings.is_empty() {
+            0
+        } else {
+            EXIT_NOT_SERVED
+        };
+    }
     match action {
         CertsAction::List { json: true } => {
             println!(
@@ -313,8 +393,36 @@ fn certs(config: &Config, action: CertsAction) -> i32 {
         }
         CertsAction::List { json: false } => print!("{}", certs_table(&json)),
         CertsAction::Renew { id } => println!("renewal of {id} requested"),
+        CertsAction::Put { .. } => {}
     }
     0
+}
+
+/// The JSON body of `PUT /v1/certificates/<id>` from the files of an ACME client.
+fn upload_body(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    chain: Option<&std::path::Path>,
+    names: &[String],
+) -> Result<Vec<u8>, String> {
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+    };
+    let mut certificate = read(cert, "certificate (--cert)")?;
+    if let Some(chain) = chain {
+        if !certificate.ends_with('\n') {
+            certificate.push('\n');
+        }
+        certificate.push_str(&read(chain, "chain (--chain)")?);
+    }
+    let private_key = read(key, "private key (--key)")?;
+    serde_json::to_vec(&serde_json::json!({
+        "certificate": certificate,
+        "private_key": private_key,
+        "names": names,
+    }))
+    .map_err(|e| e.to_string())
 }
 
 /// One line per certificate: id, expiry, source, names, then the renewer's view when there is one.
@@ -373,6 +481,41 @@ fn certs_table(status: &serde_json::Value) -> String {
             names.join(",")
         );
     }
+    // Which certificate is presented for each name (README "Certificate precedence").
+    let owners = status["names"].as_array().cloned().unwrap_or_default();
+    if !owners.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:<40} {:<24} NOT SERVED BY (WHY)",
+            "NAME", "SERVED BY"
+        );
+        for owner in &owners {
+            let others: Vec<String> = owner["not_served_by"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|o| {
+                    format!(
+                        "{} ({})",
+                        o["certificate"].as_str().unwrap_or("?"),
+                        o["reason"].as_str().unwrap_or("?").replace('_', " ")
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "{:<40} {:<24} {}",
+                owner["name"].as_str().unwrap_or("?"),
+                owner["served_by"].as_str().unwrap_or("?"),
+                if others.is_empty() {
+                    "-".to_owned()
+                } else {
+                    others.join(", ")
+                }
+            );
+        }
+        let _ = writeln!(out);
+    }
     // The node's clock, so "next poll in" is right even from another host.
     let now = status["now"]
         .as_str()
@@ -416,12 +559,19 @@ fn certs_table(status: &serde_json::Value) -> String {
     out
 }
 
-/// `H1: <remedy>` for a failure the catalogue knows, else its ACME type or kind.
+/// `H1: <remedy>` for a failure the catalogue knows, else its ACME type or kind and what to do.
 fn cause_text(error: &serde_json::Value) -> String {
     match (error["cause"].as_str(), error["remedy"].as_str()) {
         (Some(cause), Some(remedy)) => format!("{cause}: {remedy}"),
         (Some(cause), None) => cause.to_owned(),
-        _ => format!("{} (no catalogue cause)", failure_type(error)),
+        _ => format!(
+            "{} (no catalogue cause): {}",
+            failure_type(error),
+            crate::admin::remedy_without_cause(
+                error["ca_type"].as_str(),
+                error["kind"].as_str().unwrap_or("")
+            )
+        ),
     }
 }
 
@@ -511,6 +661,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn certs_table_shows_which_certificate_serves_each_name() {
+        let status = serde_json::json!({
+            "now": "2027-01-15T08:00:00.000Z",
+            "certificates": [],
+            "names": [
+                {"name": "a.test", "served_by": "long", "not_served_by": [
+                    {"certificate": "short", "reason": "expires_earlier"}
+                ]},
+                {"name": "b.test", "served_by": "long", "not_served_by": []}
+            ],
+            "acme": {"account": {"state": "ready"}, "certificates": {}}
+        });
+        let text = certs_table(&status);
+        let line = text.lines().find(|l| l.starts_with("a.test")).unwrap();
+        assert!(
+            line.contains("long") && line.ends_with("short (expires earlier)"),
+            "{text}"
+        );
+        let line = text.lines().find(|l| l.starts_with("b.test")).unwrap();
+        assert!(line.ends_with(" -"), "{text}");
+    }
+
+    #[test]
     fn certs_table_shows_cause_remedy_progress_and_next_attempt() {
         let status = serde_json::json!({
             "now": "2027-01-15T08:00:00.000Z",
@@ -570,7 +743,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("      subproblem www.h1.test: serverInternal (no catalogue cause)\n"),
+            text.contains("      subproblem www.h1.test: serverInternal (no catalogue cause): the CA failed on its side"),
             "{text}"
         );
         assert!(

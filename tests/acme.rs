@@ -99,7 +99,8 @@ async fn http01_two_names_with_redirect_on_is_served_and_chains_to_pebble() {
     }
     let status = acme_status(&node, "a.example.test").await;
     assert_eq!(status["last_order"]["result"], "valid");
-    assert_eq!(status["renewal_basis"], "two-thirds");
+    // Pebble's five-year certificates: renewed with a third of the lifetime left.
+    assert_eq!(status["renewal_basis"], "third-left");
     // The order's tokens are gone once it ended.
     let tokens = node.admin_get("/v1/acme/tokens").await.json();
     assert_eq!(tokens["tokens"], serde_json::json!([]));
@@ -348,6 +349,9 @@ async fn short_lifetime_certificate_renews_by_itself() {
     .await;
     let not_after = humantime::parse_rfc3339(first["not_after"].as_str().unwrap()).unwrap();
     assert!(planned < not_after, "renewal planned before expiry");
+    // A lifetime under 10 days renews with half of it left, not a third.
+    let status = acme_status(&node, "short.example.test").await;
+    assert_eq!(status["renewal_basis"], "half-left", "{status}");
     // Renewed without anyone asking, before the first one expired.
     let second = issued(&node, "short.example.test", first["serial"].as_str()).await;
     assert!(SystemTime::now() < not_after + Duration::from_secs(1));
@@ -615,7 +619,7 @@ impl CaFront {
         let pebble_root = std::fs::read_to_string(pebble.api_root()).unwrap();
         std::fs::write(bundle.path(), format!("{pebble_root}\n{}", self.root_pem)).unwrap();
         let acme = format!(
-            "{}[acme]\ndirectory = \"https://{}/dir\"\nca_bundle = {:?}\nterms_agreed = true\nretry_min = \"1s\"\nretry_max = \"2s\"\n",
+            "{}[acme]\ndirectory = \"https://{}/dir\"\nca_bundle = {:?}\nterms_agreed = true\nretry_schedule = [\"1s\", \"2s\"]\n",
             pebble.probe_config(),
             self.addr,
             bundle.path().display().to_string()
@@ -967,6 +971,9 @@ struct CaProxy {
     /// Until then, Pebble's `valid` authorizations are passed on as `pending`: the CA seems
     /// to take its time validating.
     hold_authz: std::sync::Arc<std::sync::Mutex<Option<Instant>>>,
+    /// What Pebble 2.4.0 lacks, played in front of it: certificate profiles applied (the
+    /// new-order answer names the profile asked for) and names paused after failures.
+    ca_rules: std::sync::Arc<std::sync::Mutex<CaRules>>,
     task: Option<tokio::task::JoinHandle<()>>,
     /// Dropped to close every open connection (the node's client keeps them alive).
     open: Option<tokio::sync::watch::Sender<()>>,
@@ -984,6 +991,7 @@ impl CaProxy {
             root_pem,
             failing: Arc::new(std::sync::atomic::AtomicU8::new(0)),
             hold_authz: Arc::new(std::sync::Mutex::new(None)),
+            ca_rules: Arc::new(std::sync::Mutex::new(CaRules::default())),
             task: None,
             open: None,
             pebble: pebble.acme_addr(),
@@ -1023,23 +1031,25 @@ impl CaProxy {
         };
         let (open, closed) = tokio::sync::watch::channel(());
         self.open = Some(open);
-        let (acceptor, failing, pebble, root, hold) = (
+        let (acceptor, failing, pebble, root, hold, rules) = (
             self.acceptor.clone(),
             self.failing.clone(),
             self.pebble,
             self.pebble_root.clone(),
             self.hold_authz.clone(),
+            self.ca_rules.clone(),
         );
         self.task = Some(tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
-                let (acceptor, failing, root, hold) = (
+                let (acceptor, failing, root, hold, rules) = (
                     acceptor.clone(),
                     failing.clone(),
                     root.clone(),
                     hold.clone(),
+                    rules.clone(),
                 );
                 let mut closed = closed.clone();
                 tokio::spawn(async move {
@@ -1048,7 +1058,8 @@ impl CaProxy {
                     };
                     let service = hyper::service::service_fn(
                         move |req: http::Request<hyper::body::Incoming>| {
-                            let (failing, root) = (failing.clone(), root.clone());
+                            let (failing, root, rules) =
+                                (failing.clone(), root.clone(), rules.clone());
                             let holding = hold
                                 .lock()
                                 .unwrap()
@@ -1067,6 +1078,8 @@ impl CaProxy {
                                         .unwrap()
                                 } else if holding && req.uri().path().starts_with("/authZ/") {
                                     as_pending(forward(pebble, &root, req).await).await
+                                } else if req.uri().path() == "/order-plz" {
+                                    new_order(pebble, &root, req, &rules).await
                                 } else {
                                     forward(pebble, &root, req).await
                                 };
@@ -1090,7 +1103,7 @@ impl CaProxy {
         let bundle = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(bundle.path(), &self.root_pem).unwrap();
         let acme = format!(
-            "{}[acme]\ndirectory = \"https://{}/dir\"\nca_bundle = {:?}\nterms_agreed = true\nretry_min = \"1s\"\nretry_max = \"2s\"\nrequest_timeout = \"5s\"\n",
+            "{}[acme]\ndirectory = \"https://{}/dir\"\nca_bundle = {:?}\nterms_agreed = true\nretry_schedule = [\"1s\", \"2s\"]\nrequest_timeout = \"5s\"\n",
             pebble.probe_config(),
             self.addr,
             bundle.path().display().to_string()
@@ -1103,6 +1116,84 @@ impl Drop for CaProxy {
     fn drop(&mut self) {
         self.take_away();
     }
+}
+
+/// The CA rules [`CaProxy`] plays for what Pebble 2.4.0 lacks.
+#[derive(Default)]
+struct CaRules {
+    /// Name the profile asked for in the new-order answer (a CA with profiles); `false`: the
+    /// answer names none (a CA that ignores the request).
+    apply_profiles: bool,
+    /// Answer every new order with Let's Encrypt's "paused" problem.
+    paused: bool,
+    /// The `profile` of every new-order request seen, in order.
+    profiles_asked: Vec<Option<String>>,
+    new_orders: usize,
+}
+
+/// A new-order request: recorded, answered as paused, or passed to Pebble with the profile
+/// asked for added to the answer when profiles are applied.
+async fn new_order(
+    pebble: SocketAddr,
+    root: &str,
+    req: http::Request<hyper::body::Incoming>,
+    rules: &std::sync::Mutex<CaRules>,
+) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+    use base64::Engine;
+    use http_body_util::BodyExt;
+    let (parts, body) = req.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    // The JWS payload (RFC 8555 §6.2): base64url JSON of the new order.
+    let payload = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|jws| jws["payload"].as_str().map(str::to_owned))
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|p| serde_json::from_slice::<serde_json::Value>(&p).ok())
+        .unwrap_or_default();
+    let asked = payload["profile"].as_str().map(str::to_owned);
+    let (apply, paused) = {
+        let mut r = rules.lock().unwrap();
+        r.profiles_asked.push(asked.clone());
+        r.new_orders += 1;
+        (r.apply_profiles, r.paused)
+    };
+    if paused {
+        return http::Response::builder()
+            .status(429)
+            .header("content-type", "application/problem+json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                r#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"Your account is temporarily prevented from requesting certificates for paused.example.test and possibly others. Please visit: https://portal.example.test/sfe/v1/unpause?jwt=x","status":429}"#,
+            )))
+            .unwrap();
+    }
+    let req = http::Request::from_parts(parts, http_body_util::Full::new(bytes));
+    let rsp = forward_full(pebble, root, req).await;
+    if !apply {
+        return rsp;
+    }
+    let (mut parts, body) = rsp.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut doc: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(doc) => doc,
+        Err(_) => return http::Response::from_parts(parts, http_body_util::Full::new(bytes)),
+    };
+    if let Some(asked) = asked {
+        doc["profile"] = asked.into();
+    }
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    http::Response::from_parts(parts, http_body_util::Full::new(doc.to_string().into()))
 }
 
 /// An authorization answer with `"status": "valid"` turned into `"pending"` (the CA has not
@@ -1134,6 +1225,27 @@ async fn forward(
     pebble: SocketAddr,
     root: &str,
     req: http::Request<hyper::body::Incoming>,
+) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+    use http_body_util::BodyExt;
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    forward_full(
+        pebble,
+        root,
+        http::Request::from_parts(parts, http_body_util::Full::new(body)),
+    )
+    .await
+}
+
+/// [`forward`] for a request whose body was read already.
+async fn forward_full(
+    pebble: SocketAddr,
+    root: &str,
+    req: http::Request<http_body_util::Full<bytes::Bytes>>,
 ) -> http::Response<http_body_util::Full<bytes::Bytes>> {
     use http_body_util::BodyExt;
     let (parts, body) = req.into_parts();
@@ -1514,4 +1626,154 @@ async fn order_in_flight_shows_its_polls() {
             "no {step} line: {log}"
         );
     }
+}
+
+/// A node on [`CaProxy`] in front of Pebble, with `extra` after its `[acme]` keys.
+async fn node_on_proxy(
+    pebble: &Pebble,
+    proxy: &CaProxy,
+    addrs: (SocketAddr, SocketAddr),
+    extra: &str,
+) -> (Node, tempfile::NamedTempFile) {
+    let (acme, bundle) = proxy.acme_config(pebble);
+    let node = Node::builder()
+        .listen(addrs.0, addrs.1)
+        .extra_config(&format!("{acme}{extra}"))
+        .start()
+        .await;
+    (node, bundle)
+}
+
+#[tokio::test]
+async fn the_profile_is_sent_on_every_order_and_what_the_ca_applied_is_shown() {
+    let addrs = (free_addr(), free_addr());
+    let pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    let proxy = CaProxy::start(&pebble).await;
+    proxy.ca_rules.lock().unwrap().apply_profiles = true;
+    let (node, _bundle) = node_on_proxy(
+        &pebble,
+        &proxy,
+        addrs,
+        "profile = \"tlsserver\"\n\n[[certificate]]\nnames = [\"prof.example.test\"]\nprofile = \"shortlived\"\n",
+    )
+    .await;
+    let first = issued(&node, "prof.example.test", None).await;
+    let status = acme_status(&node, "prof.example.test").await;
+    assert_eq!(status["profile"], "shortlived", "{status}");
+    assert_eq!(
+        status["last_order"]["profile_received"], "shortlived",
+        "{status}"
+    );
+    assert!(
+        status["last_order"].get("profile_ignored").is_none(),
+        "{status}"
+    );
+    // A renewal asks for it again (a renewal without it would get the CA's default).
+    let rsp = node
+        .admin_post("/v1/certificates/prof.example.test/renew")
+        .await;
+    assert_eq!(rsp.status, 202, "{}", rsp.text());
+    issued(&node, "prof.example.test", first["serial"].as_str()).await;
+    let asked = proxy.ca_rules.lock().unwrap().profiles_asked.clone();
+    assert_eq!(
+        asked,
+        [Some("shortlived".to_owned()), Some("shortlived".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn a_ca_that_ignores_the_profile_is_reported() {
+    let addrs = (free_addr(), free_addr());
+    let pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    let proxy = CaProxy::start(&pebble).await;
+    let (node, _bundle) = node_on_proxy(
+        &pebble,
+        &proxy,
+        addrs,
+        "\n[[certificate]]\nnames = [\"ignored.example.test\"]\nprofile = \"shortlived\"\n",
+    )
+    .await;
+    issued(&node, "ignored.example.test", None).await;
+    let status = acme_status(&node, "ignored.example.test").await;
+    assert_eq!(status["last_order"]["profile_ignored"], true, "{status}");
+    assert!(
+        status["last_order"].get("profile_received").is_none(),
+        "{status}"
+    );
+    assert!(
+        node.log()
+            .contains("the CA did not apply the profile asked for"),
+        "{}",
+        node.log()
+    );
+}
+
+#[tokio::test]
+async fn a_paused_name_is_not_ordered_again_until_renewed_by_hand() {
+    let addrs = (free_addr(), free_addr());
+    let pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    let proxy = CaProxy::start(&pebble).await;
+    proxy.ca_rules.lock().unwrap().paused = true;
+    let (node, _bundle) = node_on_proxy(
+        &pebble,
+        &proxy,
+        addrs,
+        "\n[[certificate]]\nnames = [\"paused.example.test\"]\n",
+    )
+    .await;
+    let status = eventually("the order to be refused as paused", || async {
+        let st = acme_status(&node, "paused.example.test").await;
+        (st["paused"] == true).then_some(st)
+    })
+    .await;
+    assert_eq!(status["last_error"]["cause"], "P10", "{status}");
+    assert_eq!(status["last_error"]["remedy"], Cause::P10.remedy());
+    assert!(status.get("next_attempt").is_none(), "{status}");
+    // The retry schedule is 1 s, 2 s: with no pause, several orders would have followed.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(proxy.ca_rules.lock().unwrap().new_orders, 1);
+    // Unpaused by hand at the CA, then asked for: ordered and issued.
+    proxy.ca_rules.lock().unwrap().paused = false;
+    let rsp = node
+        .admin_post("/v1/certificates/paused.example.test/renew")
+        .await;
+    assert_eq!(rsp.status, 202, "{}", rsp.text());
+    issued(&node, "paused.example.test", None).await;
+}
+
+#[tokio::test]
+async fn new_orders_beyond_the_budget_wait_and_the_first_to_expire_goes_first() {
+    let addrs = (free_addr(), free_addr());
+    let pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    let node = node_for(
+        &pebble,
+        addrs,
+        &format!(
+            "max_new_orders = 1\nnew_orders_window = \"1h\"\n{}{}",
+            certificate(&["one.example.test"], "http-01"),
+            certificate(&["two.example.test"], "http-01")
+        ),
+    )
+    .await;
+    issued(&node, "one.example.test", None).await;
+    let status = eventually("the second certificate deferred", || async {
+        let st = acme_status(&node, "two.example.test").await;
+        st["deferred"].is_string().then_some(st)
+    })
+    .await;
+    let deferred = status["deferred"].as_str().unwrap();
+    assert!(
+        deferred.starts_with("1 new orders in the last 1h (acme.max_new_orders = 1)"),
+        "{deferred}"
+    );
+    let next = humantime::parse_rfc3339(status["next_attempt"].as_str().unwrap()).unwrap();
+    assert!(
+        next > SystemTime::now() + Duration::from_secs(3000),
+        "{status}"
+    );
+    let metrics = node.metrics().await;
+    assert_eq!(
+        metrics.count("dcv_acme_orders_total", &[("result", "valid")]),
+        1.0
+    );
 }

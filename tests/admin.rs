@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dcv_proxy::testkit::TestCa;
 
-use common::{key_authorization, pem_fingerprint, Node, TestOrigin};
+use common::{key_authorization, operator, pem_fingerprint, Node, TestOrigin};
 
 const TOKEN: &str = "adminTestToken_0123456789abcdefABCDEF";
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -38,8 +38,12 @@ async fn before(node: &Node) -> Before {
         })
         .collect();
     certificates.sort();
+    let token = node.admin_token();
     Before {
-        tokens: node.admin_get("/v1/acme/tokens").await.json(),
+        tokens: node
+            .admin_request("GET", "/v1/acme/tokens", None, Some(&token))
+            .await
+            .json(),
         pki: node.admin_get("/v1/pki").await.json(),
         certificates,
     }
@@ -429,7 +433,22 @@ async fn tokens_and_pki_files_are_listed_and_deleted() {
     node.put_pki("www.example.com", "fileauth.txt", b"abc")
         .await;
 
-    let tokens = node.admin_get("/v1/acme/tokens").await.json();
+    // Without the bearer token the list says what is pending, not the answers (a token is
+    // all it takes to fetch its key authorization from port 80).
+    let open = node.admin_get("/v1/acme/tokens").await;
+    assert_eq!(open.status, 200);
+    assert!(!open.text().contains(TOKEN), "{}", open.text());
+    assert_eq!(open.json()["tokens"][0]["identifier"], "a.test");
+    assert!(open.json()["redacted"]
+        .as_str()
+        .unwrap()
+        .contains("Authorization: Bearer"));
+
+    let token = node.admin_token();
+    let tokens = node
+        .admin_request("GET", "/v1/acme/tokens", None, Some(&token))
+        .await
+        .json();
     let listed = &tokens["tokens"][0];
     assert_eq!(listed["token"], TOKEN);
     assert_eq!(
@@ -862,4 +881,557 @@ fn privileged_port_without_the_capability_is_refused_with_advice() {
         stderr.contains("setcap"),
         "and says how to grant it: {stderr}"
     );
+}
+
+// ---- hardening: Host (DNS rebinding) and the bearer scheme
+
+#[tokio::test]
+async fn admin_requests_must_name_the_listener_not_a_rebound_domain() {
+    let mut node = Node::builder().start().await;
+    let admin = operator::admin_addr(&node);
+    let port = admin.port();
+    let token = node.admin_token();
+    let bearer = format!("Bearer {token}");
+    let own = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let mut fine = vec![
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+        "LOCALHOST".to_owned(),
+        "admin".to_owned(),
+    ];
+    if !own.trim().is_empty() {
+        fine.push(format!("{}:{port}", own.trim()));
+    }
+    for host in &fine {
+        for path in ["/", "/v1/status", "/metrics", "/healthz"] {
+            let rsp = operator::admin_as(admin, "GET", path, host, &[], b"").await;
+            assert_eq!(
+                rsp.status,
+                200,
+                "GET {path} with Host {host}: {}",
+                rsp.text()
+            );
+        }
+    }
+
+    // What a page served from a rebound name sends: its own name in Host.
+    let body = serde_json::to_vec(&serde_json::json!({
+        "key_authorization": key_authorization(TOKEN)
+    }))
+    .unwrap();
+    for host in [
+        format!("rebind.attacker.example:{port}"),
+        format!("127.0.0.1.nip.io:{port}"),
+        "localhost.attacker.example".to_owned(),
+    ] {
+        for path in ["/", "/v1/status", "/v1/acme/tokens", "/metrics", "/healthz"] {
+            let rsp = operator::admin_as(
+                admin,
+                "GET",
+                path,
+                &host,
+                &[("Authorization", &bearer)],
+                b"",
+            )
+            .await;
+            assert_eq!(
+                rsp.status,
+                421,
+                "GET {path} with Host {host}: {}",
+                rsp.text()
+            );
+            let error = rsp.json()["error"].as_str().unwrap().to_owned();
+            assert!(
+                error.contains("DNS rebinding") && error.contains("admin.hosts"),
+                "{error}"
+            );
+            assert!(!rsp.text().contains(&token));
+        }
+        // Not even with the right token does anything change.
+        let path = format!("/v1/acme/tokens/{TOKEN}");
+        let rsp = operator::admin_as(
+            admin,
+            "PUT",
+            &path,
+            &host,
+            &[("Authorization", &bearer)],
+            &body,
+        )
+        .await;
+        assert_eq!(rsp.status, 421, "{}", rsp.text());
+    }
+    let listed = node
+        .admin_request("GET", "/v1/acme/tokens", None, Some(&token))
+        .await
+        .json();
+    assert_eq!(listed["tokens"], serde_json::json!([]), "{listed}");
+    let rsp = operator::admin_as(admin, "GET", "/v1/status", "a b", &[], b"").await;
+    assert_eq!(rsp.status, 400, "{}", rsp.text());
+
+    // admin.hosts adds a name (a restart applies admin.*).
+    let config = node
+        .config_text()
+        .replace("[admin]\n", "[admin]\nhosts = [\"edge-1.example.net\"]\n");
+    assert!(config.contains("hosts = "), "{config}");
+    node.write_config(&config);
+    node.restart().await;
+    let named = format!("edge-1.example.net:{port}");
+    assert_eq!(
+        operator::admin_as(admin, "GET", "/v1/status", &named, &[], b"")
+            .await
+            .status,
+        200
+    );
+    let rsp = operator::admin_as(admin, "GET", "/v1/status", "edge-2.example.net", &[], b"").await;
+    assert_eq!(rsp.status, 421);
+    assert!(rsp.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("edge-1.example.net"));
+}
+
+#[tokio::test]
+async fn bearer_scheme_is_case_insensitive_and_a_401_names_it() {
+    let node = Node::builder().start().await;
+    let admin = operator::admin_addr(&node);
+    let token = node.admin_token();
+    for (i, scheme) in ["Bearer", "bearer", "BEARER", "bEaReR"].iter().enumerate() {
+        let t = format!("caseToken{i}_0123456789");
+        let body =
+            serde_json::to_vec(&serde_json::json!({"key_authorization": key_authorization(&t)}))
+                .unwrap();
+        let auth = format!("{scheme}  {token}");
+        let rsp = operator::admin_as(
+            admin,
+            "PUT",
+            &format!("/v1/acme/tokens/{t}"),
+            "localhost",
+            &[("Authorization", &auth)],
+            &body,
+        )
+        .await;
+        assert_eq!(rsp.status, 201, "{scheme}: {}", rsp.text());
+    }
+    let rsp = operator::admin_as(
+        admin,
+        "DELETE",
+        "/v1/acme/tokens/caseToken0_0123456789",
+        "localhost",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(rsp.status, 401);
+    assert_eq!(
+        rsp.header("www-authenticate"),
+        Some("Bearer realm=\"dcv-proxy admin\""),
+        "{:?}",
+        rsp.headers
+    );
+}
+
+// ---- certificate precedence
+
+#[tokio::test]
+async fn an_upload_another_certificate_shadows_answers_201_with_a_warning() {
+    let node = Node::builder().start().await;
+    let ca = TestCa::new("Precedence").unwrap();
+    let long = ca.leaf(&["a.test", "b.test"], 60 * DAY).unwrap();
+    let short = ca.leaf(&["a.test"], 10 * DAY).unwrap();
+    let rsp = node
+        .put_cert("long", &long.chain_pem, &long.key_pem, &[])
+        .await;
+    assert_eq!(rsp.status, 201);
+    assert_eq!(rsp.json()["warnings"], serde_json::json!([]));
+
+    // The second upload is stored (it takes over when "long" goes) but not presented: it says so.
+    let rsp = node
+        .put_cert("short", &short.chain_pem, &short.key_pem, &[])
+        .await;
+    assert_eq!(rsp.status, 201, "{}", rsp.text());
+    let answer = rsp.json();
+    let warnings = answer["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{answer}");
+    let warning = warnings[0].as_str().unwrap();
+    assert!(
+        warning.starts_with("a.test is not served by short: long is presented for it (it expires before the certificate presented)"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("DELETE /v1/certificates/long"),
+        "{warning}"
+    );
+    assert_eq!(
+        answer["not_served"],
+        serde_json::json!([{"name": "a.test", "served_by": "long", "reason": "expires_earlier"}])
+    );
+    let presented = node.presented(Some("a.test")).await;
+    assert_eq!(presented.fingerprint(), pem_fingerprint(&long.chain_pem));
+
+    // The status says who serves each name, and certs list shows it.
+    let status = node.admin_get("/v1/status").await.json();
+    let a = status["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "a.test")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        a,
+        serde_json::json!({"name": "a.test", "served_by": "long", "not_served_by": [
+            {"certificate": "short", "reason": "expires_earlier"}
+        ]})
+    );
+    let out = operator::cli(node.config_path(), &["certs", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let line = text.lines().find(|l| l.starts_with("a.test ")).unwrap();
+    assert!(
+        line.contains(" long ") && line.ends_with("short (expires earlier)"),
+        "{text}"
+    );
+
+    // An exact name wins over a longer-lived wildcard, and an upload of the wildcard says so.
+    let api = ca.leaf(&["api.w.test"], 5 * DAY).unwrap();
+    let wild = ca.leaf(&["*.w.test"], 80 * DAY).unwrap();
+    node.install_cert("api", &api, &[]).await;
+    let rsp = node
+        .put_cert("wild", &wild.chain_pem, &wild.key_pem, &[])
+        .await;
+    assert_eq!(rsp.status, 201);
+    let warning = rsp.json()["warnings"][0].as_str().unwrap().to_owned();
+    assert!(
+        warning.starts_with("api.w.test is not served by wild: api is presented for it (it covers the name by a wildcard, and another certificate has the exact name)"),
+        "{warning}"
+    );
+    assert_eq!(
+        node.presented(Some("api.w.test")).await.fingerprint(),
+        pem_fingerprint(&api.chain_pem)
+    );
+    assert_eq!(
+        node.presented(Some("www.w.test")).await.fingerprint(),
+        pem_fingerprint(&wild.chain_pem)
+    );
+
+    // Removing the winner hands the name to the next one, without a restart.
+    assert_eq!(node.admin_delete("/v1/certificates/long").await.status, 200);
+    assert_eq!(
+        node.presented(Some("a.test")).await.fingerprint(),
+        pem_fingerprint(&short.chain_pem)
+    );
+}
+
+#[tokio::test]
+async fn certs_put_uploads_an_acme_clients_files_through_the_admin_api() {
+    let node = Node::builder().start().await;
+    let ca = TestCa::new("Client").unwrap();
+    let leaf = ca.leaf(&["up.test", "www.up.test"], 60 * DAY).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let fullchain = write("fullchain.pem", &leaf.chain_pem);
+    let key = write("privkey.pem", &leaf.key_pem);
+    let config = node.config_path();
+
+    let out = operator::cli(
+        config,
+        &[
+            "certs", "put", "up.test", "--cert", &fullchain, "--key", &key, "--name", "up.test",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("up.test: stored and checked (up.test, www.up.test), expires "),
+        "{stdout}"
+    );
+    assert_eq!(
+        node.presented(Some("www.up.test")).await.fingerprint(),
+        pem_fingerprint(&leaf.chain_pem)
+    );
+
+    // The leaf alone plus --chain (certbot's cert.pem and chain.pem) is the same upload.
+    let cert_only = write("cert.pem", &leaf.leaf_pem);
+    let chain = write(
+        "chain.pem",
+        leaf.chain_pem.trim_start_matches(&leaf.leaf_pem),
+    );
+    let out = operator::cli(
+        config,
+        &[
+            "certs", "put", "up-split", "--cert", &cert_only, "--chain", &chain, "--key", &key,
+        ],
+    );
+    // Same certificate, published later: it serves every name, so no warning.
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = node.admin_get("/v1/status").await.json();
+    let up = status["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "up.test")
+        .unwrap()
+        .clone();
+    assert_eq!(up["served_by"], "up-split", "{up}");
+    assert_eq!(
+        up["not_served_by"][0]["reason"], "published_earlier",
+        "{up}"
+    );
+
+    // Refused by the node: the reason, exit 1, nothing changed.
+    let other = ca.leaf(&["up.test"], 60 * DAY).unwrap();
+    let wrong_key = write("wrong.pem", &other.key_pem);
+    let out = operator::cli(
+        config,
+        &[
+            "certs", "put", "up.test", "--cert", &fullchain, "--key", &wrong_key,
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("admin API answered 422") && stderr.contains("key"),
+        "{stderr}"
+    );
+
+    // Shadowed: stored, but exit 3 and the warning.
+    let short = ca.leaf(&["up.test"], 5 * DAY).unwrap();
+    let short_cert = write("short.pem", &short.chain_pem);
+    let short_key = write("short-key.pem", &short.key_pem);
+    let out = operator::cli(
+        config,
+        &[
+            "certs",
+            "put",
+            "up-short",
+            "--cert",
+            &short_cert,
+            "--key",
+            &short_key,
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("warning: up.test is not served by up-short"),
+        "{stderr}"
+    );
+    assert_eq!(
+        node.presented(Some("up.test")).await.fingerprint(),
+        pem_fingerprint(&leaf.chain_pem)
+    );
+
+    // Bad usage: a file that is not there.
+    let out = operator::cli(
+        config,
+        &[
+            "certs",
+            "put",
+            "x",
+            "--cert",
+            "/nonexistent.pem",
+            "--key",
+            &key,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("cannot read the certificate (--cert) /nonexistent.pem"));
+}
+
+// ---- failed handshakes: counted by reason, logged at WARN at most once a minute
+
+#[tokio::test]
+async fn failed_handshakes_are_counted_by_reason_and_logged_once_a_minute_at_warn() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node = Node::builder().start().await;
+    let https = node.https_addr();
+    // Plain HTTP to the HTTPS port.
+    for _ in 0..20 {
+        let mut s = tokio::net::TcpStream::connect(https).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    }
+    // Only acme-tls/1 offered, and no TLS-ALPN-01 challenge pending.
+    for _ in 0..5 {
+        assert!(
+            common::tls_connect(https, Some("a.test"), &["acme-tls/1"], None)
+                .await
+                .is_err()
+        );
+    }
+    // Clients that do not trust the certificate presented (the self-signed default).
+    let other = TestCa::new("Elsewhere").unwrap();
+    for _ in 0..3 {
+        assert!(common::tls_connect(
+            https,
+            Some("a.test"),
+            &["http/1.1"],
+            Some(&other.root_pem())
+        )
+        .await
+        .is_err());
+    }
+    // Connections closed before any byte (port scanners, TCP health checks).
+    for _ in 0..4 {
+        drop(tokio::net::TcpStream::connect(https).await.unwrap());
+    }
+    let expected = [
+        ("not_tls", 20.0),
+        ("no_alpn", 5.0),
+        ("certificate_rejected", 3.0),
+        ("closed", 4.0),
+    ];
+    let metrics = common::eventually("every failure counted", || async {
+        let m = node.metrics().await;
+        expected
+            .iter()
+            .all(|(reason, n)| {
+                m.count("dcv_tls_handshake_failures_total", &[("reason", reason)]) == *n
+            })
+            .then_some(m)
+    })
+    .await;
+    assert_eq!(
+        metrics.value("dcv_tls_handshake_failures_total", &[("reason", "timeout")]),
+        Some(0.0),
+        "every reason is there from the start"
+    );
+    let log = node.log();
+    assert!(!log.contains("Downstream handshake error"), "{log}");
+    for line in log.lines().filter(|l| l.contains("handshake")) {
+        assert!(!line.contains("ERROR"), "{line}");
+    }
+    for (reason, n) in expected {
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| {
+                l.contains("TLS handshake failed") && l.contains(&format!("reason=\"{reason}\""))
+            })
+            .collect();
+        assert_eq!(lines.len(), 1, "one line for {n} {reason} failures:\n{log}");
+        assert!(lines[0].contains(" WARN "), "{}", lines[0]);
+        assert!(lines[0].contains("remedy="), "{}", lines[0]);
+    }
+    let rejected = log
+        .lines()
+        .find(|l| l.contains("reason=\"certificate_rejected\""))
+        .unwrap();
+    assert!(
+        rejected.contains("UnknownCA") && rejected.contains("dcv-proxy certs list"),
+        "{rejected}"
+    );
+}
+
+// ---- start-up warnings and the metrics every node has
+
+#[tokio::test]
+async fn risky_settings_are_warned_about_at_start() {
+    let admin: std::net::SocketAddr = format!("0.0.0.0:{}", common::free_addr().port())
+        .parse()
+        .unwrap();
+    let node = operator::RawNode::start(admin, |state| {
+        format!(
+            "state_dir = {:?}\n[http]\nlisten = []\n[https]\nlisten = []\n[admin]\nlisten = \"{admin}\"\n[probe]\ninterval = \"0s\"\nresolvers = [\"127.0.0.1:9\"]\n",
+            state.display().to_string()
+        )
+    })
+    .await;
+    let log = node.log();
+    let warns: Vec<&str> = log.lines().filter(|l| l.contains(" WARN ")).collect();
+    for needle in [
+        "the admin API listens beyond loopback",
+        "its token was only just made",
+        "http.listen is empty",
+        "https.listen is empty",
+    ] {
+        assert!(
+            warns.iter().any(|l| l.contains(needle)),
+            "no warning {needle:?}:\n{log}"
+        );
+    }
+    drop(node);
+
+    // A node on loopback with listeners and a private token file is not warned about.
+    let quiet = Node::builder().start().await;
+    let log = quiet.log();
+    assert!(!log.contains(" WARN "), "{log}");
+}
+
+#[tokio::test]
+async fn every_node_exports_build_process_and_catalogue_series() {
+    let node = Node::builder().start().await;
+    let m = node.metrics().await;
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        m.value("dcv_build_info", &[("version", version)]),
+        Some(1.0),
+        "{}",
+        m.text
+    );
+    // Whole CPU seconds (the crate's counter is an integer): there, maybe 0 this early.
+    assert!(
+        m.value("process_cpu_seconds_total", &[]).is_some(),
+        "{}",
+        m.text
+    );
+    for family in [
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(
+            m.value(family, &[]).is_some_and(|v| v > 0.0),
+            "{family}: {}",
+            m.text
+        );
+    }
+    let h1 = dcv_proxy::catalogue::Cause::H1;
+    assert_eq!(
+        m.value(
+            "dcv_catalogue_cause_info",
+            &[
+                ("cause", "H1"),
+                ("summary", h1.summary()),
+                ("remedy", h1.remedy())
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("dcv_catalogue_cause_info", &[("cause", "none")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("dcv_probe_interval_seconds", &[]),
+        Some(0.0),
+        "the harness turns the probe off"
+    );
+    // One label name for the certificate id everywhere.
+    for line in m
+        .text
+        .lines()
+        .filter(|l| l.starts_with("dcv_certificate") || l.starts_with("dcv_acme"))
+    {
+        assert!(!line.contains("name=\""), "{line}");
+    }
 }

@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod client;
+pub mod dns01;
 pub mod keys;
 pub mod order;
 pub mod problem;

@@ -23,7 +23,7 @@ use super::client::AcmeHttp;
 use super::progress::{short_duration, Progress, ProgressSink, Step};
 use super::selfcheck::SelfCheck;
 use super::{keys, AcmeError, ProblemDoc};
-use crate::config::{AcmeConfig, CertificateConfig, ChallengeType};
+use crate::config::{AcmeConfig, CertificateConfig, ChallengeType, DnsName};
 use crate::state::certs::{CertEntry, CertSource, InstallError};
 use crate::state::challenge::AcmeAnswer;
 use crate::state::State;
@@ -63,12 +63,20 @@ impl OrderContext<'_> {
     }
 }
 
+/// A certificate obtained and installed.
+pub struct Issued {
+    pub entry: Arc<CertEntry>,
+    /// The profile the CA says the order has (the order object's `profile`); `None` when it
+    /// names none — a CA without profiles, or one that ignored the request.
+    pub profile: Option<String>,
+}
+
 /// Obtains the certificate described by `cert`, installs it and returns its entry.
 pub async fn issue(
     ctx: &OrderContext<'_>,
     cert: &CertificateConfig,
     replaces: Option<CertificateIdentifier<'static>>,
-) -> Result<Arc<CertEntry>, AcmeError> {
+) -> Result<Issued, AcmeError> {
     let mut planted = Planted::default();
     let result = run(ctx, cert, replaces, &mut planted).await;
     planted.remove(ctx.state).await;
@@ -80,7 +88,7 @@ async fn run(
     cert: &CertificateConfig,
     replaces: Option<CertificateIdentifier<'static>>,
     planted: &mut Planted,
-) -> Result<Arc<CertEntry>, AcmeError> {
+) -> Result<Issued, AcmeError> {
     let identifiers: Vec<Identifier> = cert
         .names
         .iter()
@@ -90,14 +98,25 @@ async fn run(
     if let Some(replaces) = replaces {
         new_order = new_order.replaces(replaces);
     }
-    if let Some(profile) = &ctx.acme.profile {
+    // On every order, renewals included (a renewal without it would quietly get the CA's
+    // default lifetime).
+    if let Some(profile) = &cert.profile {
         new_order = new_order.profile(profile);
     }
     // A hint left by an earlier request (an ARI answer, say) is not about this order.
     let _ = ctx.http.take_poll_hint();
     ctx.report(cert, Progress::new(Step::NewOrder, None, SystemTime::now()));
     let mut order = ctx.account.new_order(&new_order).await?;
-    tracing::info!(certificate = %cert.id, url = order.url(), "order created");
+    let profile = order.state().profile.clone();
+    tracing::info!(certificate = %cert.id, url = order.url(), profile = profile.as_deref().unwrap_or("-"), "order created");
+    if cert.profile.is_some() && profile != cert.profile {
+        tracing::warn!(
+            certificate = %cert.id,
+            requested = cert.profile.as_deref().unwrap_or("-"),
+            received = profile.as_deref().unwrap_or("none"),
+            "the CA did not apply the profile asked for: the certificate's lifetime may not be the intended one"
+        );
+    }
 
     answer_challenges(ctx, cert, &mut order, planted).await?;
     await_authorizations(ctx, cert, &mut order).await?;
@@ -127,7 +146,7 @@ async fn run(
         )
         .await
     {
-        Ok(entry) => Ok(entry),
+        Ok(entry) => Ok(Issued { entry, profile }),
         Err(InstallError::Refused(r)) => Err(AcmeError::Refused(r.to_string())),
         Err(e) => Err(AcmeError::Storage(e.to_string())),
     }
@@ -142,9 +161,13 @@ async fn answer_challenges(
     order: &mut instant_acme::Order,
     planted: &mut Planted,
 ) -> Result<(), AcmeError> {
+    if cert.challenge == ChallengeType::Dns01 {
+        publish_dns01(ctx, order, planted).await?;
+    }
     let mut authorizations = order.authorizations();
     while let Some(authz) = authorizations.next().await {
         let mut authz = authz?;
+        let wildcard = authz.identifier().wildcard;
         let Identifier::Dns(name) = authz.identifier().identifier.clone() else {
             return Err(AcmeError::Transport(
                 "only DNS identifiers are ordered".into(),
@@ -163,6 +186,7 @@ async fn answer_challenges(
         let wanted = match cert.challenge {
             ChallengeType::Http01 => instant_acme::ChallengeType::Http01,
             ChallengeType::TlsAlpn01 => instant_acme::ChallengeType::TlsAlpn01,
+            ChallengeType::Dns01 => instant_acme::ChallengeType::Dns01,
         };
         let mut challenge = authz.challenge(wanted).ok_or_else(|| {
             AcmeError::Transport(format!(
@@ -200,10 +224,20 @@ async fn answer_challenges(
                     .map_err(|e| AcmeError::Storage(e.to_string()))?;
                 planted.alpn.push(name.clone());
             }
+            // Published for every authorization before the first self-check
+            // (`publish_dns01`).
+            ChallengeType::Dns01 => {}
         }
-        let dns_name = name
+        let dns_name: DnsName = name
             .parse()
             .map_err(|e: String| AcmeError::Transport(format!("{name}: {e}")))?;
+        // RFC 8555 §7.1.4: a wildcard's authorization names the base domain with `wildcard`
+        // set; the self-check is told (CAA `issuewild`, RFC 8659 §4.3).
+        let dns_name = if wildcard {
+            DnsName::wildcard(&dns_name).map_err(AcmeError::Transport)?
+        } else {
+            dns_name
+        };
         let now = SystemTime::now();
         ctx.report(
             cert,
@@ -228,6 +262,44 @@ async fn answer_challenges(
             }
             other => AcmeError::from(other),
         })?;
+    }
+    Ok(())
+}
+
+/// DNS-01: the TXT value of every pending authorization goes into the shared challenge store
+/// before any is checked or announced. A wildcard and its apex are validated at the same
+/// `_acme-challenge` name (RFC 8555 §8.4), and a resolver that cached the RRset while it held
+/// one value would give the CA that one only until the TTL runs out: the CA must see the
+/// complete set from its first query on.
+async fn publish_dns01(
+    ctx: &OrderContext<'_>,
+    order: &mut instant_acme::Order,
+    planted: &mut Planted,
+) -> Result<(), AcmeError> {
+    let mut authorizations = order.authorizations();
+    while let Some(authz) = authorizations.next().await {
+        let mut authz = authz?;
+        if authz.status != AuthorizationStatus::Pending {
+            // Valid: nothing to do; anything else is reported by `answer_challenges`.
+            continue;
+        }
+        let Identifier::Dns(name) = authz.identifier().identifier.clone() else {
+            continue;
+        };
+        let name = name.to_ascii_lowercase();
+        let Some(challenge) = authz.challenge(instant_acme::ChallengeType::Dns01) else {
+            return Err(AcmeError::Transport(format!(
+                "the CA offers no dns-01 challenge for {name}"
+            )));
+        };
+        let value = challenge.key_authorization().dns_value();
+        let token = challenge.token.clone();
+        ctx.state
+            .put_dns01(&name, &token, &value, TOKEN_LIFETIME)
+            .await
+            .map_err(|e| AcmeError::Storage(e.to_string()))?;
+        tracing::info!(name = %name, "DNS-01 TXT value published in the validation zones");
+        planted.dns01.push((name, token));
     }
     Ok(())
 }
@@ -450,6 +522,8 @@ fn state_problem(state: &AuthorizationState, name: &str) -> Option<ProblemDoc> {
 struct Planted {
     tokens: Vec<String>,
     alpn: Vec<String>,
+    /// `(name, token)` of each DNS-01 TXT value.
+    dns01: Vec<(String, String)>,
 }
 
 impl Planted {
@@ -462,6 +536,11 @@ impl Planted {
         for name in self.alpn {
             if let Err(e) = state.remove_alpn(&name).await {
                 tracing::warn!(%name, error = %e, "cannot withdraw a TLS-ALPN-01 challenge; it expires on its own");
+            }
+        }
+        for (name, token) in self.dns01 {
+            if let Err(e) = state.remove_dns01(&name, &token).await {
+                tracing::warn!(%name, error = %e, "cannot withdraw a DNS-01 TXT value; it expires on its own");
             }
         }
     }

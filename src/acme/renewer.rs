@@ -64,6 +64,8 @@ struct Shared {
     /// Wakes the renewer when the list changed.
     wake: Notify,
     status: Mutex<Status>,
+    /// New orders placed on the account in the last `acme.new_orders_window`.
+    budget: Mutex<schedule::OrderBudget>,
     orders: IntCounterVec,
     problems: IntCounterVec,
     failures: IntCounterVec,
@@ -161,6 +163,15 @@ pub struct CertStatus {
     /// The last order's failure read through the catalogue, until an order succeeds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<Diagnosis>,
+    /// The CA paused the name (P10): no order until `dcv-proxy certs renew`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    /// Due, but waiting for the account's budget of new orders (`acme.max_new_orders`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deferred: Option<String>,
+    /// The profile asked for on this certificate's orders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     #[serde(skip)]
     plan: Option<Plan>,
     #[serde(skip)]
@@ -182,6 +193,12 @@ pub struct OrderRecord {
     pub problem: Option<ProblemDoc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub serial: Option<String>,
+    /// The profile the CA applied, as its order object names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile_received: Option<String>,
+    /// A profile was asked for and the CA's order named another, or none: the CA ignored it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub profile_ignored: bool,
 }
 
 /// A planned renewal for one certificate fingerprint.
@@ -263,6 +280,10 @@ impl Renewer {
             certificates: ArcSwap::from_pointee(certificates),
             wake: Notify::new(),
             status: Mutex::new(status),
+            budget: Mutex::new(schedule::OrderBudget::new(
+                acme.max_new_orders,
+                acme.new_orders_window,
+            )),
             orders,
             problems,
             failures,
@@ -316,10 +337,10 @@ impl Renewer {
                 }
                 Err(e) => {
                     failures += 1;
-                    let wait = schedule::backoff(
+                    let wait = schedule::retry_wait(
                         failures,
-                        self.acme.retry_min,
-                        self.acme.retry_max,
+                        &self.acme.retry_schedule,
+                        None,
                         &mut rand::rng(),
                     );
                     let diagnosis = e.diagnose();
@@ -353,10 +374,14 @@ impl Renewer {
     /// Plans renewals and reports whether `cert` should be ordered now.
     async fn due(&self, account: &Account, cert: &CertificateConfig, now: SystemTime) -> bool {
         let current = self.current(cert);
-        let (forced, retry_at, plan) = self.shared.with(|s| {
+        let (forced, retry_at, plan, paused) = self.shared.with(|s| {
             let st = s.cert_mut(cert);
-            (st.forced, st.retry_at, st.plan.clone())
+            (st.forced, st.retry_at, st.plan.clone(), st.paused)
         });
+        // Paused by the CA: only an operator's request orders it again.
+        if paused && !forced {
+            return false;
+        }
         let Some(current) = current else {
             self.shared.with(|s| {
                 let st = s.cert_mut(cert);
@@ -447,11 +472,11 @@ impl Renewer {
                 }
             }
         }
-        let at = match previous {
-            Some(p) if p.fingerprint == current.cert.fingerprint && p.basis == Basis::TwoThirds => {
-                p.at
+        let (at, basis) = match previous {
+            Some(p) if p.fingerprint == current.cert.fingerprint && p.basis != Basis::Ari => {
+                (p.at, p.basis)
             }
-            _ => schedule::two_thirds(
+            _ => schedule::renewal_point(
                 current.cert.not_before,
                 current.cert.not_after,
                 &mut rand::rng(),
@@ -460,7 +485,7 @@ impl Renewer {
         Plan {
             fingerprint: current.cert.fingerprint.clone(),
             at,
-            basis: Basis::TwoThirds,
+            basis,
             window: None,
             recheck: recheck_default,
         }
@@ -475,20 +500,14 @@ impl Renewer {
             st.state = CertState::Ordering;
             st.progress = None;
         });
-        let replaces = self.current(cert).and_then(|entry| {
-            let ari = self.shared.with(|s| {
-                s.cert_mut(cert)
-                    .plan
-                    .as_ref()
-                    .is_some_and(|p| p.basis == Basis::Ari)
-            });
-            // RFC 9773 §5: only CAs that offer ARI understand `replaces`.
-            if ari {
-                certificate_identifier(&entry)
-            } else {
-                None
-            }
-        });
+        let replaces = self.replaces(cert);
+        if replaces.is_none() {
+            self.shared
+                .budget
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record(started);
+        }
         let sink = StatusProgress {
             shared: &self.shared,
             cert,
@@ -512,10 +531,15 @@ impl Renewer {
             error: None,
             problem: None,
             serial: None,
+            profile_received: None,
+            profile_ignored: false,
         };
         match result {
-            Ok(entry) => {
+            Ok(order::Issued { entry, profile }) => {
                 tracing::info!(certificate = %cert.id, serial = %entry.cert.serial, not_after = %rfc3339(entry.cert.not_after), "certificate issued and swapped in");
+                record.profile_received = profile;
+                record.profile_ignored =
+                    cert.profile.is_some() && record.profile_received != cert.profile;
                 self.shared
                     .orders
                     .with_label_values(&[OrderResult::Valid.as_str()])
@@ -554,16 +578,22 @@ impl Renewer {
                     ])
                     .inc();
                 let retry_after = http.take_retry_after();
+                // What is left of the served certificate's life bounds the wait (a short-lived
+                // certificate near its end is tried more often, schedule::retry_wait).
+                let remaining = self
+                    .current(cert)
+                    .and_then(|c| c.cert.not_after.duration_since(finished).ok());
+                let paused = diagnosis.cause == Some(crate::catalogue::Cause::P10);
                 record.result = OrderResult::Failed;
                 record.error = Some(e.to_string());
                 record.problem = e.problem().cloned();
                 self.shared.with(|s| {
                     let st = s.cert_mut(cert);
                     st.consecutive_failures += 1;
-                    let wait = schedule::backoff(
+                    let wait = schedule::retry_wait(
                         st.consecutive_failures,
-                        self.acme.retry_min,
-                        self.acme.retry_max,
+                        &self.acme.retry_schedule,
+                        remaining,
                         &mut rand::rng(),
                     );
                     let at = schedule::next_attempt(finished, wait, retry_after);
@@ -579,14 +609,70 @@ impl Renewer {
                     );
                     st.state = CertState::Failed;
                     st.progress = None;
+                    // Paused by the CA (P10): every order would fail and count towards the
+                    // pause; none is placed until the operator asks (`certs renew`).
+                    st.paused = paused;
                     st.retry_at = Some(at);
-                    st.next_attempt = Some(rfc3339(at));
+                    st.next_attempt = (!paused).then(|| rfc3339(at));
                     st.last_order = Some(record);
                     st.last_error = Some(diagnosis);
                 });
+                if paused {
+                    tracing::error!(certificate = %cert.id, "the CA has paused the name: no order until `dcv-proxy certs renew` after it is unpaused");
+                }
                 lost
             }
         }
+    }
+
+    /// The served certificate an order for `cert` replaces: only when renewing with ARI (RFC
+    /// 9773 §5: only CAs that offer ARI understand `replaces`).
+    fn replaces(&self, cert: &CertificateConfig) -> Option<CertificateIdentifier<'static>> {
+        let entry = self.current(cert)?;
+        let ari = self.shared.with(|s| {
+            s.cert_mut(cert)
+                .plan
+                .as_ref()
+                .is_some_and(|p| p.basis == Basis::Ari)
+        });
+        if ari {
+            certificate_identifier(&entry)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the account's budget of new orders takes one for `cert` now; when it does not,
+    /// the certificate waits for the next free slot (`deferred` in its status). Renewals with
+    /// ARI's `replaces` are exempt.
+    fn within_budget(&self, cert: &CertificateConfig) -> bool {
+        if self.replaces(cert).is_some() {
+            return true;
+        }
+        let now = SystemTime::now();
+        let (allowed, next, used) = {
+            let mut budget = self.shared.budget.lock().unwrap_or_else(|p| p.into_inner());
+            (budget.allows(now), budget.next_free(now), budget.used(now))
+        };
+        self.shared.with(|s| {
+            let st = s.cert_mut(cert);
+            if allowed {
+                st.deferred = None;
+            } else {
+                st.deferred = Some(format!(
+                    "{used} new orders in the last {} (acme.max_new_orders = {}): next at {}",
+                    humantime::format_duration(self.acme.new_orders_window),
+                    self.acme.max_new_orders,
+                    rfc3339(next)
+                ));
+                st.retry_at = Some(next);
+                st.next_attempt = Some(rfc3339(next));
+            }
+        });
+        if !allowed {
+            tracing::info!(certificate = %cert.id, used, next = %rfc3339(next), "due, waiting for the account's budget of new orders");
+        }
+        allowed
     }
 
     /// RFC 8555 §7.3.1: the CA no longer knows the key; register anew.
@@ -601,7 +687,13 @@ impl Renewer {
     /// The fleet lock could not be taken (etcd away): no order without it, since another node
     /// may be ordering the same certificate; try again after the shortest backoff.
     fn lock_unavailable(&self, cert: &CertificateConfig, error: &str) {
-        let at = SystemTime::now() + self.acme.retry_min;
+        let first = self
+            .acme
+            .retry_schedule
+            .first()
+            .copied()
+            .unwrap_or(Duration::from_secs(60));
+        let at = SystemTime::now() + first;
         tracing::warn!(certificate = %cert.id, %error, next_attempt = %rfc3339(at), "fleet lock unavailable; not ordering now");
         self.shared.with(|s| {
             let st = s.cert_mut(cert);
@@ -676,7 +768,12 @@ impl BackgroundService for Renewer {
                     },
                 };
                 self.publish_stateless(&current, &certificates);
-                for cert in certificates.iter() {
+                // Earliest end of life first: when the budget of new orders cannot take every
+                // due certificate, the one that would expire first goes first.
+                let mut by_urgency: Vec<&CertificateConfig> = certificates.iter().collect();
+                by_urgency
+                    .sort_by_key(|c| schedule::urgency(self.current(c).map(|e| e.cert.not_after)));
+                for cert in by_urgency {
                     if *shutdown.borrow() {
                         return;
                     }
@@ -716,6 +813,9 @@ impl Renewer {
         shutdown: &mut ShutdownWatch,
     ) -> Option<()> {
         if !self.due(account, cert, SystemTime::now()).await {
+            return Some(());
+        }
+        if !self.within_budget(cert) {
             return Some(());
         }
         // One order at a time across a fleet: wait for this certificate's lock, then look
@@ -820,6 +920,7 @@ impl RenewerHandle {
         let known = self.shared.with(|s| {
             s.certificates.get_mut(id.as_str()).map(|st| {
                 st.forced = true;
+                st.paused = false;
                 st.state = CertState::Due;
                 st.retry_at = None;
                 st.next_attempt = None;
@@ -901,6 +1002,9 @@ impl CertStatus {
         CertStatus {
             names: cert.names.iter().map(|n| n.to_string()).collect(),
             challenge: cert.challenge.as_str(),
+            paused: false,
+            deferred: None,
+            profile: cert.profile.clone(),
             state: CertState::Due,
             progress: None,
             next_renewal: None,
@@ -991,7 +1095,7 @@ fn unreachable_plan(current: &CertEntry) -> Plan {
     Plan {
         fingerprint: current.cert.fingerprint.clone(),
         at: current.cert.not_after,
-        basis: Basis::TwoThirds,
+        basis: Basis::ThirdLeft,
         window: None,
         recheck: SystemTime::now(),
     }

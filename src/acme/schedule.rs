@@ -13,9 +13,15 @@ pub enum Basis {
     Missing,
     /// The CA's ACME Renewal Information window (RFC 9773).
     Ari,
-    /// Two thirds of the certificate's lifetime, with jitter.
-    TwoThirds,
+    /// A third of the lifetime left (Let's Encrypt's advice without ARI).
+    ThirdLeft,
+    /// Half of the lifetime left: lifetimes under [`SHORT_LIFETIME`] (Let's Encrypt's advice
+    /// for short-lived certificates, e.g. the 160-hour `shortlived` profile).
+    HalfLeft,
 }
+
+/// Lifetimes under this renew at half their lifetime, not at two thirds.
+pub const SHORT_LIFETIME: Duration = Duration::from_secs(10 * 86_400);
 
 /// A moment inside `[start, end]` chosen uniformly at random, as RFC 9773 §4.2 asks, so a
 /// fleet of clients does not renew at once. A window already past means now.
@@ -33,35 +39,129 @@ pub fn in_window(
     start + span.mul_f64(rng.random::<f64>())
 }
 
-/// Two thirds into the lifetime, minus up to 4% of it as jitter (for a 90-day certificate:
-/// between day 56.4 and day 60).
-pub fn two_thirds(not_before: SystemTime, not_after: SystemTime, rng: &mut impl Rng) -> SystemTime {
+/// When to renew without ARI: with a third of the lifetime left, or half of it for a lifetime
+/// under [`SHORT_LIFETIME`]; minus up to 4% of the lifetime as jitter, so certificates issued
+/// together do not all renew together (90 days: between day 56.4 and day 60; 160 hours:
+/// between hour 73.6 and hour 80).
+pub fn renewal_point(
+    not_before: SystemTime,
+    not_after: SystemTime,
+    rng: &mut impl Rng,
+) -> (SystemTime, Basis) {
     let lifetime = not_after.duration_since(not_before).unwrap_or_default();
+    let (share, basis) = if lifetime < SHORT_LIFETIME {
+        (0.5, Basis::HalfLeft)
+    } else {
+        (2.0 / 3.0, Basis::ThirdLeft)
+    };
     let jitter = lifetime.mul_f64(0.04 * rng.random::<f64>());
-    not_before + lifetime.mul_f64(2.0 / 3.0) - jitter
+    (not_before + lifetime.mul_f64(share) - jitter, basis)
 }
 
-/// The wait after the `failures`-th consecutive failure: `min` doubled each time, capped at
-/// `max`, with ±10% jitter.
-pub fn backoff(failures: u32, min: Duration, max: Duration, rng: &mut impl Rng) -> Duration {
-    let exp = failures.saturating_sub(1).min(20);
-    let base = min.saturating_mul(1u32 << exp).min(max);
-    base.mul_f64(0.9 + 0.2 * rng.random::<f64>())
-        .min(max.max(min))
+/// The wait after the `failures`-th consecutive failure: the `schedule`'s entry for it (the
+/// last one repeats), with ±10% jitter — and never more than an eighth of what is left of the
+/// served certificate's life (`remaining`), so a short-lived certificate near its end is tried
+/// ever more often instead of once a day (a 6-day certificate with 3 days left: every 9 hours
+/// at most, with one day left every 3 hours).
+pub fn retry_wait(
+    failures: u32,
+    schedule: &[Duration],
+    remaining: Option<Duration>,
+    rng: &mut impl Rng,
+) -> Duration {
+    let index = (failures.max(1) as usize - 1).min(schedule.len().saturating_sub(1));
+    let step = schedule
+        .get(index)
+        .copied()
+        .unwrap_or(Duration::from_secs(60));
+    let wait = step.mul_f64(0.9 + 0.2 * rng.random::<f64>());
+    match remaining {
+        Some(left) => wait.min((left / 8).max(Duration::from_secs(60))),
+        None => wait,
+    }
 }
 
-/// The next attempt after a failure: the backoff, or the CA's `Retry-After` when it is later
+/// The next attempt after a failure: the wait, or the CA's `Retry-After` when it is later
 /// (a rateLimited answer is obeyed, catalogue P4).
 pub fn next_attempt(
     now: SystemTime,
-    backoff: Duration,
+    wait: Duration,
     retry_after: Option<SystemTime>,
 ) -> SystemTime {
-    let after_backoff = now + backoff;
+    let after_wait = now + wait;
     match retry_after {
-        Some(at) if at > after_backoff => at,
-        _ => after_backoff,
+        Some(at) if at > after_wait => at,
+        _ => after_wait,
     }
+}
+
+/// The account's budget of new orders: at most `max` in any `window` (Let's Encrypt: 300 new
+/// orders per account per 3 hours). Orders that renew with ARI's `replaces` are exempt (Let's
+/// Encrypt does not count them) and are not recorded.
+#[derive(Debug, Clone)]
+pub struct OrderBudget {
+    max: usize,
+    window: Duration,
+    /// Times of the orders counted, oldest first.
+    placed: std::collections::VecDeque<SystemTime>,
+}
+
+impl OrderBudget {
+    /// `max` of 0: no limit.
+    pub fn new(max: u32, window: Duration) -> Self {
+        Self {
+            max: max as usize,
+            window,
+            placed: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Whether a new order may be placed at `now`.
+    pub fn allows(&mut self, now: SystemTime) -> bool {
+        self.expire(now);
+        self.max == 0 || self.placed.len() < self.max
+    }
+
+    /// Counts a new order placed at `now`.
+    pub fn record(&mut self, now: SystemTime) {
+        if self.max > 0 {
+            self.placed.push_back(now);
+        }
+    }
+
+    /// When the next new order may be placed (`now` when one may).
+    pub fn next_free(&mut self, now: SystemTime) -> SystemTime {
+        self.expire(now);
+        if self.max == 0 || self.placed.len() < self.max {
+            return now;
+        }
+        self.placed
+            .front()
+            .map_or(now, |oldest| *oldest + self.window)
+    }
+
+    /// Orders counted in the window ending at `now`.
+    pub fn used(&mut self, now: SystemTime) -> usize {
+        self.expire(now);
+        self.placed.len()
+    }
+
+    fn expire(&mut self, now: SystemTime) {
+        while self
+            .placed
+            .front()
+            .is_some_and(|t| now.duration_since(*t).unwrap_or_default() >= self.window)
+        {
+            self.placed.pop_front();
+        }
+    }
+}
+
+/// The order in which due certificates are served when the budget cannot take them all:
+/// the one whose served certificate ends first, a missing one before any (earliest deadline
+/// first). `not_after` is `None` for a missing certificate.
+pub fn urgency(not_after: Option<SystemTime>) -> SystemTime {
+    not_after.unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 #[cfg(test)]
@@ -94,31 +194,53 @@ mod tests {
     }
 
     #[test]
-    fn two_thirds_of_ninety_days() {
+    fn a_third_left_for_ninety_days_and_half_for_short_lifetimes() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let nb = SystemTime::UNIX_EPOCH + 1000 * DAY;
         for _ in 0..100 {
-            let at = two_thirds(nb, nb + 90 * DAY, &mut rng);
+            let (at, basis) = renewal_point(nb, nb + 90 * DAY, &mut rng);
+            assert_eq!(basis, Basis::ThirdLeft);
             assert!(at <= nb + 60 * DAY && at >= nb + 56 * DAY, "{at:?}");
+            let hours = Duration::from_secs(3600);
+            let (at, basis) = renewal_point(nb, nb + 160 * hours, &mut rng);
+            assert_eq!(basis, Basis::HalfLeft);
+            assert!(at <= nb + 80 * hours && at >= nb + 73 * hours, "{at:?}");
         }
     }
 
     #[test]
-    fn backoff_doubles_to_the_cap() {
+    fn retries_follow_the_schedule_and_quicken_near_the_end() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-        let (min, max) = (Duration::from_secs(60), Duration::from_secs(6 * 3600));
-        let d1 = backoff(1, min, max, &mut rng);
-        let d3 = backoff(3, min, max, &mut rng);
-        let d30 = backoff(30, min, max, &mut rng);
-        assert!(
-            d1 >= Duration::from_secs(54) && d1 <= Duration::from_secs(66),
-            "{d1:?}"
-        );
-        assert!(
-            d3 >= Duration::from_secs(216) && d3 <= Duration::from_secs(264),
-            "{d3:?}"
-        );
-        assert!(d30 <= max && d30 >= max.mul_f64(0.9), "{d30:?}");
+        let m = Duration::from_secs(60);
+        let schedule = [m, 10 * m, 100 * m, DAY];
+        let around = |d: Duration, want: Duration| d >= want.mul_f64(0.9) && d <= want.mul_f64(1.1);
+        assert!(around(retry_wait(1, &schedule, None, &mut rng), m));
+        assert!(around(retry_wait(2, &schedule, None, &mut rng), 10 * m));
+        assert!(around(retry_wait(3, &schedule, None, &mut rng), 100 * m));
+        assert!(around(retry_wait(4, &schedule, None, &mut rng), DAY));
+        assert!(around(retry_wait(40, &schedule, None, &mut rng), DAY));
+        // Three days left of a 6-day certificate: at most 9 hours.
+        let nine = retry_wait(9, &schedule, Some(3 * DAY), &mut rng);
+        assert!(nine <= Duration::from_secs(9 * 3600), "{nine:?}");
+        let near = retry_wait(9, &schedule, Some(Duration::from_secs(60)), &mut rng);
+        assert_eq!(near, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_budget_counts_new_orders_in_a_sliding_window() {
+        let now = SystemTime::UNIX_EPOCH + 1000 * DAY;
+        let hour = Duration::from_secs(3600);
+        let mut budget = OrderBudget::new(2, 3 * hour);
+        assert!(budget.allows(now));
+        budget.record(now);
+        budget.record(now + hour);
+        assert!(!budget.allows(now + hour));
+        assert_eq!(budget.next_free(now + hour), now + 3 * hour);
+        assert!(budget.allows(now + 3 * hour));
+        assert_eq!(budget.used(now + 3 * hour), 1);
+        let mut unlimited = OrderBudget::new(0, hour);
+        unlimited.record(now);
+        assert!(unlimited.allows(now));
     }
 
     #[test]

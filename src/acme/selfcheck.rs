@@ -39,6 +39,8 @@ pub struct LocalSelfCheck {
     https: Option<SocketAddr>,
     limit: Duration,
     fleet: Option<FleetHandle>,
+    /// The DNS listener and its zones, for DNS-01.
+    dns: Option<super::dns01::LocalDns>,
 }
 
 /// Longest wait for the other members of a fleet to answer before the CA is told anyway.
@@ -52,7 +54,15 @@ impl LocalSelfCheck {
             https: https.first().map(reachable),
             limit,
             fleet: None,
+            dns: None,
         }
+    }
+
+    /// DNS-01 is checked at the node's own DNS listener (`[dns]`), and in a fleet at every
+    /// member's.
+    pub fn with_dns(mut self, dns: Option<&crate::config::DnsConfig>) -> Self {
+        self.dns = dns.map(super::dns01::LocalDns::new);
+        self
     }
 
     /// In a fleet, also waits (a bounded time) until every other live member answers on its
@@ -77,6 +87,12 @@ impl LocalSelfCheck {
     ) {
         let Some(fleet) = &self.fleet else { return };
         let deadline = Instant::now() + FLEET_WAIT.min(self.limit);
+        if challenge == ChallengeType::Dns01 {
+            if let Some(dns) = &self.dns {
+                dns.barrier(fleet, name, key_authorization, deadline).await;
+            }
+            return;
+        }
         for member in fleet.members() {
             if member.node_id == fleet.node_id() {
                 continue;
@@ -84,6 +100,7 @@ impl LocalSelfCheck {
             let port = match challenge {
                 ChallengeType::Http01 => member.http_port,
                 ChallengeType::TlsAlpn01 => member.https_port,
+                ChallengeType::Dns01 => None,
             };
             let (Some(port), Some(ip)) = (port, member.public_addresses.first()) else {
                 continue;
@@ -122,6 +139,13 @@ impl LocalSelfCheck {
             ChallengeType::TlsAlpn01 => self
                 .https
                 .ok_or("no HTTPS listener is configured (https.listen)")?,
+            ChallengeType::Dns01 => {
+                let dns = self
+                    .dns
+                    .as_ref()
+                    .ok_or("no DNS listener is configured ([dns])")?;
+                return dns.check_own(name, key_authorization).await;
+            }
         };
         check_at(addr, name, challenge, token, key_authorization).await
     }
@@ -152,6 +176,8 @@ async fn check_at(
             Ok(())
         }
         ChallengeType::TlsAlpn01 => alpn_handshake(addr, name.as_str(), key_authorization).await,
+        // Asked of the DNS listeners by `dns01::LocalDns`, never at an HTTP address.
+        ChallengeType::Dns01 => Err(format!("DNS-01 is not checked at {addr}")),
     }
 }
 

@@ -46,6 +46,11 @@ impl AdminClient {
         Self { addr, token }
     }
 
+    /// Whether the token file was readable (state-changing requests need it).
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
     /// Sends `method path` with an optional JSON body; returns status and body.
     pub async fn request(
         &self,

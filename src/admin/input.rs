@@ -258,6 +258,161 @@ pub fn txt_put(name: &str, body: &[u8]) -> Result<(RecordName, Vec<String>), Ref
     Ok((name, body.values))
 }
 
+/// The names and addresses the admin listener answers to (DNS-rebinding protection).
+///
+/// A page on the internet can make a browser send requests to `127.0.0.1:9180` by giving its own
+/// name a short TTL and then the address of the victim (DNS rebinding): the browser thinks it
+/// talks to the attacker's origin and lets the page read the answers. Its requests still carry
+/// the attacker's name in `Host`, so the listener refuses every name that is not its own.
+#[derive(Debug, Clone, Default)]
+pub struct AdminHosts {
+    /// Lowercase names accepted besides the ones every listener accepts (`admin.hosts`, the
+    /// host's own name).
+    names: Vec<String>,
+}
+
+impl AdminHosts {
+    /// Accepts, besides IP addresses, `localhost` and single-label names, the `names` given.
+    pub fn new<I, S>(names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let names = names
+            .into_iter()
+            .map(|n| n.as_ref().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|n| !n.is_empty())
+            .collect();
+        Self { names }
+    }
+
+    /// The extra names accepted, for the refusal's advice and the start-up log.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
+/// Checks the `Host` of an admin request. Accepted:
+///
+/// - no `Host` at all (HTTP/1.0 tools; a browser always sends one);
+/// - any IP address, with or without port: a browser sends one only when the page itself was
+///   loaded from that address, so no name was resolved and nothing was rebound;
+/// - `localhost` and `*.localhost` (RFC 6761 §6.3: never resolved through public DNS);
+/// - a name without a dot (`admin`, the host's short name): no such name can be registered in
+///   public DNS (ICANN forbids dotless domains, SAC053), so no page on the internet has one;
+/// - the names of [`AdminHosts`] (`admin.hosts` and the host's own name).
+///
+/// The port is not compared: an SSH tunnel or a port forward in front of the listener changes
+/// it. A `Host` that is not even syntactically a host is a `400`; any other name is a `421
+/// Misdirected Request` (RFC 9110 §15.5.20: this listener does not serve that name).
+pub fn admin_host(host: Option<&str>, allowed: &AdminHosts) -> Result<(), Refused> {
+    let Some(raw) = host else {
+        return Ok(());
+    };
+    let name = host_name(raw).ok_or_else(|| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            format!("Host {raw:?} is not a host name or address with an optional port"),
+        )
+    })?;
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let ok = name.parse::<std::net::IpAddr>().is_ok()
+        || name == "localhost"
+        || name.ends_with(".localhost")
+        || !name.contains('.')
+        || allowed.names.contains(&name);
+    if ok {
+        return Ok(());
+    }
+    let extra = if allowed.names.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", allowed.names.join(", "))
+    };
+    Err(refuse(
+        StatusCode::MISDIRECTED_REQUEST,
+        format!(
+            "Host {raw:?} is not a name of this admin listener (refused against DNS rebinding): \
+             use an IP address, localhost{extra}, or add the name to admin.hosts"
+        ),
+    ))
+}
+
+/// The host part of a `Host` value: `name`, `name:port`, `1.2.3.4:port`, `[v6]:port`.
+fn host_name(raw: &str) -> Option<&str> {
+    let port_ok = |p: &str| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit());
+    if let Some(rest) = raw.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']')?;
+        v6.parse::<std::net::Ipv6Addr>().ok()?;
+        return match after.strip_prefix(':') {
+            None if after.is_empty() => Some(v6),
+            Some(port) if port_ok(port) => Some(v6),
+            _ => None,
+        };
+    }
+    let name = match raw.rsplit_once(':') {
+        Some((name, port)) if port_ok(port) => name,
+        Some(_) => return None,
+        None => raw,
+    };
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    valid.then_some(name)
+}
+
+/// The token of an `Authorization` header of the Bearer scheme (RFC 6750 §2.1), with the
+/// scheme compared case-insensitively as RFC 9110 §11.1 says (`bearer`, `BEARER`), and any
+/// number of spaces before the token. `None` for another scheme or no token.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    let token = token.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Options of the status page, from its query string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageOptions {
+    /// Seconds between reloads (`0`: no reload).
+    pub refresh: u32,
+}
+
+/// How often the status page reloads itself unless `?refresh=` says otherwise.
+pub const DEFAULT_PAGE_REFRESH: u32 = 30;
+
+/// `GET /?refresh=N`: `N` of 0 (no reload) or 5 to 3600 seconds; other keys are refused, so a
+/// mistyped one does not silently do nothing.
+pub fn page_query(query: Option<&str>) -> Result<PageOptions, Refused> {
+    let mut options = PageOptions {
+        refresh: DEFAULT_PAGE_REFRESH,
+    };
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "refresh" => match value.parse::<u32>() {
+                Ok(n) if n == 0 || (5..=3600).contains(&n) => options.refresh = n,
+                _ => {
+                    return Err(refuse(
+                        StatusCode::BAD_REQUEST,
+                        format!("refresh={value:?}: give 0 (no reload) or 5 to 3600 seconds"),
+                    ))
+                }
+            },
+            _ => {
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "unknown query parameter {key:?}: the status page takes refresh=<seconds>"
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(options)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -320,5 +475,75 @@ mod tests {
                 .status,
             422
         );
+    }
+
+    #[test]
+    fn admin_host_accepts_addresses_localhost_and_own_names_only() {
+        let hosts = AdminHosts::new(["Edge-1.Example.NET."]);
+        for ok in [
+            None,
+            Some("127.0.0.1:9180"),
+            Some("127.0.0.1"),
+            Some("localhost:9180"),
+            Some("LOCALHOST"),
+            Some("app.localhost:8000"),
+            Some("[::1]:9180"),
+            Some("[::1]"),
+            Some("10.0.0.5:9180"),
+            Some("admin"),
+            Some("edge-1.example.net:9180"),
+            Some("edge-1.example.net."),
+        ] {
+            assert_eq!(admin_host(ok, &hosts), Ok(()), "{ok:?}");
+        }
+        for (bad, status) in [
+            ("rebind.attacker.example:9180", 421),
+            ("127.0.0.1.nip.io:9180", 421),
+            ("localhost.attacker.example", 421),
+            ("example.net", 421),
+            ("a b", 400),
+            ("[::1", 400),
+            ("[nope]:1", 400),
+            ("host:port", 400),
+            ("", 400),
+        ] {
+            let err = admin_host(Some(bad), &hosts).unwrap_err();
+            assert_eq!(err.status.as_u16(), status, "{bad:?}: {err}");
+        }
+        let err = admin_host(Some("evil.example"), &hosts).unwrap_err();
+        assert!(err.message.contains("admin.hosts"), "{err}");
+        assert!(err.message.contains("edge-1.example.net"), "{err}");
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for (header, token) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("BEARER   abc", Some("abc")),
+            ("  Bearer abc ", Some("abc")),
+            ("Basic abc", None),
+            ("Bearer", None),
+            ("Bearer ", None),
+            ("Bearerabc", None),
+        ] {
+            assert_eq!(bearer_token(header), token, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn page_query_takes_a_bounded_refresh_only() {
+        assert_eq!(page_query(None).unwrap().refresh, DEFAULT_PAGE_REFRESH);
+        assert_eq!(page_query(Some("refresh=0")).unwrap().refresh, 0);
+        assert_eq!(page_query(Some("refresh=60")).unwrap().refresh, 60);
+        for bad in [
+            "refresh=1",
+            "refresh=x",
+            "refresh=99999",
+            "other=1",
+            "refresh",
+        ] {
+            assert_eq!(page_query(Some(bad)).unwrap_err().status, 400, "{bad}");
+        }
     }
 }

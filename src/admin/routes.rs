@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use super::input::{self, Refused};
 use super::{AdminApi, AdminRequest, Reply};
-use crate::state::certs::{CertEntry, CertId, CertSource, InstallError, DEFAULT_ID};
+use crate::state::certs::{
+    CertEntry, CertId, CertSnapshot, CertSource, InstallError, NameOwner, DEFAULT_ID,
+};
 use crate::state::challenge::{apex_of, AcmeAnswer, PkiFile};
 use crate::state::local::unix;
 
@@ -23,6 +25,7 @@ pub(super) async fn route(api: &AdminApi, req: AdminRequest) -> Reply {
     let segments: Vec<&str> = req.path.trim_end_matches('/').split('/').skip(1).collect();
     let get = matches!(req.method, Method::GET | Method::HEAD);
     match (segments.as_slice(), &req.method) {
+        ([] | ["status"], _) if get => super::page::page(api, req.query.as_deref()),
         (["healthz"], _) if get => {
             Reply::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
         }
@@ -32,7 +35,7 @@ pub(super) async fn route(api: &AdminApi, req: AdminRequest) -> Reply {
             api.metrics.render(),
         ),
         (["v1", "status"], _) if get => status(api),
-        (["v1", "acme", "tokens"], _) if get => list_tokens(api),
+        (["v1", "acme", "tokens"], _) if get => list_tokens(api, req.authorized),
         (["v1", "acme", "tokens", token], &Method::PUT) => put_token(api, token, &req.body).await,
         (["v1", "acme", "tokens", token], &Method::DELETE) => delete_token(api, token).await,
         (["v1", "pki"], _) if get => list_pki(api, None),
@@ -51,7 +54,8 @@ pub(super) async fn route(api: &AdminApi, req: AdminRequest) -> Reply {
         (["v1", "probe", name], _) if get => super::probe::last(api, name),
         (["v1", "probe", name], &Method::POST) => super::probe::run(api, name).await,
         (
-            ["healthz" | "metrics"]
+            []
+            | ["status" | "healthz" | "metrics"]
             | ["v1", "status" | "acme" | "pki" | "certificates" | "probe", ..],
             _,
         ) => Reply::error(
@@ -69,14 +73,21 @@ fn rfc3339(t: SystemTime) -> String {
 // ---- status
 
 fn status(api: &AdminApi) -> Reply {
+    Reply::json(StatusCode::OK, &status_value(api))
+}
+
+/// The document of `GET /v1/status`, which the status page renders too.
+pub(super) fn status_value(api: &AdminApi) -> serde_json::Value {
     let certs = api.state.certs.snapshot();
     let challenges = api.state.challenges.snapshot();
-    let body = serde_json::json!({
+    serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "started": rfc3339(api.started),
         // The node's clock: `acme…progress.next_poll` and `next_attempt` are read against it.
         "now": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-        "certificates": certs.entries().map(|e| cert_view(e)).collect::<Vec<_>>(),
+        "certificates": certs.entries().map(|e| cert_view(&certs, e)).collect::<Vec<_>>(),
+        // Which certificate each name is presented with (see "Certificate precedence").
+        "names": certs.precedence().iter().map(name_view).collect::<Vec<_>>(),
         "challenges": {
             "acme_tokens": challenges.acme_count(),
             "pki_files": challenges.pki_count(),
@@ -89,8 +100,18 @@ fn status(api: &AdminApi) -> Reply {
             Some(fleet) => fleet.status_json(),
             None => serde_json::json!({ "backend": "local" }),
         },
-    });
-    Reply::json(StatusCode::OK, &body)
+    })
+}
+
+fn name_view(owner: &NameOwner) -> serde_json::Value {
+    serde_json::json!({
+        "name": owner.name,
+        "served_by": owner.served_by.as_str(),
+        "not_served_by": owner.passed_over.iter().map(|(id, why)| serde_json::json!({
+            "certificate": id.as_str(),
+            "reason": why.as_str(),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 // ---- ACME tokens
@@ -114,11 +135,33 @@ fn token_view(token: &str, a: &AcmeAnswer) -> TokenView {
     }
 }
 
-fn list_tokens(api: &AdminApi) -> Reply {
+/// Every token with its key authorization — with the bearer token only: a token is all it
+/// takes to fetch the key authorization from port 80, and the list tells which validations are
+/// pending. Without it, the same list without `token` and `key_authorization`.
+fn list_tokens(api: &AdminApi, authorized: bool) -> Reply {
     let snapshot = api.state.challenges.snapshot();
     let mut tokens: Vec<TokenView> = snapshot.acme().map(|(t, a)| token_view(t, a)).collect();
     tokens.sort_by(|a, b| a.token.cmp(&b.token));
-    Reply::json(StatusCode::OK, &serde_json::json!({ "tokens": tokens }))
+    if authorized {
+        return Reply::json(StatusCode::OK, &serde_json::json!({ "tokens": tokens }));
+    }
+    let redacted: Vec<serde_json::Value> = tokens
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "identifier": t.identifier,
+                "created": t.created,
+                "expires": t.expires,
+            })
+        })
+        .collect();
+    Reply::json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "tokens": redacted,
+            "redacted": "token and key_authorization are shown with Authorization: Bearer <token from the admin token file>",
+        }),
+    )
 }
 
 async fn put_token(api: &AdminApi, token: &str, body: &[u8]) -> Reply {
@@ -217,8 +260,20 @@ async fn delete_pki(api: &AdminApi, host: &str, file: &str) -> Reply {
 
 // ---- certificates
 
-fn cert_view(e: &CertEntry) -> serde_json::Value {
+/// One certificate, with the names it is not presented for (another certificate wins them).
+fn cert_view(snapshot: &CertSnapshot, e: &CertEntry) -> serde_json::Value {
     let now = SystemTime::now();
+    let not_served: Vec<serde_json::Value> = snapshot
+        .not_served(&e.id)
+        .into_iter()
+        .map(|(name, by, why)| {
+            serde_json::json!({
+                "name": name,
+                "served_by": by.as_str(),
+                "reason": why.as_str(),
+            })
+        })
+        .collect();
     let expires_in = e
         .cert
         .not_after
@@ -240,6 +295,7 @@ fn cert_view(e: &CertEntry) -> serde_json::Value {
         "default": e.id.as_str() == DEFAULT_ID,
         "source": e.source.as_str(),
         "published": rfc3339(e.published),
+        "not_served": not_served,
     })
 }
 
@@ -249,7 +305,10 @@ fn parse_id(id: &str) -> Result<CertId, Reply> {
 
 fn list_certs(api: &AdminApi) -> Reply {
     let snapshot = api.state.certs.snapshot();
-    let list: Vec<_> = snapshot.entries().map(|e| cert_view(e)).collect();
+    let list: Vec<_> = snapshot
+        .entries()
+        .map(|e| cert_view(&snapshot, e))
+        .collect();
     Reply::json(StatusCode::OK, &serde_json::json!({ "certificates": list }))
 }
 
@@ -259,9 +318,10 @@ fn get_cert(api: &AdminApi, id: &str) -> Reply {
         Err(reply) => return reply,
     };
     let acme = api.acme.as_ref().and_then(|a| a.certificate_json(&id));
-    match api.state.certs.snapshot().entry(&id) {
+    let snapshot = api.state.certs.snapshot();
+    match snapshot.entry(&id) {
         Some(e) => {
-            let mut view = cert_view(e);
+            let mut view = cert_view(&snapshot, e);
             if let (Some(acme), Some(obj)) = (acme, view.as_object_mut()) {
                 obj.insert("acme".into(), acme);
             }
@@ -314,7 +374,7 @@ async fn put_cert(api: &AdminApi, id: &str, body: &[u8]) -> Reply {
         )
         .await
     {
-        Ok(entry) => Reply::json(StatusCode::CREATED, &cert_view(&entry)),
+        Ok(entry) => installed(api, &entry),
         Err(InstallError::Shared(e)) => Reply::error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("cannot share with the fleet: {e}"),
@@ -328,6 +388,31 @@ async fn put_cert(api: &AdminApi, id: &str, body: &[u8]) -> Reply {
         ),
         Err(e) => write_failed(e),
     }
+}
+
+/// `201` for a stored certificate, with a `warnings` list when another certificate is presented
+/// for some of its names (the upload is kept: it takes over when that one is removed, and a
+/// replacement is best put before the old one is deleted, so nothing falls back to the default
+/// in between).
+fn installed(api: &AdminApi, entry: &CertEntry) -> Reply {
+    let snapshot = api.state.certs.snapshot();
+    let mut view = cert_view(&snapshot, entry);
+    let warnings: Vec<String> = snapshot
+        .not_served(&entry.id)
+        .into_iter()
+        .map(|(name, by, why)| {
+            format!(
+                "{name} is not served by {id}: {by} is presented for it ({reason}); \
+                 DELETE /v1/certificates/{by} to serve {id} for it",
+                id = entry.id,
+                reason = why.text(),
+            )
+        })
+        .collect();
+    if let Some(obj) = view.as_object_mut() {
+        obj.insert("warnings".into(), warnings.into());
+    }
+    Reply::json(StatusCode::CREATED, &view)
 }
 
 /// A certificate that could not be written: nothing changed, and the status says whether the

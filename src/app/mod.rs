@@ -132,6 +132,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
             let node = NodeInfo {
                 http_port: config.http.listen.first().map(SocketAddr::port),
                 https_port: config.https.listen.first().map(SocketAddr::port),
+                dns: dns_published(&config),
             };
             let (backend, follower, handle) = fleet::start(
                 fleet,
@@ -164,6 +165,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     if created {
         tracing::info!(file = %config.admin.token_file.display(), "admin token created");
     }
+    warn_risky_config(&config, created);
 
     if !options.upgrade {
         let all = config
@@ -176,6 +178,12 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
             check_bind(addr)?;
         }
     }
+    // The DNS listener binds now, upgrade or not (its sockets are SO_REUSEPORT, pingora does
+    // not hand them over): a port 53 it cannot have stops the start with the reason.
+    let dns_sockets = match &config.dns {
+        Some(dns) => Some(serve::dns::DnsSockets::bind(&dns.listen).map_err(dns_bind_error)?),
+        None => None,
+    };
 
     let pid_file = dir.root().join("dcv-proxy.pid");
     let upgrade_sock = dir.root().join("upgrade.sock");
@@ -202,6 +210,25 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         metrics.register(collector);
     }
     metrics.register_state(certs.clone(), challenges.clone());
+    if let (Some(dns), Some(sockets)) = (&config.dns, dns_sockets) {
+        let zones = serve::dns::Zones::new(dns).map_err(|e| StartError::Listener(e.to_string()))?;
+        let responder = Arc::new(serve::dns::Responder::new(
+            zones,
+            challenges.clone(),
+            dns.rate_limit,
+        ));
+        for collector in responder.counters().collectors() {
+            metrics.register(collector);
+        }
+        let zones: Vec<&str> = dns.zones.iter().map(|z| z.name.as_str()).collect();
+        tracing::info!(listen = ?dns.listen, ?zones, "DNS listener for the validation zones");
+        server.add_service(background_service(
+            "dns listener",
+            DnsService {
+                listener: serve::dns::DnsListener::new(sockets, responder, dns.tcp_connections),
+            },
+        ));
+    }
     if let Some(fleet) = state.fleet() {
         for collector in fleet.collectors() {
             metrics.register(collector);
@@ -242,7 +269,8 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         &config.https.listen,
         config.acme.self_check_timeout,
     )
-    .with_fleet(state.fleet().cloned());
+    .with_fleet(state.fleet().cloned())
+    .with_dns(config.dns.as_ref());
     let selfcheck: Arc<dyn SelfCheck> = match (config.acme.self_check, &probe) {
         (SelfCheckKind::Probe, Some(runner)) => Arc::new(ProbeGate {
             runner: runner.clone(),
@@ -260,6 +288,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     for collector in renewer_handle.collectors() {
         metrics.register(collector);
     }
+    metrics.register_acme(renewer_handle.clone());
     server.add_service(background_service("acme renewer", renewer));
 
     let reloader = Arc::new(reload::Reloader::new(
@@ -272,7 +301,8 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     metrics.register(Box::new(reloader.counter()));
     let mut admin_api = AdminApi::new(state.clone(), metrics, token, config.admin.max_body_bytes)
         .with_acme(renewer_handle)
-        .with_inflight(inflight.clone());
+        .with_inflight(inflight.clone())
+        .with_hosts(config.admin.hosts.iter().map(|h| h.as_str()));
     if let Some(runner) = &probe {
         admin_api = admin_api.with_probe(runner.clone());
     }
@@ -342,6 +372,7 @@ fn start_probe(config: &Config, state: &State, metrics: &Metrics) -> Option<Arc<
             for collector in runner.metrics().collectors() {
                 metrics.register(collector);
             }
+            metrics.register_probe(runner.clone());
             Some(runner)
         }
         Err(e) => {
@@ -354,8 +385,10 @@ fn start_probe(config: &Config, state: &State, metrics: &Metrics) -> Option<Arc<
 /// What ACME runs before telling the CA a challenge is ready: the self-probe's gate — for
 /// HTTP-01 DNS and CAA as the CA resolves them, port 80, the token fetched as the CA fetches it,
 /// and in a fleet from every live member (H6); for TLS-ALPN-01 DNS and CAA, then port 443 of
-/// every address with Boulder's TLS-ALPN-01 rules. ACME and the probe never import each other;
-/// they meet here.
+/// every address with Boulder's TLS-ALPN-01 rules; for DNS-01 the delegation CNAME, the
+/// validation zone's delegation, every member's DNS listener and the value as the CA's resolver
+/// sees it (`probe::gate_dns01`, D13–D15). ACME and the probe never import each other; they
+/// meet here.
 ///
 /// In a fleet, the gate's member checks replace [`LocalSelfCheck::fleet_barrier`] for HTTP-01:
 /// they wait for the token to reach every member and, unlike the barrier, keep the CA waiting
@@ -403,7 +436,103 @@ impl SelfCheck for ProbeGate {
                     .await;
                 Ok(())
             }
+            // The gate asks every member's DNS listener itself (D15, D11): no barrier.
+            ChallengeType::Dns01 => {
+                crate::probe::gate_dns01(&self.runner.prober(), name, key_authorization, self.limit)
+                    .await
+                    .map(|_| ())
+                    .map_err(|failure| failure.to_string())
+            }
         }
+    }
+}
+
+/// Where this node's DNS listener answers, as published with its fleet membership: each listen
+/// address, a wildcard one as each public address of its family (`fleet.public_addresses`).
+fn dns_published(config: &Config) -> Vec<SocketAddr> {
+    let Some(dns) = &config.dns else {
+        return Vec::new();
+    };
+    let public = config
+        .fleet
+        .as_ref()
+        .map(|f| f.public_addresses.as_slice())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for addr in &dns.listen {
+        if addr.ip().is_unspecified() {
+            out.extend(
+                public
+                    .iter()
+                    .filter(|ip| ip.is_ipv4() == addr.is_ipv4())
+                    .map(|ip| SocketAddr::new(*ip, addr.port())),
+            );
+        } else {
+            out.push(*addr);
+        }
+    }
+    out
+}
+
+/// A DNS listen address that cannot be bound, with what to do about it.
+fn dns_bind_error(e: serve::dns::BindError) -> StartError {
+    let addr = e.addr;
+    StartError::Bind(match e.source.kind() {
+        std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => format!(
+            "cannot listen on {addr} ({}) for dns.listen: permission denied. Port {} needs the \
+             CAP_NET_BIND_SERVICE capability (the systemd unit grants it), or listen on a port \
+             of 1024 or above and forward 53 to it",
+            e.proto,
+            addr.port()
+        ),
+        std::io::ErrorKind::AddrInUse => format!(
+            "cannot listen on {addr} ({}) for dns.listen: the address is already in use (a \
+             local resolver such as systemd-resolved or dnsmasq? `ss -lunp 'sport = :{}'` shows \
+             which process); listen on the node's public address instead of 0.0.0.0",
+            e.proto,
+            addr.port()
+        ),
+        _ => e.to_string(),
+    })
+}
+
+/// Warnings at start for settings that work but that an operator most likely did not mean.
+fn warn_risky_config(config: &Config, token_created: bool) {
+    let admin = config.admin.listen;
+    if !admin.ip().is_loopback() {
+        tracing::warn!(
+            admin = %admin,
+            "the admin API listens beyond loopback: its reads (the status page, /metrics, /v1/status with names, certificates and probe results) are open to whoever reaches it, only changes need the token; keep admin.listen on loopback or a private network behind a firewall"
+        );
+        if token_created {
+            tracing::warn!(
+                file = %config.admin.token_file.display(),
+                "the admin listener is reachable from the network and its token was only just made: give it to the clients that change state (dcv-proxy certs put, deploy hooks), and set admin.token_file to a file you manage"
+            );
+        }
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(&config.admin.token_file) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    file = %config.admin.token_file.display(),
+                    mode = format!("{mode:o}"),
+                    "the admin token file is readable by other users: chmod 600 it (anyone who can read it can change certificates and tokens)"
+                );
+            }
+        }
+    }
+    if config.http.listen.is_empty() {
+        tracing::warn!(
+            "http.listen is empty: no plain-HTTP listener, so HTTP-01 validation and pki-validation files cannot reach this node (the CA fetches from port 80: H1); add \"0.0.0.0:80\""
+        );
+    }
+    if config.https.listen.is_empty() {
+        tracing::warn!(
+            "https.listen is empty: no HTTPS listener, so no HTTPS traffic is served and TLS-ALPN-01 validation cannot reach this node (C5); add \"0.0.0.0:443\""
+        );
     }
 }
 
@@ -426,6 +555,18 @@ fn check_bind(addr: &SocketAddr) -> Result<(), StartError> {
             addr.port()
         ))),
         Err(e) => Err(StartError::Bind(format!("cannot listen on {addr}: {e}"))),
+    }
+}
+
+/// Runs the authoritative DNS listener of the validation zones until the server stops.
+struct DnsService {
+    listener: serve::dns::DnsListener,
+}
+
+#[async_trait]
+impl BackgroundService for DnsService {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        self.listener.run(shutdown).await;
     }
 }
 

@@ -202,6 +202,8 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     );
     check(old.acme != new.acme, "acme");
     check(old.fleet != new.fleet, "fleet");
+    // The DNS listener binds its sockets and builds its zones at start.
+    check(old.dns != new.dns, "dns");
     keys
 }
 

@@ -85,7 +85,11 @@ pub fn diagnose(problem_type: &str, detail: &str) -> Option<Cause> {
         } else {
             Cause::P2
         }),
-        "rateLimited" => Some(if has("too frequent") {
+        // Let's Encrypt's paused identifiers (2025): "… has been paused …, visit <portal> to
+        // unpause"; a pause is lifted by hand only, unlike a rate limit.
+        "rateLimited" => Some(if has("paused") || has("unpause") {
+            Cause::P10
+        } else if has("too frequent") {
             Cause::P9
         } else {
             Cause::P4
@@ -248,6 +252,36 @@ mod tests {
         assert_eq!(
             diagnose("", "DNS TXT validation: record value wrong"),
             Some(Cause::D10)
+        );
+    }
+
+    #[test]
+    fn a_paused_name_is_not_a_rate_limit() {
+        // Let's Encrypt's wording for a paused identifier (its "Automatically pausing
+        // hostnames" announcement, 2024).
+        assert_eq!(
+            acme(
+                "rateLimited",
+                "Your account is temporarily prevented from requesting certificates for \
+                 shop.dcvcheck.com and possibly others. Please visit: \
+                 https://portal.letsencrypt.org/sfe/v1/unpause?jwt=x"
+            ),
+            Some(Cause::P10)
+        );
+        assert_eq!(
+            acme(
+                "rateLimited",
+                "too many certificates (5) already issued for this exact set of identifiers"
+            ),
+            Some(Cause::P4)
+        );
+        assert_eq!(
+            acme(
+                "rateLimited",
+                "Issuance for shop.dcvcheck.com has been paused due to repeated failed \
+                 validation attempts; visit https://portal.letsencrypt.org/sfe/v1/unpause?jwt=x"
+            ),
+            Some(Cause::P10)
         );
     }
 

@@ -27,6 +27,10 @@ pub enum Cause {
     D10,
     D11,
     D12,
+    D13,
+    D14,
+    D15,
+    D16,
     H1,
     H2,
     H3,
@@ -46,6 +50,7 @@ pub enum Cause {
     P7,
     P8,
     P9,
+    P10,
     C1,
     C2,
     C3,
@@ -56,7 +61,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, in catalogue order.
-    pub const ALL: [Cause; 37] = [
+    pub const ALL: [Cause; 42] = [
         Cause::D1,
         Cause::D2,
         Cause::D3,
@@ -69,6 +74,10 @@ impl Cause {
         Cause::D10,
         Cause::D11,
         Cause::D12,
+        Cause::D13,
+        Cause::D14,
+        Cause::D15,
+        Cause::D16,
         Cause::H1,
         Cause::H2,
         Cause::H3,
@@ -88,6 +97,7 @@ impl Cause {
         Cause::P7,
         Cause::P8,
         Cause::P9,
+        Cause::P10,
         Cause::C1,
         Cause::C2,
         Cause::C3,
@@ -206,6 +216,26 @@ impl Cause {
                 "DNSSEC validation fails for the name: a signature expired or broken, or a DS record at the parent without a matching key (CAs validate DNSSEC)",
                 "re-sign the zone or fix its keys at the DNS provider, or remove the DS record at the registrar to turn DNSSEC off; `delv NAME` or dnsviz.net shows where the chain breaks",
             ),
+            Cause::D13 => (
+                "D13",
+                "the `_acme-challenge` CNAME that delegates DNS validation to the CDN's validation zone is missing or points elsewhere (or TXT records sit at `_acme-challenge` itself)",
+                "publish once, at the name's DNS provider, `_acme-challenge.<name>. CNAME <name>.<validation zone>.` (a wildcard `*.<name>` uses the same record) and delete any TXT record at `_acme-challenge.<name>`: a CNAME cannot share its name with other records (RFC 1034 §3.6.2)",
+            ),
+            Cause::D14 => (
+                "D14",
+                "the validation zone is not delegated to the fleet: its parent has no NS records for it, its name servers have no addresses, or they do not answer for the zone (lame delegation)",
+                "at the parent zone, publish the zone's NS records (dns.zone.name_servers) and the addresses of the nodes' DNS listeners (glue for names inside the zone); every listed server must answer SOA for the zone with the AA flag (`dig +norec SOA <zone> @<server>`)",
+            ),
+            Cause::D15 => (
+                "D15",
+                "a fleet node's DNS listener does not answer for the validation zone (timeout, refused, or not authoritative)",
+                "on the named node: [dns] listen on the address the NS and glue records give, port 53 open over UDP and TCP (firewall, security group), the node running (dcv_dns_queries_total rising); the zone's other name servers answer for it meanwhile",
+            ),
+            Cause::D16 => (
+                "D16",
+                "the `_validation-persist` record (dns-persist-01, draft-ietf-acme-dns-persist) would not be accepted: another issuer, no or another accounturi, no policy=wildcard for a wildcard, or persistUntil in the past",
+                "publish `_validation-persist.<name>. TXT \"<CA issuer domain>; accounturi=<ACME account URL>\"`, with `; policy=wildcard` to cover `*.<name>` and subdomains and `; persistUntil=<Unix time>` to make it expire; the issuer domain is the CA's CAA identity (probe.ca_identities), the account the node's (probe.account_uri)",
+            ),
             Cause::H1 => (
                 "H1",
                 "port 80 or 443 cannot be reached: closed, filtered by a firewall or security group, or nothing listening",
@@ -301,6 +331,11 @@ impl Cause {
                 "status checks are polled too often",
                 "poll with backoff and honour Retry-After",
             ),
+            Cause::P10 => (
+                "P10",
+                "the CA has paused orders for the name after too many failed validations in a row",
+                "fix the cause of the failed validations (the earlier orders' causes), then unpause the name at the address in the CA's message (Let's Encrypt: its self-service portal), then `dcv-proxy certs renew <id>`; dcv-proxy places no order for it until then",
+            ),
             Cause::C1 => (
                 "C1",
                 "the certificate file does not parse (not PEM, wrong BEGIN/END lines, extra spaces)",
@@ -372,6 +407,16 @@ mod tests {
             assert!(!cause.summary().is_empty() && !cause.remedy().is_empty());
         }
         assert!("Z1".parse::<Cause>().is_err());
+    }
+
+    #[test]
+    fn new_dns_ids_are_not_read_as_d1() {
+        assert_eq!(Cause::named_in("x: D13 (CNAME) at y"), Some(Cause::D13));
+        assert_eq!(
+            Cause::named_in("listener at 127.0.0.1:53 did not answer (D15)"),
+            Some(Cause::D15)
+        );
+        assert_eq!("d16".parse::<Cause>().unwrap(), Cause::D16);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Every refusal names the file, the line and column, and the key (`http.listen[1]`), because an
 //! operator editing a config on a node far away gets one chance to read the error.
 
+mod dns;
 mod error;
 mod probe;
 mod raw;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use dns::{is_at_or_below, DnsConfig, ValidationZone};
 pub use error::ConfigError;
 pub use probe::{ExpectedTxt, ProbeConfig, RecordName, DEFAULT_SENSITIVE_WORDS};
 pub use types::{CertId, DnsName, HostPattern, OriginAddr, DEFAULT_CERT_ID};
@@ -43,6 +45,8 @@ pub struct Config {
     /// Where state is shared with the other nodes of a fleet; `None`: this node alone, state in
     /// `state_dir` only (the embedded default).
     pub fleet: Option<FleetConfig>,
+    /// The authoritative DNS listener for the validation zones (`[dns]`); `None`: no listener.
+    pub dns: Option<DnsConfig>,
 }
 
 /// `[fleet] backend = "etcd"`: tokens, validation files, certificates, the ACME account and
@@ -98,9 +102,12 @@ pub struct AcmeConfig {
     /// Answer any well-formed token on a configured name with `token.<thumbprint>`
     /// (RFC 8555 §8.1), so nodes that never saw the order answer too.
     pub stateless_http01: bool,
-    /// First and longest wait after a failed order (exponential backoff between them).
-    pub retry_min: Duration,
-    pub retry_max: Duration,
+    /// Waits after the 1st, 2nd, … consecutive failure; the last one repeats.
+    pub retry_schedule: Vec<Duration>,
+    /// New orders (without ARI `replaces`) allowed per [`Self::new_orders_window`] on the
+    /// account; `0`: no limit. Let's Encrypt: 300 per 3 hours.
+    pub max_new_orders: u32,
+    pub new_orders_window: Duration,
     /// What checks a challenge before the CA is told it is ready.
     pub self_check: SelfCheckKind,
     /// How long the self-check may take before the CA is told a challenge is ready.
@@ -151,6 +158,9 @@ pub enum KeyType {
 pub enum ChallengeType {
     Http01,
     TlsAlpn01,
+    /// RFC 8555 §8.4, answered by the fleet's own DNS listener in a validation zone (`[dns]`);
+    /// the only type for wildcard names.
+    Dns01,
 }
 
 impl ChallengeType {
@@ -158,6 +168,7 @@ impl ChallengeType {
         match self {
             ChallengeType::Http01 => "http-01",
             ChallengeType::TlsAlpn01 => "tls-alpn-01",
+            ChallengeType::Dns01 => "dns-01",
         }
     }
 }
@@ -169,6 +180,9 @@ pub struct CertificateConfig {
     pub id: CertId,
     pub names: Vec<DnsName>,
     pub challenge: ChallengeType,
+    /// The certificate profile asked for on every order and renewal (its own, else
+    /// `acme.profile`); `None`: the CA's default.
+    pub profile: Option<String>,
 }
 
 /// The plain-HTTP listeners (port 80 in production).
@@ -215,6 +229,9 @@ pub struct AdminConfig {
     pub token_file: PathBuf,
     /// Largest request body accepted (413 above it).
     pub max_body_bytes: usize,
+    /// Names accepted in `Host` besides addresses, `localhost` and the host's name (DNS
+    /// rebinding protection, `admin::input::admin_host`).
+    pub hosts: Vec<DnsName>,
 }
 
 /// Process-wide serving settings.

@@ -74,6 +74,9 @@ pub struct ProbeConfig {
     /// DNSKEY records of the root the DNSSEC check validates from (D12); `None`: IANA's root
     /// keys. The file parsed when the configuration was read.
     pub trust_anchor: Option<std::path::PathBuf>,
+    /// The validation zones this node answers (`[dns]`, copied here): the probe checks their
+    /// delegation and the `_acme-challenge` CNAMEs into them (D13–D15).
+    pub dns: Option<super::DnsConfig>,
 }
 
 /// A TXT record an operator expects for DNS validation: `_acme-challenge.<name>` (ACME DNS-01)
@@ -293,6 +296,7 @@ pub(super) fn build(raw: RawProbe, base: &std::path::Path) -> Result<ProbeConfig
             })
             .collect(),
         trust_anchor,
+        dns: None,
     })
 }
 

@@ -46,6 +46,7 @@ pub(super) struct RawConfig {
     certificates: Vec<RawCertificate>,
     #[serde(default)]
     fleet: RawFleet,
+    dns: Option<super::dns::RawDns>,
 }
 
 #[derive(Deserialize)]
@@ -99,10 +100,16 @@ struct RawAcme {
     profile: Option<String>,
     #[serde(default)]
     stateless_http01: bool,
-    #[serde(default = "default_retry_min")]
-    retry_min: Parsed<HumanDuration>,
-    #[serde(default = "default_retry_max")]
-    retry_max: Parsed<HumanDuration>,
+    #[serde(default = "default_retry_schedule")]
+    retry_schedule: Spanned<Vec<Parsed<HumanDuration>>>,
+    /// Replaced by `retry_schedule`: refused with a pointer to it.
+    retry_min: Option<Spanned<toml::Value>>,
+    /// Replaced by `retry_schedule`: refused with a pointer to it.
+    retry_max: Option<Spanned<toml::Value>>,
+    #[serde(default = "default_max_new_orders")]
+    max_new_orders: u32,
+    #[serde(default = "default_new_orders_window")]
+    new_orders_window: Parsed<HumanDuration>,
     #[serde(default)]
     self_check: RawSelfCheck,
     #[serde(default = "default_self_check_timeout")]
@@ -142,15 +149,19 @@ enum RawAcmeChallenge {
     Http01,
     #[serde(rename = "tls-alpn-01")]
     TlsAlpn01,
+    #[serde(rename = "dns-01")]
+    Dns01,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCertificate {
     id: Option<Parsed<CertId>>,
-    names: Spanned<Vec<Spanned<Parsed<DnsName>>>>,
+    // `*.name` is parsed here and allowed with dns-01 only (`build_certificates`).
+    names: Spanned<Vec<Spanned<Parsed<HostPattern>>>>,
     #[serde(default)]
     challenge: RawAcmeChallenge,
+    profile: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -199,6 +210,8 @@ struct RawAdmin {
     token_file: Option<PathBuf>,
     #[serde(default = "default_max_body")]
     max_body_bytes: usize,
+    #[serde(default)]
+    hosts: Vec<Parsed<DnsName>>,
 }
 
 #[derive(Deserialize)]
@@ -342,11 +355,15 @@ pub(super) fn build(path: &Path, text: &str, raw: RawConfig) -> Result<Config, C
     }
 
     let acme = build_acme(&invalid, base, raw.acme)?;
-    let certificates = build_certificates(&invalid, &acme, raw.certificates)?;
+    let dns =
+        super::dns::build(raw.dns).map_err(|(span, key, message)| invalid(span, key, message))?;
+    let certificates = build_certificates(&invalid, &acme, raw.certificates, dns.is_some())?;
     let fleet = build_fleet(&invalid, base, raw.fleet)?;
 
-    let probe = super::probe::build(raw.probe, base)
+    let mut probe = super::probe::build(raw.probe, base)
         .map_err(|(span, key, message)| invalid(span, key, message))?;
+    // The probe checks the delegation of the zones this node answers (probe::delegation).
+    probe.dns = dns.clone();
 
     Ok(Config {
         source: path.to_path_buf(),
@@ -354,6 +371,7 @@ pub(super) fn build(path: &Path, text: &str, raw: RawConfig) -> Result<Config, C
         certificates,
         probe,
         fleet,
+        dns,
         http: HttpConfig {
             listen: raw.http.listen.into_iter().map(|a| a.0).collect(),
             redirect_to_https: raw.http.redirect_to_https,
@@ -378,6 +396,7 @@ pub(super) fn build(path: &Path, text: &str, raw: RawConfig) -> Result<Config, C
                 .map(|p| base.join(p))
                 .unwrap_or_else(|| state_dir.join("admin.token")),
             max_body_bytes: raw.admin.max_body_bytes,
+            hosts: raw.admin.hosts.into_iter().map(|h| h.0).collect(),
         },
         server: ServerConfig {
             threads: *threads.get_ref(),
@@ -450,8 +469,31 @@ fn build_acme(invalid: &Invalid<'_>, base: &Path, raw: RawAcme) -> Result<AcmeCo
             ))
         }
     };
-    let retry_min = raw.retry_min.0 .0;
-    let retry_max = raw.retry_max.0 .0.max(retry_min);
+    for (key, old) in [("retry_min", &raw.retry_min), ("retry_max", &raw.retry_max)] {
+        if let Some(old) = old {
+            return Err(invalid(
+                old.span(),
+                format!("acme.{key}"),
+                "replaced by acme.retry_schedule, a list of waits after the 1st, 2nd, … failure \
+                 (the last repeats), e.g. [\"1m\", \"10m\", \"100m\", \"1d\"]"
+                    .into(),
+            ));
+        }
+    }
+    let retry_schedule: Vec<Duration> = raw
+        .retry_schedule
+        .get_ref()
+        .iter()
+        .map(|d| d.0 .0)
+        .collect();
+    if retry_schedule.is_empty() || retry_schedule.iter().any(Duration::is_zero) {
+        return Err(invalid(
+            raw.retry_schedule.span(),
+            "acme.retry_schedule".into(),
+            "give one or more waits longer than 0s, e.g. [\"1m\", \"10m\", \"100m\", \"1d\"]"
+                .into(),
+        ));
+    }
     Ok(AcmeConfig {
         directory,
         contact,
@@ -465,8 +507,9 @@ fn build_acme(invalid: &Invalid<'_>, base: &Path, raw: RawAcme) -> Result<AcmeCo
         },
         profile: raw.profile,
         stateless_http01: raw.stateless_http01,
-        retry_min,
-        retry_max,
+        retry_schedule,
+        max_new_orders: raw.max_new_orders,
+        new_orders_window: raw.new_orders_window.0 .0,
         self_check: match raw.self_check {
             RawSelfCheck::Probe => super::SelfCheckKind::Probe,
             RawSelfCheck::Local => super::SelfCheckKind::Local,
@@ -482,16 +525,35 @@ fn build_certificates(
     invalid: &Invalid<'_>,
     acme: &AcmeConfig,
     raw: Vec<RawCertificate>,
+    dns_zones: bool,
 ) -> Result<Vec<CertificateConfig>, ConfigError> {
     let mut out: Vec<CertificateConfig> = Vec::with_capacity(raw.len());
     for (i, cert) in raw.into_iter().enumerate() {
         let span = cert.names.span();
-        let names: Vec<DnsName> = cert
-            .names
-            .into_inner()
-            .into_iter()
-            .map(|n| n.into_inner().0)
-            .collect();
+        let dns01 = matches!(cert.challenge, RawAcmeChallenge::Dns01);
+        if dns01 && !dns_zones {
+            return Err(invalid(
+                span,
+                format!("certificate[{i}].challenge"),
+                "dns-01 is answered by the node's DNS listener: configure [dns] with a [[dns.zone]] (README \"Wildcards and DNS validation\")".into(),
+            ));
+        }
+        let mut names: Vec<DnsName> = Vec::new();
+        for (j, name) in cert.names.into_inner().into_iter().enumerate() {
+            let name_span = name.span();
+            names.push(match name.into_inner().0 {
+                HostPattern::Exact(n) => n,
+                // RFC 8555 §7.1.3, Baseline Requirements 3.2.2.4: wildcards by DNS only (P6).
+                HostPattern::Wildcard(_) if !dns01 => return Err(invalid(
+                    name_span,
+                    format!("certificate[{i}].names[{j}]"),
+                    "a wildcard can only be validated over DNS: set challenge = \"dns-01\" (P6)"
+                        .into(),
+                )),
+                HostPattern::Wildcard(parent) => DnsName::wildcard(&parent)
+                    .map_err(|e| invalid(name_span, format!("certificate[{i}].names[{j}]"), e))?,
+            });
+        }
         let Some(first) = names.first() else {
             return Err(invalid(
                 span,
@@ -511,7 +573,8 @@ fn build_certificates(
         }
         let id = match cert.id {
             Some(id) => id.0,
-            None => CertId::parse(first.as_str())
+            // `*.a.test` makes the id `wildcard.a.test` (an id is a file name).
+            None => CertId::parse(&first.as_str().replacen("*.", "wildcard.", 1))
                 .map_err(|e| invalid(span.clone(), format!("certificate[{i}].id"), e))?,
         };
         if id.as_str() == super::DEFAULT_CERT_ID || out.iter().any(|c| c.id == id) {
@@ -534,7 +597,9 @@ fn build_certificates(
             challenge: match cert.challenge {
                 RawAcmeChallenge::Http01 => ChallengeType::Http01,
                 RawAcmeChallenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
+                RawAcmeChallenge::Dns01 => ChallengeType::Dns01,
             },
+            profile: cert.profile.or_else(|| acme.profile.clone()),
         });
     }
     Ok(out)
@@ -789,6 +854,7 @@ impl Default for RawAdmin {
             listen: default_admin_listen(),
             token_file: None,
             max_body_bytes: default_max_body(),
+            hosts: Vec::new(),
         }
     }
 }
@@ -816,8 +882,11 @@ impl Default for RawAcme {
             key_type: RawKeyType::default(),
             profile: None,
             stateless_http01: false,
-            retry_min: default_retry_min(),
-            retry_max: default_retry_max(),
+            retry_schedule: default_retry_schedule(),
+            retry_min: None,
+            retry_max: None,
+            max_new_orders: default_max_new_orders(),
+            new_orders_window: default_new_orders_window(),
             self_check: RawSelfCheck::default(),
             self_check_timeout: default_self_check_timeout(),
             order_timeout: default_order_timeout(),
@@ -917,11 +986,18 @@ fn default_read_timeout() -> Parsed<HumanDuration> {
 fn default_directory() -> Spanned<String> {
     Spanned::new(0..0, "letsencrypt".into())
 }
-fn default_retry_min() -> Parsed<HumanDuration> {
-    Parsed(HumanDuration(Duration::from_secs(60)))
+/// Let's Encrypt's advice for a failed order: again after 1 minute, 10 minutes, 100 minutes,
+/// then daily ("Integration Guide", retrying failures).
+fn default_retry_schedule() -> Spanned<Vec<Parsed<HumanDuration>>> {
+    let d = |secs| Parsed(HumanDuration(Duration::from_secs(secs)));
+    Spanned::new(0..0, vec![d(60), d(600), d(6000), d(86_400)])
 }
-fn default_retry_max() -> Parsed<HumanDuration> {
-    Parsed(HumanDuration(Duration::from_secs(6 * 3600)))
+/// Let's Encrypt's limit of new orders per account: 300 per 3 hours.
+fn default_max_new_orders() -> u32 {
+    300
+}
+fn default_new_orders_window() -> Parsed<HumanDuration> {
+    Parsed(HumanDuration(Duration::from_secs(3 * 3600)))
 }
 fn default_self_check_timeout() -> Parsed<HumanDuration> {
     Parsed(HumanDuration(Duration::from_secs(60)))

@@ -217,3 +217,38 @@ lease_ttl = "5s"
     assert_eq!(f.user.unwrap().0, "dcv");
     assert_eq!(f.lease_ttl, std::time::Duration::from_secs(5));
 }
+
+#[test]
+fn retries_follow_a_schedule_and_the_old_keys_point_at_it() {
+    let c = parse("").unwrap();
+    let m = std::time::Duration::from_secs(60);
+    assert_eq!(
+        c.acme.retry_schedule,
+        vec![m, 10 * m, 100 * m, std::time::Duration::from_secs(86_400)]
+    );
+    assert_eq!(
+        (c.acme.max_new_orders, c.acme.new_orders_window),
+        (300, 180 * m)
+    );
+    let (line, _, key, message) = invalid("[acme]\nretry_min = \"1m\"\n");
+    assert_eq!((line, key.as_str()), (2, "acme.retry_min"));
+    assert!(message.contains("acme.retry_schedule"), "{message}");
+    let (_, _, key, _) = invalid("[acme]\nretry_schedule = []\n");
+    assert_eq!(key, "acme.retry_schedule");
+}
+
+#[test]
+fn a_certificate_asks_for_its_own_profile_or_the_accounts() {
+    let c = parse(
+        "[acme]\nterms_agreed = true\nprofile = \"tlsserver\"\n\
+         [[certificate]]\nnames = [\"a.test\"]\n\
+         [[certificate]]\nnames = [\"b.test\"]\nprofile = \"shortlived\"\n",
+    )
+    .unwrap();
+    let profiles: Vec<Option<&str>> = c
+        .certificates
+        .iter()
+        .map(|c| c.profile.as_deref())
+        .collect();
+    assert_eq!(profiles, [Some("tlsserver"), Some("shortlived")]);
+}

@@ -7,13 +7,32 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 /// A lowercase DNS hostname without trailing dot: labels of 1–63 letters, digits and inner hyphens,
-/// at most 253 characters in all (RFC 1035 §2.3.4; catalogue P6).
+/// at most 253 characters in all (RFC 1035 §2.3.4; catalogue P6). A certificate name may also be
+/// `*.` and such a name ([`DnsName::wildcard`]): parsing never makes one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DnsName(String);
 
 impl DnsName {
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// `*.parent`, a wildcard certificate name (RFC 8555 §7.1.3), validated over DNS only.
+    pub fn wildcard(parent: &DnsName) -> Result<DnsName, String> {
+        if parent.is_wildcard() || parent.0.len() + 2 > 253 {
+            return Err(format!("*.{parent} is not a wildcard name a CA accepts"));
+        }
+        Ok(DnsName(format!("*.{parent}")))
+    }
+
+    /// Whether this is `*.parent`.
+    pub fn is_wildcard(&self) -> bool {
+        self.0.starts_with("*.")
+    }
+
+    /// The name without its `*.` label: where a wildcard's DNS-01 record is (RFC 8555 §8.4).
+    pub fn base(&self) -> DnsName {
+        DnsName(self.0.strip_prefix("*.").unwrap_or(&self.0).to_owned())
     }
 
     /// The name with a leading `www.` removed, or with one added: the CA checks both (H8).

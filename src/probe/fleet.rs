@@ -37,6 +37,9 @@ pub struct FleetMember {
     /// Port of its first HTTP listener, where it answers HTTP-01 and pki-validation.
     #[serde(default)]
     pub http_port: Option<u16>,
+    /// Where its DNS listener answers the validation zones (D15).
+    #[serde(default)]
+    pub dns: Vec<SocketAddr>,
 }
 
 impl From<crate::state::fleet::Member> for FleetMember {
@@ -45,6 +48,7 @@ impl From<crate::state::fleet::Member> for FleetMember {
             node_id: m.node_id,
             addresses: m.public_addresses,
             http_port: m.http_port,
+            dns: m.dns,
         }
     }
 }
@@ -148,6 +152,7 @@ mod tests {
             node_id: id.into(),
             addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
             http_port: port,
+            dns: Vec::new(),
         }
     }
 

@@ -106,6 +106,19 @@ pub async fn gate_tls_alpn(
     .await
 }
 
+/// The gate of a DNS-01 challenge whose TXT value for `key_authorization` the node has
+/// published in its validation zones: [`Prober::probe_dns01`] (the customer's CNAME, the
+/// zone's delegation, every member's listener, the value at every resolver and name server)
+/// until it passes or `limit` runs out. `name` is `*.base` for a wildcard.
+pub async fn gate_dns01(
+    prober: &Prober,
+    name: &DnsName,
+    key_authorization: &str,
+    limit: Duration,
+) -> Result<Report, GateFailure> {
+    retry(name, limit, || prober.probe_dns01(name, key_authorization)).await
+}
+
 /// Runs `attempt` until its report's verdict is `pass` or `warn` (the CA would validate),
 /// with backoff, for at most `limit`.
 async fn retry<F, Fut>(

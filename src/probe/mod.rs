@@ -20,6 +20,7 @@
 
 mod alpn_check;
 pub mod caa;
+mod delegation;
 // The catalogue moved to `crate::catalogue`; `super::causes::Cause` keeps working for the checks.
 pub use crate::catalogue as causes;
 pub mod dns;
@@ -30,6 +31,7 @@ pub mod http;
 pub mod lint;
 pub mod metrics;
 pub mod node;
+mod persist;
 pub mod registry;
 pub mod report;
 pub mod service;
@@ -48,7 +50,7 @@ use tokio::time::Instant;
 
 pub use crate::catalogue::Cause;
 pub use fleet::{Fleet, FleetMember, Members};
-pub use gate::{gate, gate_tls_alpn, GateFailure};
+pub use gate::{gate, gate_dns01, gate_tls_alpn, GateFailure};
 pub use node::{AdminNode, LocalNode, Node, NodeError};
 pub use registry::TxtRegistry;
 pub use report::{Check, CheckKind, Report, Status};
@@ -169,11 +171,7 @@ impl Prober {
         let started = SystemTime::now();
         let clock = Instant::now();
         let mut checks = Vec::new();
-        let (lints, subject) = lint::lint(
-            raw,
-            &self.config.sensitive_words,
-            &self.config.validation_method,
-        );
+        let (lints, subject) = lint::lint(raw, &self.config.sensitive_words, self.method_for(raw));
         if matches!(scope, Scope::Full) || subject.is_none() {
             checks.extend(lints);
         }
@@ -253,6 +251,7 @@ impl Prober {
         match scope {
             Scope::Full => {
                 self.txt_stage(name, checks).await;
+                self.dns_validation_stage(name, false, checks).await;
                 let token = random_b64(32);
                 let key_authorization = format!("{token}.{}", random_b64(32));
                 let anyone_to_ask =
@@ -294,17 +293,32 @@ impl Prober {
         }
     }
 
+    /// The validation method `raw` is judged by: a node that answers validation zones
+    /// (`[dns]`) validates wildcards over DNS-01, whatever `probe.validation_method` says of
+    /// its other names (RFC 8555 §7.1.3: wildcards by DNS only).
+    fn method_for(&self, raw: &str) -> &str {
+        if self.config.dns.is_some() && raw.starts_with("*.") {
+            "dns-01"
+        } else {
+            &self.config.validation_method
+        }
+    }
+
     /// The checks of `*.name` (DNS-01): CAA with `issuewild` (RFC 8659 §4.3), DNSSEC, and the
     /// expected `_acme-challenge` TXT records.
     async fn wildcard_network(&self, name: &DnsName, checks: &mut Vec<Check>) {
         let challenge = format!("_acme-challenge.{name}");
+        // CAA `validationmethods` (RFC 8657 §4) is judged against the method used: DNS-01.
+        let mut config = self.config.clone();
+        config.validation_method = "dns-01".to_owned();
         let (caa, dnssec) = tokio::join!(
-            caa::check(&self.dns, name, true, &self.config),
+            caa::check(&self.dns, name, true, &config),
             dnssec::check(&self.dns, &challenge, RecordType::TXT, &self.anchors),
         );
         checks.push(dnssec);
         checks.extend(caa);
         self.txt_stage(name, checks).await;
+        self.dns_validation_stage(name, true, checks).await;
     }
 
     /// The fleet to ask for this run. The members are read once per run: one that joins during

@@ -66,6 +66,12 @@ pub enum CheckKind {
     DnsTxt,
     /// D12: the answer validates from the root's trust anchor (DNSSEC).
     DnsDnssec,
+    /// D13: `_acme-challenge.<name>` is a CNAME into a validation zone the fleet answers.
+    DnsDelegationCname,
+    /// D14, D15: the validation zone's NS at its parent, and each name server answering it.
+    DnsValidationZone,
+    /// D16: the dns-persist-01 record `_validation-persist.<name>` would be accepted.
+    DnsPersist,
     /// H1: TCP connect to an address and port.
     TcpConnect,
     /// H2, H3, H4, H7: the probe token over `http://`.
@@ -83,12 +89,14 @@ pub enum CheckKind {
     FleetToken,
     /// H6: a registered pki-validation file at every live fleet member's public addresses.
     FleetPkiFile,
+    /// D15, D11: every live member's DNS listener answers the validation zone (and the value).
+    FleetDns,
     /// The probe as a whole (deadline, token planting).
     Probe,
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 20] = [
+    pub const ALL: [CheckKind; 24] = [
         CheckKind::LintSyntax,
         CheckKind::LintPublicSuffix,
         CheckKind::LintSensitiveWords,
@@ -100,6 +108,9 @@ impl CheckKind {
         CheckKind::DnsCaa,
         CheckKind::DnsTxt,
         CheckKind::DnsDnssec,
+        CheckKind::DnsDelegationCname,
+        CheckKind::DnsValidationZone,
+        CheckKind::DnsPersist,
         CheckKind::TcpConnect,
         CheckKind::HttpToken,
         CheckKind::HttpsToken,
@@ -108,6 +119,7 @@ impl CheckKind {
         CheckKind::PkiAge,
         CheckKind::FleetToken,
         CheckKind::FleetPkiFile,
+        CheckKind::FleetDns,
         CheckKind::Probe,
     ];
 
@@ -124,6 +136,10 @@ impl CheckKind {
             CheckKind::DnsDnssec => "dns.dnssec",
             CheckKind::DnsCaa => "dns.caa",
             CheckKind::DnsTxt => "dns.txt",
+            CheckKind::DnsDelegationCname => "dns.delegation_cname",
+            CheckKind::DnsValidationZone => "dns.validation_zone",
+            CheckKind::DnsPersist => "dns.persist",
+            CheckKind::FleetDns => "fleet.dns",
             CheckKind::TcpConnect => "tcp.connect",
             CheckKind::HttpToken => "http.token",
             CheckKind::HttpsToken => "https.token",

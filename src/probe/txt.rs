@@ -116,7 +116,7 @@ async fn authoritative(dns: &Dns, at: &str, values: &[&str]) -> Vec<Check> {
                     &target,
                     Cause::D11,
                     format!(
-                        "{} serves {has}, while {} already serve {}: this secondary is not in                          sync, and the CA may ask it",
+                        "{} serves {has}, while {} already serve {}: this secondary is not in sync, and the CA may ask it",
                         up.label,
                         synced.join(", "),
                         quoted(values)

@@ -49,7 +49,7 @@ use super::decide::{Decider, Decision, Tally, BAD_GATEWAY, BAD_REQUEST};
 use super::fastproxy::{self, Relayed};
 use super::forwarding;
 use super::inflight::{Front, InFlight};
-use super::origin::{self, OriginPool};
+use super::origin::OriginPool;
 use super::park::ParkingLot;
 use super::proxy::EdgeProxy;
 
@@ -238,7 +238,7 @@ enum Step {
     },
     /// A `GET` or `HEAD` without a body for an origin: relay it ([`fastproxy`]).
     Proxy {
-        peer: Box<pingora_core::upstreams::peer::HttpPeer>,
+        peer: Arc<pingora_core::upstreams::peer::HttpPeer>,
         request: Box<RequestHeader>,
         head_len: usize,
         close: bool,
@@ -535,7 +535,7 @@ impl FastPath {
                         close: true,
                     });
                 };
-                let peer = Box::new(origin::peer(&origin, &self.decider.routing()));
+                let peer = self.decider.routing().peer(&origin);
                 return Some(Step::Proxy {
                     peer,
                     request,

@@ -56,14 +56,20 @@ where
     let mut req = Some(req);
     let mut retried = false;
     loop {
-        let got = if retried {
-            transport.new_stream(peer).await.map(|s| (s, false))
+        // pingora's `get_stream`, in two steps: a pooled connection first; a new one otherwise,
+        // its connect future (8 KiB of TCP and TLS handshake state) boxed so that it is not
+        // carried in, and copied with, every relay's future.
+        let pooled = if retried {
+            None
         } else {
-            transport.get_stream(peer).await
+            transport.reused_stream(peer).await
         };
-        let (stream, reused) = match got {
-            Ok(got) => got,
-            Err(e) => return Relayed::Unreachable(format!("connect {peer}: {e}")),
+        let (stream, reused) = match pooled {
+            Some(stream) => (stream, true),
+            None => match Box::pin(transport.new_stream(peer)).await {
+                Ok(stream) => (stream, false),
+                Err(e) => return Relayed::Unreachable(format!("connect {peer}: {e}")),
+            },
         };
         let mut up = HttpSession::new_with_options(stream, peer);
         up.read_timeout = peer.options.read_timeout;
@@ -109,7 +115,7 @@ where
     let is_head = req.method == http::Method::HEAD;
     up.write_request_header(req).await?;
     match read_final_head(up, down).await? {
-        Final::Head => Ok(relay_response(up, is_head, client_close, down).await),
+        Final::Head(hops) => Ok(relay_response(up, &hops, is_head, client_close, down).await),
         Final::Informational(e) => Ok(Relayed::Broken(e)),
     }
 }
@@ -124,8 +130,8 @@ fn retryable(e: &Error) -> bool {
 }
 
 enum Final {
-    /// The final response head is read.
-    Head,
+    /// The final response head is read and checked: these are its hop-by-hop headers.
+    Head(ResponseHops),
     /// An informational answer was relayed and then the exchange broke.
     Informational(String),
 }
@@ -155,7 +161,7 @@ where
             Err(e) => return Error::e_explain(ErrorType::InvalidHTTPHeader, e.to_string()),
         };
         if !(100..200).contains(&resp.status.as_u16()) {
-            return Ok(Final::Head);
+            return Ok(Final::Head(hops));
         }
         let mut out = Vec::with_capacity(256);
         write_head(&mut out, resp, &hops, Framing::None, false);
@@ -182,6 +188,7 @@ enum Framing {
 /// de-frames it.
 async fn relay_response<W>(
     up: &mut HttpSession,
+    hops: &ResponseHops,
     is_head: bool,
     client_close: bool,
     down: &mut W,
@@ -193,10 +200,6 @@ where
         return Relayed::Unreachable("no response head".into());
     };
     let status = resp.status.as_u16();
-    let hops = match forwarding::check_response(resp, false) {
-        Ok(hops) => hops,
-        Err(e) => return Relayed::Unreachable(e.to_string()),
-    };
     let framing = if is_head || status == 204 || status == 304 {
         Framing::None
     } else if resp.headers.contains_key(http::header::TRANSFER_ENCODING) {
@@ -208,7 +211,7 @@ where
         Framing::Chunked
     };
     let mut out = Vec::with_capacity(512);
-    write_head(&mut out, resp, &hops, framing, client_close);
+    write_head(&mut out, resp, hops, framing, client_close);
     if framing == Framing::None {
         if let Err(e) = write_out(down, &out).await {
             return Relayed::Broken(format!("client gone: {e}"));

@@ -4,6 +4,7 @@ pub mod alpn;
 pub mod classify;
 pub mod counters;
 pub mod decide;
+pub mod dns;
 pub mod fastpath;
 pub mod fastproxy;
 pub mod forwarding;

@@ -9,7 +9,6 @@ use pingora_core::connectors::{ConnectorOptions, TransportConnector};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::upstreams::peer::HttpPeer;
 
-use super::routing::Routing;
 use crate::config::OriginAddr;
 
 /// How long an origin connection may wait idle in a pool. Below the keep-alive timeouts of
@@ -20,7 +19,7 @@ pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The peer for `origin`. Pools are keyed by everything that tells one origin connection from
 /// another (pingora's `HttpPeer` hash: address, scheme, SNI, certificate checks), so a TLS
 /// connection made for one site's name is never reused for another's.
-pub fn peer(origin: &OriginAddr, routing: &Routing) -> HttpPeer {
+pub fn peer(origin: &OriginAddr, connect_timeout: Duration, read_timeout: Duration) -> HttpPeer {
     // The SNI string is only needed (and only allocated) for TLS origins.
     let sni = if origin.tls {
         origin.host.clone()
@@ -28,9 +27,9 @@ pub fn peer(origin: &OriginAddr, routing: &Routing) -> HttpPeer {
         String::new()
     };
     let mut peer = HttpPeer::new(origin.addr, origin.tls, sni);
-    peer.options.connection_timeout = Some(routing.connect_timeout);
-    peer.options.read_timeout = Some(routing.read_timeout);
-    peer.options.write_timeout = Some(routing.read_timeout);
+    peer.options.connection_timeout = Some(connect_timeout);
+    peer.options.read_timeout = Some(read_timeout);
+    peer.options.write_timeout = Some(read_timeout);
     peer.options.idle_timeout = Some(POOL_IDLE_TIMEOUT);
     peer
 }

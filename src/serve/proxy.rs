@@ -17,7 +17,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use super::classify;
 use super::counters::Scheme;
 use super::decide::{static_body, Decider, Decision, RequestView, Tally};
-use super::{forwarding, origin};
+use super::forwarding;
 use crate::config::OriginAddr;
 
 /// The pingora application behind every HTTP and HTTPS listener, for what the fast path does
@@ -110,7 +110,9 @@ impl ProxyHttp for EdgeProxy {
             // An unknown token passed on to the origin: route it like any other request.
             None => return Error::e_explain(ErrorType::InternalError, "no origin chosen"),
         };
-        Ok(Box::new(origin::peer(origin, &self.decider.routing())))
+        Ok(Box::new(HttpPeer::clone(
+            &self.decider.routing().peer(origin),
+        )))
     }
 
     async fn upstream_request_filter(

@@ -109,6 +109,20 @@ pub trait Backend: Send + Sync {
     async fn remove_alpn(&self, _name: &str) -> Result<(), BackendError> {
         Ok(())
     }
+    /// Shares a DNS-01 TXT value (RFC 8555 §8.4), so that every node's DNS listener answers
+    /// it. A single node keeps it in memory only, like a TLS-ALPN-01 challenge.
+    async fn put_dns01(
+        &self,
+        _name: &str,
+        _token: &str,
+        _value: &str,
+        _expires: SystemTime,
+    ) -> Result<(), BackendError> {
+        Ok(())
+    }
+    async fn remove_dns01(&self, _name: &str, _token: &str) -> Result<(), BackendError> {
+        Ok(())
+    }
 
     /// A secret record (the ACME account) by name, if stored.
     async fn load_secret(&self, name: &str) -> Result<Option<Vec<u8>>, BackendError>;

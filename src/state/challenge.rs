@@ -7,6 +7,9 @@
 //!   `example.com` answers on `www.example.com` too and the other way round, because CAs check
 //!   both (catalogue H8): entries are keyed by the host without its `www.` label.
 //! - TLS-ALPN-01 certificates by name (RFC 8737), handed to the TLS resolver.
+//! - DNS-01 TXT values by name and token (RFC 8555 §8.4), answered by the DNS listener at
+//!   `<name>.<zone>` in every validation zone; a name may hold several at once (a wildcard and
+//!   its apex are validated at the same `_acme-challenge` name).
 //! - The webroot directory, read at request time so that a file an ACME client just wrote answers
 //!   the very next request.
 //!
@@ -89,6 +92,15 @@ impl std::ops::Deref for Reply {
     }
 }
 
+/// A DNS-01 TXT record in flight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxtChallenge {
+    /// The TXT value: base64url of SHA-256 of the key authorization (RFC 8555 §8.4).
+    pub value: Arc<str>,
+    /// After this instant it is no longer answered (and is swept).
+    pub expires: SystemTime,
+}
+
 /// A stored ACME answer and its rendered reply.
 #[derive(Clone)]
 struct StoredAcme {
@@ -111,6 +123,11 @@ pub struct ChallengeSnapshot {
     pki: HashMap<Arc<str>, HashMap<Arc<str>, StoredPki>>,
     alpn: HashMap<Arc<str>, Arc<CertifiedKey>>,
     stateless: Option<Arc<Stateless>>,
+    /// Name (lowercase, without `_acme-challenge.`) → token → TXT value (DNS-01).
+    dns01: HashMap<Arc<str>, std::collections::BTreeMap<Arc<str>, TxtChallenge>>,
+    /// Every name of `dns01` and each of its parents: a parent is an empty non-terminal, which
+    /// the DNS listener answers NODATA, not NXDOMAIN (RFC 8020 §2).
+    dns01_names: std::collections::HashSet<Arc<str>>,
 }
 
 /// Stateless HTTP-01 (RFC 8555 §8.1): the key authorization is `token.<account thumbprint>`, so
@@ -407,10 +424,45 @@ impl ChallengeStore {
         });
     }
 
+    /// Publishes the DNS-01 TXT value of `token` for `name` (lowercase, no trailing dot).
+    pub fn put_dns01(&self, name: &str, token: &str, challenge: TxtChallenge) {
+        self.update(|s| {
+            s.dns01
+                .entry(name.into())
+                .or_default()
+                .insert(token.into(), challenge);
+            s.index_dns01();
+        });
+    }
+
+    /// Withdraws the DNS-01 TXT value of `token` for `name`; returns whether it was there.
+    pub fn remove_dns01(&self, name: &str, token: &str) -> bool {
+        let mut found = false;
+        self.update(|s| {
+            if let Some(values) = s.dns01.get_mut(name) {
+                found = values.remove(token).is_some();
+                if values.is_empty() {
+                    s.dns01.remove(name);
+                }
+            }
+            s.index_dns01();
+        });
+        found
+    }
+
     /// Drops expired ACME answers; returns the tokens dropped so their files can go too.
     pub fn sweep_expired(&self, now: SystemTime) -> Vec<Arc<str>> {
         let mut gone = Vec::new();
         self.update(|s| {
+            // DNS-01 values live in memory (and etcd) only: nothing to remove elsewhere.
+            let before = s.dns01.len();
+            for values in s.dns01.values_mut() {
+                values.retain(|_, c| now < c.expires);
+            }
+            s.dns01.retain(|_, values| !values.is_empty());
+            if s.dns01.len() != before {
+                s.index_dns01();
+            }
             s.acme.retain(|token, stored| {
                 let keep = stored.answer.expires.is_none_or(|t| now < t);
                 if !keep {
@@ -448,6 +500,50 @@ impl ChallengeSnapshot {
     }
     pub fn pki_count(&self) -> usize {
         self.pki.values().map(HashMap::len).sum()
+    }
+
+    /// The DNS-01 TXT values answered for `name` at `now`, in token order.
+    pub fn dns01_values(&self, name: &str, now: SystemTime) -> impl Iterator<Item = &str> {
+        self.dns01
+            .get(name)
+            .into_iter()
+            .flat_map(|values| values.values())
+            .filter(move |c| now < c.expires)
+            .map(|c| &*c.value)
+    }
+
+    /// Whether `name` holds DNS-01 values or is a parent of a name that does.
+    pub fn dns01_name_exists(&self, name: &str) -> bool {
+        self.dns01_names.contains(name)
+    }
+
+    /// `(name, token, challenge)` of every DNS-01 value held.
+    pub fn dns01(&self) -> impl Iterator<Item = (&str, &str, &TxtChallenge)> {
+        self.dns01
+            .iter()
+            .flat_map(|(name, values)| values.iter().map(move |(token, c)| (&**name, &**token, c)))
+    }
+
+    pub fn dns01_count(&self) -> usize {
+        self.dns01
+            .values()
+            .map(std::collections::BTreeMap::len)
+            .sum()
+    }
+
+    fn index_dns01(&mut self) {
+        let mut names = std::collections::HashSet::new();
+        for name in self.dns01.keys() {
+            let mut rest: &str = name;
+            loop {
+                names.insert(Arc::from(rest));
+                match rest.split_once('.') {
+                    Some((_, parent)) if !parent.is_empty() => rest = parent,
+                    _ => break,
+                }
+            }
+        }
+        self.dns01_names = names;
     }
 }
 
@@ -668,6 +764,38 @@ mod tests {
         std::os::unix::fs::symlink(d.path().join("secret"), d.path().join("acme").join("link"))
             .unwrap();
         assert!(s.acme_answer("link", "h").is_none());
+    }
+
+    #[test]
+    fn dns01_values_are_kept_per_token_and_parents_exist() {
+        let (_d, s) = store();
+        let later = SystemTime::now() + std::time::Duration::from_secs(60);
+        let txt = |v: &str, expires| TxtChallenge {
+            value: v.into(),
+            expires,
+        };
+        s.put_dns01("shop.example", "t1", txt("apex", later));
+        s.put_dns01("shop.example", "t2", txt("wild", later));
+        let snap = s.snapshot();
+        let now = SystemTime::now();
+        let values: Vec<&str> = snap.dns01_values("shop.example", now).collect();
+        assert_eq!(values, ["apex", "wild"]);
+        assert!(snap.dns01_name_exists("example"));
+        assert!(!snap.dns01_name_exists("other"));
+        assert!(s.remove_dns01("shop.example", "t1"));
+        assert!(!s.remove_dns01("shop.example", "t1"));
+        s.put_dns01(
+            "old.example",
+            "t3",
+            txt("gone", now - std::time::Duration::from_secs(1)),
+        );
+        assert_eq!(s.snapshot().dns01_values("old.example", now).count(), 0);
+        s.sweep_expired(now);
+        let snap = s.snapshot();
+        assert_eq!(snap.dns01_count(), 1);
+        assert!(!snap.dns01_name_exists("old.example"));
+        assert!(s.remove_dns01("shop.example", "t2"));
+        assert!(!s.snapshot().dns01_name_exists("example"));
     }
 
     #[test]

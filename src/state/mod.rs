@@ -174,6 +174,36 @@ impl State {
         self.backend.remove_alpn(name).await
     }
 
+    /// Publishes the DNS-01 TXT value of `token` for `name` (shared for `lifetime`, so the DNS
+    /// listener of every node of a fleet answers it in its validation zones at once).
+    pub async fn put_dns01(
+        &self,
+        name: &str,
+        token: &str,
+        value: &str,
+        lifetime: Duration,
+    ) -> Result<(), BackendError> {
+        let expires = SystemTime::now() + lifetime;
+        let _w = self.writes.lock().await;
+        self.backend.put_dns01(name, token, value, expires).await?;
+        self.challenges.put_dns01(
+            name,
+            token,
+            challenge::TxtChallenge {
+                value: value.into(),
+                expires,
+            },
+        );
+        Ok(())
+    }
+
+    /// Withdraws the DNS-01 TXT value of `token` for `name`.
+    pub async fn remove_dns01(&self, name: &str, token: &str) -> Result<(), BackendError> {
+        let _w = self.writes.lock().await;
+        self.challenges.remove_dns01(name, token);
+        self.backend.remove_dns01(name, token).await
+    }
+
     /// A secret record (the ACME account) by name.
     pub async fn load_secret(&self, name: &str) -> Result<Option<Vec<u8>>, BackendError> {
         self.backend.load_secret(name).await

@@ -80,6 +80,8 @@ const UNBOUND_HOST: u8 = 2;
 const LAME_HOST: u8 = 3;
 const SILENT_HOST: u8 = 4;
 const FIRST_SERVER_HOST: u8 = 10;
+/// First host of the servers a test runs itself ([`LabBuilder::delegate`]).
+const FIRST_EXTERNAL_HOST: u8 = 200;
 
 // ---- zones
 
@@ -240,6 +242,8 @@ pub struct LabBuilder {
     zones: Vec<Zone>,
     lame: Vec<String>,
     silent: Vec<String>,
+    /// Zones served outside the lab, and how many servers each.
+    external: Vec<(String, u8)>,
 }
 
 impl LabBuilder {
@@ -262,6 +266,16 @@ impl LabBuilder {
     /// `zone`, after its real and lame servers.
     pub fn silent(mut self, zone: &str) -> Self {
         self.silent.push(fqdn(zone));
+        self
+    }
+
+    /// `zone` is served by `servers` servers the test runs itself (the DNS listeners of
+    /// dcv-proxy nodes, say), on addresses of the lab's block, port 53 ([`DnsLab::delegated`]
+    /// gives them once the lab runs): the closest enclosing zone of the lab delegates to them
+    /// as `ns1.<zone>`, `ns2.<zone>`, … with glue, unsigned (no DS). Nothing in the lab
+    /// answers there until the test does.
+    pub fn delegate(mut self, zone: &str, servers: u8) -> Self {
+        self.external.push((fqdn(zone), servers));
         self
     }
 
@@ -292,6 +306,27 @@ impl LabBuilder {
             hosts.push(SILENT_HOST);
         }
         hosts.extend((0..n_servers).map(|i| FIRST_SERVER_HOST + i));
+        assert!(
+            FIRST_SERVER_HOST + n_servers <= FIRST_EXTERNAL_HOST,
+            "at most {} servers in a lab with delegated zones",
+            FIRST_EXTERNAL_HOST - FIRST_SERVER_HOST
+        );
+        let mut external_hosts: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut next_external = FIRST_EXTERNAL_HOST;
+        for (zone, servers) in &self.external {
+            let mine: Vec<u8> = (0..*servers)
+                .map(|k| {
+                    next_external
+                        .checked_add(k)
+                        .expect("at most 55 delegated servers in one lab")
+                })
+                .collect();
+            next_external = next_external
+                .checked_add(*servers)
+                .expect("at most 55 delegated servers in one lab");
+            hosts.extend(&mine);
+            external_hosts.push((zone.clone(), mine));
+        }
         let (block, lock) = claim_block(&hosts);
         let ip = |host: u8| Ipv4Addr::new(127, 53, block, host);
 
@@ -306,6 +341,11 @@ impl LabBuilder {
         }
         for name in &self.silent {
             ns.entry(name.clone()).or_default().push(ip(SILENT_HOST));
+        }
+        for (zone, mine) in &external_hosts {
+            ns.entry(zone.clone())
+                .or_default()
+                .extend(mine.iter().map(|h| ip(*h)));
         }
 
         let dir = tempfile::tempdir().expect("tempdir for the DNS lab");
@@ -418,6 +458,30 @@ impl DnsLab {
     /// The first server of `zone`.
     pub fn server(&self, zone: &str) -> SocketAddr {
         self.servers(zone)[0]
+    }
+
+    /// Where the servers of a zone given to [`LabBuilder::delegate`] must listen (UDP and TCP,
+    /// port 53), in the order of its NS set (`ns1.<zone>` first).
+    pub fn delegated(&self, zone: &str) -> Vec<SocketAddr> {
+        let zone = fqdn(zone);
+        assert!(
+            !self.served.contains(&zone),
+            "{zone} is served by the lab, not delegated"
+        );
+        let found: Vec<SocketAddr> = self
+            .ns
+            .get(&zone)
+            .map(|addrs| addrs.iter().map(|ip| SocketAddr::from((*ip, 53))).collect())
+            .unwrap_or_default();
+        assert!(!found.is_empty(), "{zone} is not delegated in the lab");
+        found
+    }
+
+    /// The NS names the lab gives `zone` (`ns1.<zone>.`, …), in order.
+    pub fn ns_names(&self, zone: &str) -> Vec<String> {
+        let zone = fqdn(zone);
+        let n = self.ns.get(&zone).map_or(0, Vec::len);
+        (1..=n).map(|k| ns_name(&zone, k)).collect()
     }
 
     /// The lame server: `nsd` without zones, REFUSED for every query.

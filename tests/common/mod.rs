@@ -40,6 +40,7 @@ pub mod dnslab;
 pub mod etcd;
 pub mod hostile;
 pub mod nginx;
+pub mod operator;
 pub mod pebble;
 
 /// How long any single wait (start-up, one request) may take before the test fails.

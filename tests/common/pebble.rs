@@ -216,7 +216,7 @@ impl Pebble {
     pub fn acme_config(&self) -> String {
         let mut c = self.probe_config();
         c += &format!(
-            "[acme]\ndirectory = {:?}\nca_bundle = {:?}\nterms_agreed = true\ncontact = [\"mailto:ops@example.test\"]\nretry_min = \"1s\"\nretry_max = \"2s\"\nrequest_timeout = \"5s\"\nself_check_timeout = \"10s\"\n",
+            "[acme]\ndirectory = {:?}\nca_bundle = {:?}\nterms_agreed = true\ncontact = [\"mailto:ops@example.test\"]\nretry_schedule = [\"1s\", \"2s\"]\nrequest_timeout = \"5s\"\nself_check_timeout = \"10s\"\n",
             self.directory_url(),
             self.api_root().display().to_string()
         );

@@ -5,6 +5,24 @@
 //! and only then published. A refused certificate changes nothing: the one being served keeps
 //! being served. Open connections keep the key they negotiated; the next handshake sees the new
 //! snapshot.
+//!
+//! # Which certificate serves a name
+//!
+//! Several certificates may carry the same name (an upload beside an ACME certificate, a
+//! renewal stored under a new id, a wildcard beside an exact name). For the name a client asks
+//! for (SNI), the handshake presents, in this order:
+//!
+//! 1. a certificate whose subjectAltName has the name exactly;
+//! 2. else one with the wildcard `*.<parent>` (one label: `*.example.com` covers
+//!    `www.example.com`, not `a.b.example.com` nor `example.com`);
+//! 3. else the `default` certificate (also without SNI).
+//!
+//! Among the certificates carrying the same entry, the one that **expires last** wins; equal
+//! expiry: the one published last; then the greater id. Expiry first because it is a property
+//! of the certificates themselves: every node of a fleet and every restart picks the same one,
+//! whatever order they were loaded in, and a renewal under another id takes over at once. The
+//! others stay stored and take over when the winner is removed. [`CertSnapshot::precedence`]
+//! says who serves each entry and why the others do not, for the admin API and `certs list`.
 
 pub mod check;
 pub mod pem;
@@ -417,12 +435,11 @@ impl CertSnapshot {
     /// before the old one is removed; an older upload never shadows a newer issuance).
     fn redecide(&mut self, touched: Vec<Arc<str>>) {
         for name in touched {
-            let winner = self.owners.get(&name).and_then(|ids| {
-                ids.iter()
-                    .filter_map(|id| self.entries.get(id))
-                    .max_by_key(|e| (e.cert.not_after, e.published))
-                    .map(|e| e.cert.key.clone())
-            });
+            let winner = self
+                .ranked(&name)
+                .into_iter()
+                .next()
+                .map(|e| e.cert.key.clone());
             let (map, key) = match name.strip_prefix("*.") {
                 Some(parent) => (&mut self.wildcard, Arc::<str>::from(parent)),
                 None => (&mut self.exact, name),
@@ -436,6 +453,102 @@ impl CertSnapshot {
                 }
             }
         }
+    }
+
+    /// The entries carrying the subjectAltName entry `san` (as written, `*.x` for a wildcard),
+    /// best first: the first one serves it (the rule is in the module documentation).
+    fn ranked(&self, san: &str) -> Vec<&Arc<CertEntry>> {
+        let mut ranked: Vec<&Arc<CertEntry>> = self
+            .owners
+            .get(san)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.entries.get(id))
+            .collect();
+        ranked.sort_by(|a, b| rank(b).cmp(&rank(a)));
+        ranked
+    }
+
+    /// Who serves each subjectAltName entry of every certificate, and why the others that
+    /// carry it do not; sorted by name.
+    pub fn precedence(&self) -> Vec<NameOwner> {
+        let mut names: Vec<&Arc<str>> = self.owners.keys().collect();
+        names.sort();
+        names
+            .into_iter()
+            .filter_map(|name| self.owner(name))
+            .collect()
+    }
+
+    /// Who serves the subjectAltName entry `san` (`*.x` for a wildcard); `None` when no
+    /// certificate carries it.
+    pub fn owner(&self, san: &str) -> Option<NameOwner> {
+        let ranked = self.ranked(san);
+        let (winner, rest) = ranked.split_first()?;
+        let mut passed_over: Vec<(CertId, PassedOver)> = rest
+            .iter()
+            .map(|e| {
+                let why = if e.cert.not_after < winner.cert.not_after {
+                    PassedOver::ExpiresEarlier
+                } else if e.published < winner.published {
+                    PassedOver::PublishedEarlier
+                } else {
+                    PassedOver::SmallerId
+                };
+                (e.id.clone(), why)
+            })
+            .collect();
+        // An exact name also shadows the wildcards that would cover it (rule 1 before rule 2).
+        if let Some((label, parent)) = san.split_once('.') {
+            if label != "*" {
+                for e in self.ranked(&format!("*.{parent}")) {
+                    if e.id != winner.id && !passed_over.iter().any(|(id, _)| id == &e.id) {
+                        passed_over.push((e.id.clone(), PassedOver::ExactNameWins));
+                    }
+                }
+            }
+        }
+        Some(NameOwner {
+            name: san.to_owned(),
+            served_by: winner.id.clone(),
+            passed_over,
+        })
+    }
+
+    /// The names `id` carries (or, by a wildcard, covers) that another certificate serves,
+    /// each with who serves it and why; empty when `id` is presented for every one.
+    pub fn not_served(&self, id: &CertId) -> Vec<(String, CertId, PassedOver)> {
+        let Some(entry) = self.entries.get(id) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for name in &entry.cert.names {
+            if let Some(owner) = self.owner(name) {
+                if &owner.served_by != id {
+                    let why = owner
+                        .passed_over
+                        .iter()
+                        .find(|(other, _)| other == id)
+                        .map_or(PassedOver::ExpiresEarlier, |(_, why)| *why);
+                    out.push((name.clone(), owner.served_by, why));
+                }
+            }
+        }
+        // Names under this certificate's wildcards that another certificate has exactly.
+        for parent in entry.cert.names.iter().filter_map(|n| n.strip_prefix("*.")) {
+            for (san, ids) in &self.owners {
+                let under = san
+                    .split_once('.')
+                    .is_some_and(|(label, rest)| label != "*" && rest == parent);
+                if under && !ids.contains(id) {
+                    if let Some(owner) = self.owner(san) {
+                        out.push((san.to_string(), owner.served_by, PassedOver::ExactNameWins));
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     pub fn entries(&self) -> impl Iterator<Item = &Arc<CertEntry>> {
@@ -452,6 +565,65 @@ impl CertSnapshot {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+/// The order of precedence among certificates carrying the same name: later expiry, then later
+/// publication, then the greater id (so the choice never depends on iteration order).
+fn rank(e: &CertEntry) -> (SystemTime, SystemTime, &CertId) {
+    (e.cert.not_after, e.published, &e.id)
+}
+
+/// Who serves one subjectAltName entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameOwner {
+    /// The entry as written in the certificates (`*.example.com` for a wildcard).
+    pub name: String,
+    /// The certificate presented for it.
+    pub served_by: CertId,
+    /// The other certificates that carry it (or, for an exact name, cover it by a wildcard),
+    /// best first, each with why it is not presented.
+    pub passed_over: Vec<(CertId, PassedOver)>,
+}
+
+/// Why a certificate that carries a name is not the one presented for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassedOver {
+    /// The one presented expires later.
+    ExpiresEarlier,
+    /// Same expiry; the one presented was published later.
+    PublishedEarlier,
+    /// Same expiry and publication; the one presented has the greater id.
+    SmallerId,
+    /// This certificate covers the name by a wildcard; another has the exact name.
+    ExactNameWins,
+}
+
+impl PassedOver {
+    /// A stable token for JSON (`expires_earlier`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassedOver::ExpiresEarlier => "expires_earlier",
+            PassedOver::PublishedEarlier => "published_earlier",
+            PassedOver::SmallerId => "smaller_id",
+            PassedOver::ExactNameWins => "exact_name_wins",
+        }
+    }
+
+    /// The reason in words, for `certs list`, the status page and upload warnings.
+    pub fn text(self) -> &'static str {
+        match self {
+            PassedOver::ExpiresEarlier => "it expires before the certificate presented",
+            PassedOver::PublishedEarlier => {
+                "same expiry as the certificate presented, which was published later"
+            }
+            PassedOver::SmallerId => {
+                "same expiry and publication time as the certificate presented, whose id sorts after it"
+            }
+            PassedOver::ExactNameWins => {
+                "it covers the name by a wildcard, and another certificate has the exact name"
+            }
+        }
     }
 }
 

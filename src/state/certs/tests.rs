@@ -219,3 +219,86 @@ fn cert_ids_are_file_safe() {
     }
     assert!(CertId::parse("example.com").is_ok());
 }
+
+fn install(store: &CertStore, name: &str, leaf: &crate::testkit::TestLeaf) {
+    store
+        .install_pem(
+            &id(name),
+            leaf.chain_pem.as_bytes(),
+            leaf.key_pem.as_bytes(),
+            &[],
+            CertSource::Upload,
+        )
+        .unwrap();
+}
+
+#[test]
+fn precedence_names_the_longer_lived_certificate_and_why_the_other_is_not_served() {
+    let (_d, store) = open();
+    let ca = TestCa::new("t").unwrap();
+    install(
+        &store,
+        "long",
+        &ca.leaf(&["a.test", "b.test"], 60 * DAY).unwrap(),
+    );
+    install(&store, "short", &ca.leaf(&["a.test"], 10 * DAY).unwrap());
+    let snap = store.snapshot();
+    let owner = snap.owner("a.test").unwrap();
+    assert_eq!(owner.served_by, id("long"));
+    assert_eq!(
+        owner.passed_over,
+        vec![(id("short"), PassedOver::ExpiresEarlier)]
+    );
+    assert_eq!(
+        snap.not_served(&id("short")),
+        vec![("a.test".to_owned(), id("long"), PassedOver::ExpiresEarlier)]
+    );
+    assert!(snap.not_served(&id("long")).is_empty());
+    // What `precedence` reports is what a handshake gets.
+    for owner in snap.precedence() {
+        let served = &snap.entry(&owner.served_by).unwrap().cert.key;
+        if !owner.name.starts_with("*.") {
+            assert!(
+                Arc::ptr_eq(&store.resolve(Some(&owner.name)), served),
+                "{}",
+                owner.name
+            );
+        }
+    }
+    let names: Vec<String> = snap.precedence().into_iter().map(|o| o.name).collect();
+    assert_eq!(names, ["a.test", "b.test", "dcv-proxy.invalid"]);
+}
+
+#[test]
+fn precedence_an_exact_name_shadows_a_longer_lived_wildcard() {
+    let (_d, store) = open();
+    let ca = TestCa::new("t").unwrap();
+    install(
+        &store,
+        "wild",
+        &ca.leaf(&["*.example.com"], 60 * DAY).unwrap(),
+    );
+    install(
+        &store,
+        "api",
+        &ca.leaf(&["api.example.com"], 10 * DAY).unwrap(),
+    );
+    let snap = store.snapshot();
+    let owner = snap.owner("api.example.com").unwrap();
+    assert_eq!(owner.served_by, id("api"));
+    assert_eq!(
+        owner.passed_over,
+        vec![(id("wild"), PassedOver::ExactNameWins)]
+    );
+    assert_eq!(
+        snap.not_served(&id("wild")),
+        vec![(
+            "api.example.com".to_owned(),
+            id("api"),
+            PassedOver::ExactNameWins
+        )]
+    );
+    assert!(snap.not_served(&id("api")).is_empty());
+    assert_eq!(snap.owner("*.example.com").unwrap().served_by, id("wild"));
+    assert!(snap.owner("nothing.test").is_none());
+}

@@ -14,10 +14,10 @@ use bytes::Bytes;
 
 use super::counters::FleetCounters;
 use super::layout::{Entry, Layout};
-use super::records::{AlpnRecord, CertRecord, Member, PkiRecord, TokenRecord};
+use super::records::{AlpnRecord, CertRecord, Dns01Record, Member, PkiRecord, TokenRecord};
 use super::seal::FleetKey;
 use crate::state::certs::{validate, CertSource, CertStore, DEFAULT_ID};
-use crate::state::challenge::{apex_of, AcmeAnswer, ChallengeStore, PkiFile};
+use crate::state::challenge::{apex_of, AcmeAnswer, ChallengeStore, PkiFile, TxtChallenge};
 use crate::state::local::{from_unix, unix, LocalBackend};
 
 /// One key and value as read from etcd.
@@ -91,6 +91,7 @@ impl Applier {
             Entry::Pki { host, file } => self.put_pki(host, file, &kv.value),
             Entry::Cert(id) => self.put_cert(id, &kv.key, &kv.value),
             Entry::Alpn(name) => self.put_alpn(name, &kv.value),
+            Entry::Dns01 { name, token } => self.put_dns01(name, token, &kv.value),
             Entry::Member(id) => self.put_member(id, &kv.value),
             // Read when needed (the account); nothing is served from it.
             Entry::Secret(_) => Ok(Applied::Changed),
@@ -133,6 +134,12 @@ impl Applier {
         for name in snapshot.alpn_names() {
             gone.push(Entry::Alpn(name.to_owned()));
         }
+        for (name, token, _) in snapshot.dns01() {
+            gone.push(Entry::Dns01 {
+                name: name.to_owned(),
+                token: token.to_owned(),
+            });
+        }
         for entry in self.certs.snapshot().entries() {
             if entry.id.as_str() != DEFAULT_ID {
                 gone.push(Entry::Cert(entry.id.clone()));
@@ -163,6 +170,7 @@ impl Applier {
             Entry::Pki { host, file } => self.layout.pki(host, file),
             Entry::Cert(id) => self.layout.cert(id),
             Entry::Alpn(n) => self.layout.alpn(n),
+            Entry::Dns01 { name, token } => self.layout.dns01(name, token),
             Entry::Secret(n) => self.layout.secret(n),
             Entry::Member(m) => self.layout.member(m),
             Entry::Other => String::new(),
@@ -220,6 +228,7 @@ impl Applier {
                 self.challenges.remove_alpn(name);
                 Ok(changed(was))
             }
+            Entry::Dns01 { name, token } => Ok(changed(self.challenges.remove_dns01(name, token))),
             Entry::Member(id) => {
                 let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
                 let was = members.remove(id).is_some();
@@ -328,6 +337,27 @@ impl Applier {
         }
         let key = crate::state::alpn::challenge_certificate(name, &record.key_authorization)?;
         self.challenges.put_alpn(name, key);
+        Ok(Applied::Changed)
+    }
+
+    fn put_dns01(&self, name: &str, token: &str, value: &[u8]) -> Result<Applied, String> {
+        let record: Dns01Record = serde_json::from_slice(value).map_err(|e| e.to_string())?;
+        let challenge = TxtChallenge {
+            value: record.value.into(),
+            expires: from_unix(record.expires_unix),
+        };
+        if challenge.expires <= SystemTime::now() {
+            return Ok(Applied::Same);
+        }
+        let same = self
+            .challenges
+            .snapshot()
+            .dns01()
+            .any(|(n, t, c)| n == name && t == token && *c == challenge);
+        if same {
+            return Ok(Applied::Same);
+        }
+        self.challenges.put_dns01(name, token, challenge);
         Ok(Applied::Changed)
     }
 
@@ -447,6 +477,31 @@ mod tests {
         a.delete(&a.layout.token("tok"), 12);
         assert!(a.challenges.acme_answer("tok", "h").is_none());
         assert!(!dir.path().join("tokens").join("tok.json").exists());
+    }
+
+    #[test]
+    fn a_dns01_value_from_the_fleet_is_answered_and_withdrawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = applier(dir.path());
+        let record = Dns01Record {
+            value: "digest".into(),
+            expires_unix: unix(SystemTime::now()) + 600,
+        };
+        let key = a.layout.dns01("shop.a.test", "tok");
+        a.put(&Kv {
+            key: key.clone(),
+            value: serde_json::to_vec(&record).unwrap(),
+            revision: 3,
+        });
+        let now = SystemTime::now();
+        let snap = a.challenges.snapshot();
+        assert_eq!(
+            snap.dns01_values("shop.a.test", now).collect::<Vec<_>>(),
+            ["digest"]
+        );
+        assert_eq!(puts(&a, "dns-01"), 1);
+        a.delete(&key, 4);
+        assert_eq!(a.challenges.snapshot().dns01_count(), 0);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! <prefix>/pki/<host>/<file>       CA validation file (JSON, body in base64), host without www.
 //! <prefix>/certs/<id>              chain (PEM) and its private key, sealed with the fleet key
 //! <prefix>/alpn/<name>             TLS-ALPN-01 key authorization, under a lease
+//! <prefix>/dns01/<name>/<token>    DNS-01 TXT value, under a lease
 //! <prefix>/secrets/<name>          the ACME account, sealed
 //! <prefix>/members/<node id>       a live node and its public addresses, under its lease
 //! <prefix>/locks/<name>/…          etcd locks (one ACME order at a time)
@@ -31,6 +32,11 @@ pub(crate) enum Entry {
     },
     Cert(CertId),
     Alpn(String),
+    /// A DNS-01 TXT value of `name` (without `_acme-challenge.`) for one challenge token.
+    Dns01 {
+        name: String,
+        token: String,
+    },
     Secret(String),
     Member(String),
     /// Locks and anything this version does not know: not applied.
@@ -45,6 +51,7 @@ impl Entry {
             Entry::Pki { .. } => "pki",
             Entry::Cert(_) => "certificate",
             Entry::Alpn(_) => "tls-alpn",
+            Entry::Dns01 { .. } => "dns-01",
             Entry::Secret(_) => "account",
             Entry::Member(_) => "member",
             Entry::Other => "other",
@@ -76,6 +83,9 @@ impl Layout {
     pub(crate) fn alpn(&self, name: &str) -> String {
         format!("{}/alpn/{name}", self.prefix)
     }
+    pub(crate) fn dns01(&self, name: &str, token: &str) -> String {
+        format!("{}/dns01/{name}/{token}", self.prefix)
+    }
     pub(crate) fn secret(&self, name: &str) -> String {
         format!("{}/secrets/{name}", self.prefix)
     }
@@ -106,6 +116,12 @@ impl Layout {
             }
             ["certs", id] => CertId::parse(id).map_or(Entry::Other, Entry::Cert),
             ["alpn", name] if name.parse::<DnsName>().is_ok() => Entry::Alpn((*name).to_owned()),
+            ["dns01", name, token] if name.parse::<DnsName>().is_ok() && is_token(token) => {
+                Entry::Dns01 {
+                    name: (*name).to_owned(),
+                    token: (*token).to_owned(),
+                }
+            }
             ["secrets", name] if is_file_name(name) => Entry::Secret((*name).to_owned()),
             ["members", id] if !id.is_empty() => Entry::Member((*id).to_owned()),
             _ => Entry::Other,
@@ -132,6 +148,17 @@ mod tests {
         let id = CertId::parse("a.test").unwrap();
         assert_eq!(l.parse(&l.cert(&id)), Entry::Cert(id));
         assert_eq!(l.parse(&l.member("n1")), Entry::Member("n1".into()));
+        assert_eq!(
+            l.parse(&l.dns01("shop.a.test", "tok_1")),
+            Entry::Dns01 {
+                name: "shop.a.test".into(),
+                token: "tok_1".into()
+            }
+        );
+        assert_eq!(
+            l.parse("/dcv/dns01/_acme-challenge.a.test/tok"),
+            Entry::Other
+        );
         assert_eq!(l.parse("/dcv/pki/a.test/../../etc"), Entry::Other);
         assert_eq!(l.parse("/dcv/tokens/a.b"), Entry::Other);
         assert_eq!(l.parse("/dcvx/tokens/abc"), Entry::Other);

@@ -38,7 +38,7 @@ pub use seal::{FleetKey, SealError};
 use self::apply::{pki_record, token_record, Applier, Kv};
 use self::counters::FleetCounters;
 use self::layout::Layout;
-use self::records::{AlpnRecord, CertRecord, SecretRecord};
+use self::records::{AlpnRecord, CertRecord, Dns01Record, SecretRecord};
 use super::backend::{Backend, BackendError, HeldLock};
 use super::certs::{CertId, CertStore, ValidCert};
 use super::challenge::{AcmeAnswer, ChallengeStore, PkiFile};
@@ -71,6 +71,8 @@ pub enum FleetError {
 pub struct NodeInfo {
     pub http_port: Option<u16>,
     pub https_port: Option<u16>,
+    /// Where its DNS listener answers the validation zones (published as [`Member::dns`]).
+    pub dns: Vec<std::net::SocketAddr>,
 }
 
 /// Everything the backend, the follower and the handle share.
@@ -107,6 +109,7 @@ pub fn start(
         public_addresses: config.public_addresses.clone(),
         http_port: node.http_port,
         https_port: node.https_port,
+        dns: node.dns,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         started_unix: unix(SystemTime::now()),
     };
@@ -383,6 +386,35 @@ impl Backend for FleetBackend {
 
     async fn remove_alpn(&self, name: &str) -> Result<(), BackendError> {
         let key = self.shared.layout.alpn(name);
+        let revision = self.shared.delete(&key).await?;
+        self.shared.applier.note_own(&key, revision);
+        Ok(())
+    }
+
+    async fn put_dns01(
+        &self,
+        name: &str,
+        token: &str,
+        value: &str,
+        expires: SystemTime,
+    ) -> Result<(), BackendError> {
+        let key = self.shared.layout.dns01(name, token);
+        let record = Dns01Record {
+            value: value.to_owned(),
+            expires_unix: unix(expires),
+        };
+        // Under a lease as long as the challenge lives: a crashed order's value expires
+        // everywhere on its own.
+        let ttl = expires
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        let revision = self.shared.put(&key, encode(&record)?, Some(ttl)).await?;
+        self.shared.applier.note_own(&key, revision);
+        Ok(())
+    }
+
+    async fn remove_dns01(&self, name: &str, token: &str) -> Result<(), BackendError> {
+        let key = self.shared.layout.dns01(name, token);
         let revision = self.shared.delete(&key).await?;
         self.shared.applier.note_own(&key, revision);
         Ok(())

@@ -39,6 +39,13 @@ pub(crate) struct AlpnRecord {
     pub(crate) expires_unix: u64,
 }
 
+/// `<prefix>/dns01/<name>/<token>`: a DNS-01 TXT value (RFC 8555 §8.4), public once published.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Dns01Record {
+    pub(crate) value: String,
+    pub(crate) expires_unix: u64,
+}
+
 /// `<prefix>/secrets/<name>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct SecretRecord {
@@ -55,6 +62,10 @@ pub struct Member {
     pub http_port: Option<u16>,
     /// Port of its first HTTPS listener.
     pub https_port: Option<u16>,
+    /// Where its DNS listener answers the validation zones (`[dns]`): the listen addresses,
+    /// a wildcard one given as each public address. Empty without `[dns]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<std::net::SocketAddr>,
     pub version: String,
     pub started_unix: u64,
 }
