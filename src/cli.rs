@@ -567,7 +567,7 @@ fn cause_text(error: &serde_json::Value) -> String {
         _ => format!(
             "{} (no catalogue cause): {}",
             failure_type(error),
-            crate::admin::remedy_without_cause(
+            crate::catalogue::remedy_without_cause(
                 error["ca_type"].as_str(),
                 error["kind"].as_str().unwrap_or("")
             )

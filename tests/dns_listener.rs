@@ -6,37 +6,19 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use common::dnslab::{query_with, RecordType, Reply, ResponseCode};
+use common::dnslab::{free_dns_port as dns_port, query_with, RecordType, Reply, ResponseCode};
 use common::etcd::Etcd;
-use common::{eventually, h1_client, Node};
+use common::{eventually, Node};
 use hickory_resolver::proto::op::{Message, MessageType, Query};
 use hickory_resolver::proto::rr::{Name, RData};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ZONE: &str = "dcv.cdn.test";
 const PREFIX: &str = "/dcv-dns-test";
-
-/// A port free for UDP and TCP on every one of `ips`.
-fn dns_port(ips: &[IpAddr]) -> u16 {
-    for _ in 0..200 {
-        let port = UdpSocket::bind((ips[0], 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let free = ips.iter().all(|ip| {
-            UdpSocket::bind((*ip, port)).is_ok() && TcpListener::bind((*ip, port)).is_ok()
-        });
-        if free {
-            return port;
-        }
-    }
-    panic!("no port free for UDP and TCP on {ips:?}");
-}
 
 /// `[dns]` listening on `listen`, one zone with an in-zone and an out-of-zone name server.
 fn dns_section(listen: &[SocketAddr], extra: &str) -> String {
@@ -352,40 +334,8 @@ fn ip(last: u8) -> IpAddr {
 }
 
 /// Puts `value` at `key` through etcd's JSON gateway (as another node's write would arrive).
-async fn etcd_put(etcd: &Etcd, key: &str, value: &[u8]) {
-    etcd_call(
-        etcd,
-        "/v3/kv/put",
-        serde_json::json!({ "key": b64(key.as_bytes()), "value": b64(value) }),
-    )
-    .await;
-}
-
-async fn etcd_delete(etcd: &Etcd, key: &str) {
-    etcd_call(
-        etcd,
-        "/v3/kv/deleterange",
-        serde_json::json!({ "key": b64(key.as_bytes()) }),
-    )
-    .await;
-}
-
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-async fn etcd_call(etcd: &Etcd, path: &str, body: serde_json::Value) {
-    let addr = etcd.endpoint().trim_start_matches("http://").to_owned();
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut sender = h1_client(stream).await;
-    let req = http::Request::post(path)
-        .header("host", "etcd")
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            body.to_string(),
-        )))
-        .unwrap();
-    let rsp = common::collect(sender.send_request(req).await.unwrap()).await;
-    assert_eq!(rsp.status, 200, "{path}: {}", rsp.text());
 }
 
 #[tokio::test]
@@ -441,7 +391,7 @@ async fn three_fleet_nodes_answer_a_txt_value_written_once() {
         + 600;
     let record = serde_json::json!({ "value": "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0", "expires_unix": expires });
     let etcd_key = format!("{PREFIX}/dns01/shop.customer.test/tok-1");
-    etcd_put(&etcd, &etcd_key, record.to_string().as_bytes()).await;
+    etcd.put(&etcd_key, record.to_string().as_bytes()).await;
     let name = format!("shop.customer.test.{ZONE}");
     for (node, listen) in &nodes {
         let reply = eventually("every node answers the value", || async {
@@ -457,8 +407,7 @@ async fn three_fleet_nodes_answer_a_txt_value_written_once() {
     }
     // A second value at the same name (a wildcard and its apex): both, on every node.
     let record2 = serde_json::json!({ "value": "second-value", "expires_unix": expires });
-    etcd_put(
-        &etcd,
+    etcd.put(
         &format!("{PREFIX}/dns01/shop.customer.test/tok-2"),
         record2.to_string().as_bytes(),
     )
@@ -472,8 +421,9 @@ async fn three_fleet_nodes_answer_a_txt_value_written_once() {
         .await;
     }
     // Withdrawn once: gone everywhere.
-    etcd_delete(&etcd, &etcd_key).await;
-    etcd_delete(&etcd, &format!("{PREFIX}/dns01/shop.customer.test/tok-2")).await;
+    etcd.delete(&etcd_key).await;
+    etcd.delete(&format!("{PREFIX}/dns01/shop.customer.test/tok-2"))
+        .await;
     for (_, listen) in &nodes {
         eventually("the values are withdrawn everywhere", || async {
             let r = ask(*listen, &name, RecordType::TXT, false).await;

@@ -270,6 +270,14 @@ impl Diagnosis {
         }
     }
 
+    /// What to do: the cause's remedy, or for a failure the catalogue has no cause for, the
+    /// remedy of its ACME type or kind (the CA unreachable, a stale nonce, a full disk).
+    pub fn what_to_do(&self) -> &'static str {
+        self.remedy.unwrap_or_else(|| {
+            crate::catalogue::remedy_without_cause(self.ca_type.as_deref(), self.kind.as_str())
+        })
+    }
+
     /// The catalogue id, or `none`: the `cause` label of `dcv_acme_order_failures_total`.
     pub fn cause_label(&self) -> &'static str {
         self.cause.map_or("none", Cause::id)
@@ -344,6 +352,27 @@ mod tests {
         assert_eq!(json["cause"], "P1");
         assert_eq!(json["subproblems"][2]["cause"], serde_json::Value::Null);
         assert_eq!(json["subproblems"][2]["remedy"], serde_json::Value::Null);
+        // What the log says to do: the cause's remedy, else the one of the CA's type.
+        assert_eq!(d.what_to_do(), Cause::P1.remedy());
+        assert!(d.subproblems[2]
+            .what_to_do()
+            .contains("the CA failed on its side"));
+    }
+
+    #[test]
+    fn a_failure_without_a_cause_still_says_what_to_do() {
+        let d = Diagnosis::new(
+            FailureKind::Transport,
+            None,
+            "connection refused".into(),
+            None,
+            None,
+        );
+        assert!(
+            d.what_to_do().contains("cannot reach the CA"),
+            "{}",
+            d.what_to_do()
+        );
     }
 
     #[test]

@@ -347,7 +347,7 @@ impl Renewer {
                     tracing::warn!(
                         error = %e,
                         cause = diagnosis.cause_label(),
-                        remedy = diagnosis.remedy.unwrap_or("-"),
+                        remedy = diagnosis.what_to_do(),
                         retry_in = ?wait,
                         "ACME account not available"
                     );
@@ -600,7 +600,7 @@ impl Renewer {
                     tracing::warn!(
                         certificate = %cert.id,
                         cause = diagnosis.cause_label(),
-                        remedy = diagnosis.remedy.unwrap_or("-"),
+                        remedy = diagnosis.what_to_do(),
                         ca_type = diagnosis.ca_type.as_deref().unwrap_or("-"),
                         identifier = diagnosis.identifier.as_deref().unwrap_or("-"),
                         error = %e,

@@ -692,7 +692,10 @@ impl View<'_> {
         }
         h.raw("</p>");
         let remedy = e["remedy"].as_str().unwrap_or_else(|| {
-            super::remedy_without_cause(e["ca_type"].as_str(), e["kind"].as_str().unwrap_or(""))
+            crate::catalogue::remedy_without_cause(
+                e["ca_type"].as_str(),
+                e["kind"].as_str().unwrap_or(""),
+            )
         });
         h.raw("<p><strong>Remedy:</strong> ")
             .text(remedy)

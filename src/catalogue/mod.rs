@@ -7,6 +7,9 @@
 //! a CA says (an ACME problem document's type and detail, RFC 8555 §6.7) to a cause.
 
 pub mod acme_problem;
+mod uncatalogued;
+
+pub use uncatalogued::remedy_without_cause;
 
 use std::fmt;
 use std::str::FromStr;

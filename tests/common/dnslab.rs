@@ -1419,3 +1419,20 @@ fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// A port free for UDP and TCP on every one of `ips`.
+pub fn free_dns_port(ips: &[IpAddr]) -> u16 {
+    for _ in 0..200 {
+        let port = UdpSocket::bind((ips[0], 0))
+            .and_then(|s| s.local_addr())
+            .expect("a free UDP port")
+            .port();
+        let free = ips.iter().all(|ip| {
+            UdpSocket::bind((*ip, port)).is_ok() && TcpListener::bind((*ip, port)).is_ok()
+        });
+        if free {
+            return port;
+        }
+    }
+    panic!("no port free for UDP and TCP on {ips:?}");
+}

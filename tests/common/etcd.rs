@@ -107,6 +107,42 @@ impl Etcd {
         }
     }
 
+    /// Writes `key` = `value`, as a node of the fleet would (no lease).
+    pub async fn put(&self, key: &str, value: &[u8]) {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        self.call(
+            "/v3/kv/put",
+            serde_json::json!({ "key": b64.encode(key), "value": b64.encode(value) }),
+        )
+        .await;
+    }
+
+    /// Deletes `key`.
+    pub async fn delete(&self, key: &str) {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        self.call(
+            "/v3/kv/deleterange",
+            serde_json::json!({ "key": b64.encode(key) }),
+        )
+        .await;
+    }
+
+    /// One call of etcd's JSON gateway that must succeed.
+    async fn call(&self, path: &str, body: serde_json::Value) {
+        let stream = tokio::net::TcpStream::connect(self.client)
+            .await
+            .expect("connect etcd");
+        let mut sender = h1_client(stream).await;
+        let req = http::Request::post(path)
+            .header("host", "etcd")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_string(),
+            )))
+            .expect("request");
+        let rsp = super::collect(sender.send_request(req).await.expect("etcd answers")).await;
+        assert_eq!(rsp.status, 200, "{path}: {}", rsp.text());
+    }
+
     /// Keys under `prefix` with their values, read through etcd's JSON gateway.
     pub async fn get_prefix(&self, prefix: &str) -> Vec<(String, Vec<u8>)> {
         let b64 = base64::engine::general_purpose::STANDARD;

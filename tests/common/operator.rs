@@ -15,10 +15,13 @@ use tokio::net::TcpStream;
 
 use dcv_proxy::testkit::TestCa;
 
+use super::dnslab::{free_dns_port, query_with, RecordType};
 use super::etcd::Etcd;
 use super::pebble::{Pebble, PebbleConfig};
 use super::{eventually, exchange, free_addr, Node, Response, DEADLINE};
 
+/// The busy node's validation zone.
+const DNS_ZONE: &str = "dcv.busy.test";
 const DAY: Duration = Duration::from_secs(86_400);
 
 /// The admin listener of `node`.
@@ -217,10 +220,21 @@ pub async fn busy_node() -> BusyNode {
     let certificates = format!(
         "\n[[certificate]]\nnames = [{ISSUED:?}, \"www.{ISSUED}\"]\n\n[[certificate]]\nnames = [{FAILING:?}]\n\n[[certificate]]\nnames = [{REFUSED:?}]\n"
     );
+    // A validation zone of its own (delegated DNS validation), for the dcv_dns_* series.
+    let dns = SocketAddr::from((
+        std::net::Ipv4Addr::LOCALHOST,
+        free_dns_port(&[std::net::Ipv4Addr::LOCALHOST.into()]),
+    ));
+    let dns_config = format!(
+        "\n[dns]\nlisten = [\"{dns}\"]\n\n[[dns.zone]]\nname = \"{DNS_ZONE}\"\nname_servers = [\"ns1.{DNS_ZONE}\"]\naddresses = {{ \"ns1.{DNS_ZONE}\" = [\"192.0.2.53\"] }}\n"
+    );
     let node = Node::builder()
         .listen(addrs.0, addrs.1)
         .site(&[ISSUED, FAILING], "127.0.0.1:9")
-        .extra_config(&format!("{acme}\n{certificates}\n{}", fleet("edge-fra-1")))
+        .extra_config(&format!(
+            "{acme}\n{certificates}\n{}{dns_config}",
+            fleet("edge-fra-1")
+        ))
         .start()
         .await;
     // The second member of the fleet: it only follows.
@@ -276,6 +290,40 @@ pub async fn busy_node() -> BusyNode {
             .then_some(())
     })
     .await;
+    // A DNS-01 value in flight, as the ordering node writes it, answered by the listener.
+    let expires = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+        + 600;
+    let record = serde_json::json!({ "value": "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0", "expires_unix": expires });
+    etcd.put(
+        "/busy/dns01/shop.customer.test/tok-1",
+        record.to_string().as_bytes(),
+    )
+    .await;
+    let txt_name = format!("shop.customer.test.{DNS_ZONE}");
+    eventually("the listener answers the DNS-01 value", || async {
+        query_with(
+            dns,
+            &txt_name,
+            RecordType::TXT,
+            false,
+            Duration::from_secs(1),
+        )
+        .await
+        .ok()
+        .filter(|r| !r.txt().is_empty())
+    })
+    .await;
+    // And a malformed message, which is dropped and counted.
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("a UDP socket");
+    socket
+        .send_to(b"\x00\x01\xff", dns)
+        .await
+        .expect("send to the listener");
     BusyNode {
         node,
         peer,
