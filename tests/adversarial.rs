@@ -70,6 +70,13 @@ impl Seen {
         }
     }
 
+    fn header_count(&self, name: &str) -> usize {
+        match self {
+            Seen::Answer { headers, .. } => headers.iter().filter(|(n, _)| n == name).count(),
+            Seen::Broken => 0,
+        }
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         match self {
             Seen::Answer { headers, .. } => headers
@@ -517,7 +524,7 @@ struct FramingCase {
     honest_body: bool,
 }
 
-const FRAMING: [FramingCase; 11] = [
+const FRAMING: [FramingCase; 12] = [
     FramingCase {
         case: "clte",
         dcv: 200,
@@ -533,6 +540,12 @@ const FRAMING: [FramingCase; 11] = [
              values are an unrecoverable framing error (RFC 9110 §8.6)",
         ),
         honest_body: false,
+    },
+    FramingCase {
+        case: "samecl",
+        dcv: 200,
+        nginx: (200, ""),
+        honest_body: true,
     },
     FramingCase {
         case: "pluscl",
@@ -648,6 +661,14 @@ async fn misframed_answers_get_one_verdict_from_both_engines() {
                     "{}: bytes after the answer",
                     fc.case
                 );
+                if fc.case == "samecl" && via != Via::H2 {
+                    assert_eq!(
+                        seen.header_count("content-length"),
+                        1,
+                        "{}/{via:?}: one Content-Length for the client: {seen:?}",
+                        target.name
+                    );
+                }
                 if fc.case == "closedelim" && via != Via::H2 {
                     assert_eq!(
                         seen.header("transfer-encoding"),

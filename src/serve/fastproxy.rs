@@ -291,13 +291,16 @@ fn write_head(
         .unwrap_or("");
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
+    let mut lengths = 0;
     let _ = resp.map(|name, value| {
         let name: &[u8] = match &name {
             HeaderNameVariant::Case(c) => c.as_slice(),
             HeaderNameVariant::Titled(t) => t.as_bytes(),
         };
+        let length = name.eq_ignore_ascii_case(b"content-length");
         let framing_header = name.eq_ignore_ascii_case(b"transfer-encoding")
-            || (framing == Framing::Chunked && name.eq_ignore_ascii_case(b"content-length"));
+            || (length && (framing == Framing::Chunked || !ResponseHops::keeps_length(lengths)));
+        lengths += usize::from(length);
         if hops.keeps(name) && !framing_header {
             out.extend_from_slice(name);
             out.extend_from_slice(b": ");
@@ -374,5 +377,25 @@ mod tests {
             text.ends_with("Transfer-Encoding: chunked\r\n\r\n"),
             "{text}"
         );
+    }
+
+    /// Found by the `origin_response` fuzz target: an origin's `Content-Length: 3` sent twice
+    /// (same value, so pingora-core's client frames by it) went to the client twice.
+    #[test]
+    fn a_repeated_content_length_leaves_once() {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        for (k, v) in [("Content-Length", "3"), ("content-length", "3")] {
+            resp.append_header(k.to_string(), v).unwrap();
+        }
+        let hops = forwarding::check_response(&resp, false).unwrap();
+        let mut out = Vec::new();
+        write_head(&mut out, &resp, &hops, Framing::Length, false);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n"
+        );
+        let mut stripped = resp.clone();
+        hops.strip(&mut stripped);
+        assert_eq!(stripped.headers.get_all("content-length").iter().count(), 1);
     }
 }

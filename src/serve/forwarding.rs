@@ -385,7 +385,8 @@ impl ResponseHops {
                 .any(|n| n.as_str().as_bytes().eq_ignore_ascii_case(name))
     }
 
-    /// Removes the hop-by-hop headers from `resp` (pingora's engine, which writes `resp`).
+    /// Removes the hop-by-hop headers from `resp` (pingora's engine, which writes `resp`), and
+    /// keeps one line of a repeated `Content-Length`.
     pub fn strip(&self, resp: &mut ResponseHeader) {
         for name in &self.nominated {
             resp.remove_header(name);
@@ -393,6 +394,21 @@ impl ResponseHops {
         for name in RESPONSE_HOP_BY_HOP {
             resp.remove_header(name);
         }
+        let mut lengths = resp.headers.get_all(header::CONTENT_LENGTH).iter();
+        if let (Some(first), Some(_)) = (lengths.next(), lengths.next()) {
+            let first = first.clone();
+            // pingora-core's client refused the answer unless every line holds this value.
+            let _ = resp.insert_header(header::CONTENT_LENGTH, first);
+        }
+    }
+
+    /// Whether a `Content-Length` line of the origin goes on to the client, given how many
+    /// went already: one, however many the origin sent. pingora-core's client accepts repeated
+    /// lines only when they hold the same value; RFC 9110 §8.6 lets a proxy replace them with
+    /// one, and a client that refuses repeats (or reads the last of differing ones) then cannot
+    /// be led astray.
+    pub fn keeps_length(sent_before: usize) -> bool {
+        sent_before == 0
     }
 }
 

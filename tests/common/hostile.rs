@@ -308,6 +308,15 @@ async fn answer(conn: &mut TcpStream, method: &str, case: &str, nonce: &str) -> 
             let _ = conn.write_all(out.as_bytes()).await;
             false
         }
+        // The same Content-Length twice: one valid length (RFC 9110 §8.6 lets a recipient
+        // keep one), to be relayed with one line.
+        "samecl" => {
+            let out = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {0}\r\nContent-Length: {0}\r\n\r\n{ok}",
+                ok.len()
+            );
+            conn.write_all(out.as_bytes()).await.is_ok()
+        }
         "pluscl" => {
             let out = format!(
                 "HTTP/1.1 200 OK\r\nContent-Length: +{}\r\n\r\n{ok}",
