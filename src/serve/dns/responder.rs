@@ -28,7 +28,9 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::op::{Edns, Header, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_server::proto::rr::rdata::{HINFO, TXT};
 use hickory_server::proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
-use hickory_server::proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
+use hickory_server::proto::serialize::binary::{
+    BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding,
+};
 use hickory_server::server::Request;
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
@@ -379,6 +381,22 @@ fn rfc8482(owner: Name, ttl: u32) -> Record {
 
 /// The wire form of `answer` to `request`, within `limit` bytes. `None` when the records do not
 /// fit and `empty` was not asked: the caller then sends it `empty`, with TC set and no records.
+/// The request's question section as it goes back in the response: written out again from the
+/// parsed questions, names uncompressed and in the asker's case (RFC 1035 §4.1.2; the case
+/// matters to resolvers that randomise it). hickory-server's `Queries` keeps the request's own
+/// bytes and its response builder copies them, so a question that was compressed — a pointer
+/// into the request's header, whose flags differ in the response — came back as a name that
+/// does not parse (found by the `dns_listener` fuzz target).
+fn echoed_queries(queries: &Queries) -> Option<Queries> {
+    let mut wire = Vec::with_capacity(64);
+    let mut encoder = BinEncoder::new(&mut wire);
+    encoder.set_name_encoding(NameEncoding::Uncompressed);
+    for query in queries.queries() {
+        query.original().emit(&mut encoder).ok()?;
+    }
+    Queries::read(&mut BinDecoder::new(&wire), queries.len()).ok()
+}
+
 fn encode(request: &Request, answer: &Answer<'_>, empty: bool, limit: u16) -> Option<Vec<u8>> {
     let mut metadata = Metadata::response_from_request(&request.metadata);
     metadata.response_code = answer.code;
@@ -391,7 +409,8 @@ fn encode(request: &Request, answer: &Answer<'_>, empty: bool, limit: u16) -> Op
         edns.set_version(0);
         edns
     });
-    let mut builder = MessageResponseBuilder::new(&request.queries, None);
+    let queries = echoed_queries(&request.queries)?;
+    let mut builder = MessageResponseBuilder::new(&queries, None);
     if let Some(edns) = &edns {
         builder.edns(edns);
     }

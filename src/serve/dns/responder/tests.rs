@@ -403,3 +403,26 @@ fn mutated_queries_keep_the_answers_small_and_well_formed() {
         }
     }
 }
+
+/// Found by the `dns_listener` fuzz target: a question whose name is a compression pointer into
+/// the header (here at its flags byte, a one-byte label in the request) came back verbatim in
+/// the response, where that byte is another and the name no longer parses. The response now
+/// carries the question written out again, uncompressed.
+#[test]
+fn a_compressed_question_is_echoed_as_a_name_that_parses() {
+    let (_d, _s, r) = responder(0);
+    // Id 0x0082, flags 0x013b (a query), one question: the pointer 0xc002, then garbage.
+    let wire = [
+        0x00, 0x82, 0x01, 0x3b, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0xc0, 0x02, 0x02, 0x02, 0x02, 0x02,
+        0x02, 0x02, 0x04, 0x13,
+    ];
+    let reply = r
+        .respond(&wire, SOURCE.parse().unwrap(), Transport::Udp)
+        .unwrap();
+    let m = Message::from_vec(&reply).unwrap();
+    assert_eq!(m.metadata.id, 0x0082);
+    assert_eq!(m.queries.len(), 1);
+    // The label is the flags byte 0x3b, ';' (escaped in presentation form).
+    assert_eq!(m.queries[0].name().to_ascii(), "\\;.");
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+}
