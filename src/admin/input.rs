@@ -10,9 +10,9 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use crate::config::{DnsName, RecordName};
-use crate::serve::classify::{is_file_name, is_token};
 use crate::state::certs::CertId;
 use crate::state::challenge::AcmeAnswer;
+use crate::state::challenge::{is_file_name, is_token};
 
 /// Default lifetime of a token put through the API: long enough for any pending authorization,
 /// short enough that a forgotten token does not answer forever.

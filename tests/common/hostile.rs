@@ -317,6 +317,14 @@ async fn answer(conn: &mut TcpStream, method: &str, case: &str, nonce: &str) -> 
             );
             conn.write_all(out.as_bytes()).await.is_ok()
         }
+        // A field line folded onto the next (obs-fold, RFC 9112 §5.2).
+        "obsfold" => {
+            let out = format!(
+                "HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: {}\r\n\r\n{ok}",
+                ok.len()
+            );
+            conn.write_all(out.as_bytes()).await.is_ok()
+        }
         "pluscl" => {
             let out = format!(
                 "HTTP/1.1 200 OK\r\nContent-Length: +{}\r\n\r\n{ok}",
