@@ -543,6 +543,56 @@ fn certs_table(status: &serde_json::Value) -> String {
                 progress_line(&renewal["progress"], now)
             );
         }
+        // `[[acme.ca]]`: who issued it, and which CAs were passed over and why.
+        if let Some(ca) = renewal["ca"].as_str() {
+            let _ = writeln!(out, "  {id}: issued by CA {ca}");
+        }
+        let backup = &renewal["backup"];
+        if backup.is_object() {
+            let _ = match backup["state"].as_str() {
+                Some("ready") => writeln!(
+                    out,
+                    "  {id}: backup from CA {} (serial {}, until {}), not served",
+                    backup["ca"].as_str().unwrap_or("?"),
+                    backup["serial"].as_str().unwrap_or("?"),
+                    backup["not_after"].as_str().unwrap_or("?")
+                ),
+                Some(state) => writeln!(out, "  {id}: backup {state}"),
+                None => Ok(()),
+            };
+            if backup["last_error"].is_object() {
+                let _ = writeln!(
+                    out,
+                    "  {id}: last backup order failed: {}",
+                    cause_text(&backup["last_error"])
+                );
+            }
+            let swap = &backup["swapped_in"];
+            if swap.is_object() {
+                let _ = writeln!(
+                    out,
+                    "  {id}: backup swapped in at {} ({}), serial {} from CA {}",
+                    swap["at"].as_str().unwrap_or("?"),
+                    swap["reason"].as_str().unwrap_or("?"),
+                    swap["serial"].as_str().unwrap_or("?"),
+                    swap["ca"].as_str().unwrap_or("?")
+                );
+            }
+        }
+        for skip in renewal["skipped"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "  {id}: CA {} passed over ({}): {}",
+                skip["ca"].as_str().unwrap_or("?"),
+                skip["reason"].as_str().unwrap_or("?"),
+                cause_text(skip)
+            );
+            let _ = writeln!(
+                out,
+                "      the CA said: {}",
+                skip["detail"].as_str().unwrap_or("-")
+            );
+        }
         let error = &renewal["last_error"];
         if error.is_object() {
             let _ = writeln!(out, "  {id}: last order failed: {}", cause_text(error));

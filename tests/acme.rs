@@ -97,8 +97,12 @@ async fn http01_two_names_with_redirect_on_is_served_and_chains_to_pebble() {
             cert["sha256_fingerprint"].as_str().unwrap()
         );
     }
-    let status = acme_status(&node, "a.example.test").await;
-    assert_eq!(status["last_order"]["result"], "valid");
+    // The order's record follows the swap by a moment.
+    let status = eventually("the order recorded", || async {
+        let status = acme_status(&node, "a.example.test").await;
+        (status["last_order"]["result"] == "valid").then_some(status)
+    })
+    .await;
     // Pebble's five-year certificates: renewed with a third of the lifetime left.
     assert_eq!(status["renewal_basis"], "third-left");
     // The order's tokens are gone once it ended.
@@ -536,6 +540,8 @@ struct CaFront {
     addr: SocketAddr,
     root_pem: String,
     task: tokio::task::JoinHandle<()>,
+    /// The suggested window answered for every certificate; [`CaFront::set_window`] moves it.
+    window: std::sync::Arc<std::sync::Mutex<(SystemTime, SystemTime)>>,
 }
 
 impl CaFront {
@@ -548,25 +554,29 @@ impl CaFront {
         let (config, root_pem) = localhost_tls_config("ari");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let fmt = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
-        let ari_body = serde_json::json!({
-            "suggestedWindow": { "start": fmt(window.0), "end": fmt(window.1) }
-        })
-        .to_string();
+        let shared_window = Arc::new(std::sync::Mutex::new(window));
+        let windows = shared_window.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
-                let (acceptor, directory, ari_body) =
-                    (acceptor.clone(), directory.clone(), ari_body.clone());
+                let (acceptor, directory, windows) =
+                    (acceptor.clone(), directory.clone(), windows.clone());
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
                     let service = hyper::service::service_fn(
                         move |req: http::Request<hyper::body::Incoming>| {
-                            let (directory, ari_body) = (directory.clone(), ari_body.clone());
+                            let fmt =
+                                |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
+                            let window = *windows.lock().unwrap();
+                            let ari_body = serde_json::json!({
+                                "suggestedWindow": { "start": fmt(window.0), "end": fmt(window.1) }
+                            })
+                            .to_string();
+                            let directory = directory.clone();
                             async move {
                                 let rsp = if req.uri().path() == "/dir" {
                                     http::Response::builder()
@@ -608,7 +618,13 @@ impl CaFront {
             addr,
             root_pem,
             task,
+            window: shared_window,
         }
+    }
+
+    /// Answers `window` for every certificate from now on.
+    fn set_window(&self, window: (SystemTime, SystemTime)) {
+        *self.window.lock().unwrap() = window;
     }
 }
 
@@ -1658,7 +1674,12 @@ async fn the_profile_is_sent_on_every_order_and_what_the_ca_applied_is_shown() {
     )
     .await;
     let first = issued(&node, "prof.example.test", None).await;
-    let status = acme_status(&node, "prof.example.test").await;
+    // The order's record follows the swap by a moment.
+    let status = eventually("the order recorded", || async {
+        let status = acme_status(&node, "prof.example.test").await;
+        (status["last_order"]["result"] == "valid").then_some(status)
+    })
+    .await;
     assert_eq!(status["profile"], "shortlived", "{status}");
     assert_eq!(
         status["last_order"]["profile_received"], "shortlived",
@@ -1694,7 +1715,12 @@ async fn a_ca_that_ignores_the_profile_is_reported() {
     )
     .await;
     issued(&node, "ignored.example.test", None).await;
-    let status = acme_status(&node, "ignored.example.test").await;
+    // The order's record follows the swap by a moment.
+    let status = eventually("the order recorded", || async {
+        let status = acme_status(&node, "ignored.example.test").await;
+        (status["last_order"]["result"] == "valid").then_some(status)
+    })
+    .await;
     assert_eq!(status["last_order"]["profile_ignored"], true, "{status}");
     assert!(
         status["last_order"].get("profile_received").is_none(),
@@ -1775,5 +1801,424 @@ async fn new_orders_beyond_the_budget_wait_and_the_first_to_expire_goes_first() 
     assert_eq!(
         metrics.count("dcv_acme_orders_total", &[("result", "valid")]),
         1.0
+    );
+}
+
+/// RFC 8738: a certificate for the node's own address, validated by `challenge`, is presented
+/// to a client that connects to the address without SNI and verifies the address against
+/// Pebble's root; a handshake with SNI for another name still gets the default.
+async fn ip_certificate_is_issued_and_served_without_sni(challenge: &str) {
+    ip_certificate_at(challenge, (free_addr(), free_addr())).await;
+}
+
+/// [`ip_certificate_is_issued_and_served_without_sni`] on the node's listeners `addrs`, whose
+/// HTTPS address is the one certified.
+async fn ip_certificate_at(challenge: &str, addrs: (SocketAddr, SocketAddr)) {
+    let pebble = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    let ip = addrs.1.ip().to_string();
+    // The default id: the address, `ip6-` and dashes for IPv6 (an id is a file name).
+    let id = match addrs.1.ip() {
+        std::net::IpAddr::V4(_) => ip.clone(),
+        std::net::IpAddr::V6(_) => format!("ip6-{}", ip.replace(':', "-")),
+    };
+    let node = node_for(&pebble, addrs, &certificate(&[&ip], challenge)).await;
+    let cert = issued(&node, &id, None).await;
+    assert_eq!(cert["names"], serde_json::json!([ip]), "{cert}");
+    let status = acme_status(&node, &id).await;
+    assert_eq!(status["last_order"]["result"], "valid", "{status}");
+    assert_eq!(status["challenge"], challenge, "{status}");
+
+    let root = pebble.issuer_root().await;
+    // `None`: rustls sends no SNI and checks the certificate's iPAddress SAN.
+    let conn = tls_connect(node.https_addr(), None, &["http/1.1"], Some(&root))
+        .await
+        .unwrap_or_else(|e| panic!("a client connecting to {ip} without SNI: {e}"));
+    assert_eq!(
+        conn.presented.fingerprint(),
+        cert["sha256_fingerprint"].as_str().unwrap()
+    );
+    let other = tls_connect(
+        node.https_addr(),
+        Some("other.example.test"),
+        &["http/1.1"],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_ne!(
+        other.presented.fingerprint(),
+        cert["sha256_fingerprint"].as_str().unwrap()
+    );
+    // Pebble validated the address itself (RFC 8738 §5, §6): over HTTP at the address for
+    // HTTP-01, and not over HTTP at all for TLS-ALPN-01.
+    let http_hits = node.metrics().await.count(
+        "dcv_challenge_requests_total",
+        &[("kind", "acme"), ("scheme", "http"), ("result", "hit")],
+    );
+    if challenge == "http-01" {
+        let log = pebble.log();
+        let url = format!("http://{}/.well-known/acme-challenge/", addrs.0);
+        assert!(log.contains(&url), "{log}");
+        assert!(http_hits >= 1.0, "{http_hits}");
+    } else {
+        assert_eq!(http_hits, 0.0);
+    }
+}
+
+#[tokio::test]
+async fn ip_address_certificate_by_http01_is_served_to_clients_without_sni() {
+    ip_certificate_is_issued_and_served_without_sni("http-01").await;
+}
+
+#[tokio::test]
+async fn ip_address_certificate_by_tls_alpn01_answers_the_reverse_name() {
+    ip_certificate_is_issued_and_served_without_sni("tls-alpn-01").await;
+}
+
+/// IPv6: the SNI Pebble sends is the `ip6.arpa` name of `::1` (RFC 8738 §6).
+#[tokio::test]
+async fn ipv6_address_certificate_by_tls_alpn01_and_http01() {
+    let v6 = |a: SocketAddr| SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), a.port());
+    ip_certificate_at("tls-alpn-01", (v6(free_addr()), v6(free_addr()))).await;
+    ip_certificate_at("http-01", (v6(free_addr()), v6(free_addr()))).await;
+}
+
+/// `[acme]` keys of the tests, without a CA: the CAs come as `[[acme.ca]]` tables.
+fn acme_keys(pebble: &Pebble, extra: &str) -> String {
+    format!(
+        "{}[acme]\nterms_agreed = true\nretry_schedule = [\"1s\", \"2s\"]\nrequest_timeout = \"5s\"\nself_check_timeout = \"10s\"\n{extra}",
+        pebble.probe_config()
+    )
+}
+
+#[tokio::test]
+async fn a_name_the_first_ca_refuses_is_issued_by_the_second_and_status_says_why() {
+    let addrs = (free_addr(), free_addr());
+    let mut refusing = PebbleConfig::for_node(addrs.0, addrs.1);
+    refusing.blocklist = vec!["fb.example.test".into()];
+    let first = Pebble::start(refusing).await;
+    let second = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    let mut node = Node::builder()
+        .listen(addrs.0, addrs.1)
+        .extra_config(&format!(
+            "{}{}{}{}",
+            acme_keys(&first, ""),
+            first.ca_table("first"),
+            second.ca_table("second"),
+            certificate(&["fb.example.test"], "http-01")
+        ))
+        .start()
+        .await;
+    let cert = issued(&node, "fb.example.test", None).await;
+    // Chains to the second CA.
+    let root = second.issuer_root().await;
+    let conn = tls_connect(
+        node.https_addr(),
+        Some("fb.example.test"),
+        &["http/1.1"],
+        Some(&root),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        conn.presented.fingerprint(),
+        cert["sha256_fingerprint"].as_str().unwrap()
+    );
+    let status = acme_status(&node, "fb.example.test").await;
+    assert_eq!(status["ca"], "second", "{status}");
+    assert_eq!(status["last_order"]["ca"], "second", "{status}");
+    let skip = &status["skipped"][0];
+    assert_eq!(skip["ca"], "first", "{status}");
+    assert_eq!(skip["reason"], "policy", "{status}");
+    assert_eq!(skip["cause"], "P2", "{status}");
+    assert_eq!(skip["remedy"], Cause::P2.remedy());
+    assert!(
+        skip["detail"].as_str().unwrap().contains("fb.example.test"),
+        "{status}"
+    );
+    let full = node.admin_get("/v1/status").await.json();
+    let cas: Vec<&str> = full["acme"]["cas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(cas, ["first", "second"]);
+    let metrics = node.metrics().await;
+    assert_eq!(
+        metrics.count(
+            "dcv_acme_ca_fallbacks_total",
+            &[
+                ("certificate", "fb.example.test"),
+                ("ca", "first"),
+                ("reason", "policy"),
+                ("cause", "P2")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metrics.count(
+            "dcv_certificate_ca_info",
+            &[("certificate", "fb.example.test"), ("ca", "second")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metrics.count(
+            "dcv_acme_orders_total",
+            &[("ca", "first"), ("result", "failed")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metrics.count(
+            "dcv_acme_orders_total",
+            &[("ca", "second"), ("result", "valid")]
+        ),
+        1.0
+    );
+    let text = certs_list(&node, false);
+    assert!(
+        text.contains("fb.example.test: issued by CA second"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "fb.example.test: CA first passed over (policy): P2: {}",
+            Cause::P2.remedy()
+        )),
+        "{text}"
+    );
+    assert!(node.log().contains("CA passed over"), "{}", node.log());
+    // After a restart the node still knows which CA issued it.
+    node.restart().await;
+    let status = eventually("the issuer read back", || async {
+        let st = acme_status(&node, "fb.example.test").await;
+        st["ca"].is_string().then_some(st)
+    })
+    .await;
+    assert_eq!(status["ca"], "second", "{status}");
+}
+
+#[tokio::test]
+async fn an_unreachable_first_ca_is_passed_over_after_fallback_after() {
+    let addrs = (free_addr(), free_addr());
+    let second = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    // Nothing listens there: every request to the first CA is refused.
+    let nowhere = free_addr();
+    let started = Instant::now();
+    let node = Node::builder()
+        .listen(addrs.0, addrs.1)
+        .extra_config(&format!(
+            "{}\n[[acme.ca]]\nname = \"down\"\ndirectory = \"https://{nowhere}/dir\"\n{}{}",
+            acme_keys(&second, "fallback_after = \"3s\"\n"),
+            second.ca_table("second"),
+            certificate(&["out.example.test"], "http-01")
+        ))
+        .start()
+        .await;
+    issued(&node, "out.example.test", None).await;
+    // Not before the first CA had been out for fallback_after.
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let status = acme_status(&node, "out.example.test").await;
+    assert_eq!(status["ca"], "second", "{status}");
+    let skip = &status["skipped"][0];
+    assert_eq!(
+        (
+            skip["ca"].as_str(),
+            skip["reason"].as_str(),
+            skip["cause"].as_str()
+        ),
+        (Some("down"), Some("outage"), Some("P11")),
+        "{status}"
+    );
+    assert_eq!(skip["remedy"], Cause::P11.remedy());
+    let full = node.admin_get("/v1/status").await.json();
+    assert!(full["acme"]["cas"][0]["out_since"].is_string(), "{full}");
+    assert_eq!(
+        full["acme"]["cas"][0]["account"]["state"], "error",
+        "{full}"
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_beyond_the_margin_sends_the_order_to_the_second_ca() {
+    let addrs = (free_addr(), free_addr());
+    let first = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    let second = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    // The first CA answers every new order `rateLimited` with `Retry-After: 3600`.
+    let mut directory: serde_json::Value =
+        serde_json::from_str(&first.api_get_directory().await).unwrap();
+    let front_addr = free_addr();
+    directory["newOrder"] = format!("https://{front_addr}/limited").into();
+    let now = SystemTime::now();
+    let front = CaFront::start_on(front_addr, directory.to_string(), (now, now)).await;
+    let bundle = tempfile::NamedTempFile::new().unwrap();
+    let first_root = std::fs::read_to_string(first.api_root()).unwrap();
+    std::fs::write(bundle.path(), format!("{first_root}\n{}", front.root_pem)).unwrap();
+    let node = Node::builder()
+        .listen(addrs.0, addrs.1)
+        .extra_config(&format!(
+            "{}\n[[acme.ca]]\nname = \"limited\"\ndirectory = \"https://{front_addr}/dir\"\nca_bundle = {:?}\n{}{}",
+            acme_keys(&second, "fallback_after = \"10m\"\n"),
+            bundle.path().display().to_string(),
+            second.ca_table("second"),
+            certificate(&["rl.example.test"], "http-01")
+        ))
+        .start()
+        .await;
+    issued(&node, "rl.example.test", None).await;
+    let status = acme_status(&node, "rl.example.test").await;
+    assert_eq!(status["ca"], "second", "{status}");
+    let skip = &status["skipped"][0];
+    assert_eq!(
+        (
+            skip["ca"].as_str(),
+            skip["reason"].as_str(),
+            skip["cause"].as_str()
+        ),
+        (Some("limited"), Some("rate-limited"), Some("P4")),
+        "{status}"
+    );
+    // Passed over until the CA's Retry-After.
+    let until = humantime::parse_rfc3339(skip["until"].as_str().unwrap()).unwrap();
+    assert!(
+        until > SystemTime::now() + Duration::from_secs(3000),
+        "{status}"
+    );
+}
+
+/// The certificate served for `name` now, by fingerprint.
+async fn served(node: &Node, name: &str) -> String {
+    tls_connect(node.https_addr(), Some(name), &["http/1.1"], None)
+        .await
+        .unwrap()
+        .presented
+        .fingerprint()
+}
+
+#[tokio::test]
+async fn a_backup_from_the_second_ca_is_swapped_in_when_the_ari_window_moves_into_the_past() {
+    let addrs = (free_addr(), free_addr());
+    let first = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    let second = Pebble::start(PebbleConfig::for_node(addrs.0, addrs.1)).await;
+    // The first CA offers ARI (the stand-in in front of Pebble), its window days ahead.
+    let mut directory: serde_json::Value =
+        serde_json::from_str(&first.api_get_directory().await).unwrap();
+    let ari_addr = free_addr();
+    directory["renewalInfo"] = format!("https://{ari_addr}/ari").into();
+    let now = SystemTime::now();
+    let ahead = (
+        now + Duration::from_secs(3 * 86_400),
+        now + Duration::from_secs(4 * 86_400),
+    );
+    let ari = CaFront::start_on(ari_addr, directory.to_string(), ahead).await;
+    let bundle = tempfile::NamedTempFile::new().unwrap();
+    let first_root = std::fs::read_to_string(first.api_root()).unwrap();
+    std::fs::write(bundle.path(), format!("{first_root}\n{}", ari.root_pem)).unwrap();
+    let node = Node::builder()
+        .listen(addrs.0, addrs.1)
+        .extra_config(&format!(
+            "{}\n[[acme.ca]]\nname = \"first\"\ndirectory = \"https://{ari_addr}/dir\"\nca_bundle = {:?}\n{}{}backup = true\n",
+            acme_keys(&second, "check_interval = \"1s\"\n"),
+            bundle.path().display().to_string(),
+            second.ca_table("second"),
+            certificate(&["bk.example.test"], "http-01")
+        ))
+        .start()
+        .await;
+    let primary = issued(&node, "bk.example.test", None).await;
+    let primary_fp = primary["sha256_fingerprint"].as_str().unwrap().to_owned();
+    let status = eventually("a backup kept", || async {
+        let st = acme_status(&node, "bk.example.test").await;
+        (st["backup"]["state"] == "ready").then_some(st)
+    })
+    .await;
+    assert_eq!(status["ca"], "first", "{status}");
+    assert_eq!(status["backup"]["ca"], "second", "{status}");
+    let backup_fp = status["backup"]["sha256_fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let backup_serial = status["backup"]["serial"].as_str().unwrap().to_owned();
+    assert_ne!(backup_fp, primary_fp);
+    // Kept, not served.
+    assert_eq!(served(&node, "bk.example.test").await, primary_fp);
+    let keys: Vec<String> = std::fs::read_dir(node.state_dir().join("certs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !keys.iter().any(|k| k.contains("backup")),
+        "the backup is not in the certificate store: {keys:?}"
+    );
+
+    // The CA moves the window into the past (it is about to revoke the certificate).
+    let moved = Instant::now();
+    ari.set_window((
+        now - Duration::from_secs(2 * 86_400),
+        now - Duration::from_secs(86_400),
+    ));
+    eventually("the backup served", || async {
+        (served(&node, "bk.example.test").await == backup_fp).then_some(())
+    })
+    .await;
+    eprintln!("backup served {:?} after the window moved", moved.elapsed());
+    // The new certificate's window is an ordinary one again.
+    ari.set_window(ahead);
+    let status = eventually("a new certificate from the first CA", || async {
+        let st = acme_status(&node, "bk.example.test").await;
+        let fresh = st["ca"] == "first"
+            && st["last_order"]["result"] == "valid"
+            && st["last_order"]["serial"].as_str() != primary["serial"].as_str();
+        fresh.then_some(st)
+    })
+    .await;
+    let now_served = served(&node, "bk.example.test").await;
+    assert_ne!(now_served, primary_fp);
+    assert_ne!(now_served, backup_fp, "{status}");
+    let swap = &status["backup"]["swapped_in"];
+    assert_eq!(swap["reason"], "ari-window-past", "{status}");
+    assert_eq!(swap["serial"], backup_serial.as_str(), "{status}");
+    assert_eq!(swap["ca"], "second", "{status}");
+    assert_eq!(
+        node.metrics().await.count(
+            "dcv_acme_backup_swaps_total",
+            &[
+                ("certificate", "bk.example.test"),
+                ("reason", "ari-window-past")
+            ]
+        ),
+        1.0
+    );
+    assert!(
+        node.log().contains("backup certificate swapped in"),
+        "{}",
+        node.log()
+    );
+    // And a new backup is kept again.
+    let again = eventually("a new backup", || async {
+        let st = acme_status(&node, "bk.example.test").await;
+        let fresh = st["backup"]["state"] == "ready"
+            && st["backup"]["serial"].as_str() != Some(backup_serial.as_str());
+        fresh.then_some(st)
+    })
+    .await;
+    assert_eq!(again["backup"]["ca"], "second", "{again}");
+    let text = certs_list(&node, false);
+    assert!(
+        text.contains("bk.example.test: backup from CA second (serial "),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "(ari-window-past), serial {backup_serial} from CA second"
+        )),
+        "{text}"
     );
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::client::AcmeHttp;
 use super::AcmeError;
-use crate::config::AcmeConfig;
+use crate::config::{AcmeConfig, CaConfig};
 use crate::state::State;
 
 /// The persisted form: the credentials instant-acme needs, plus what an operator wants to see.
@@ -37,17 +37,18 @@ pub async fn forget(state: &State, directory: &str) -> Result<(), AcmeError> {
         .map_err(|e| AcmeError::Storage(e.to_string()))
 }
 
-/// Loads the account for the configured directory, or creates and persists it.
-/// Returns the account and whether it was just created.
+/// Loads the account at `ca`, or creates and persists it. Returns the account and whether it
+/// was just created. One account per CA directory: a fallback CA has its own.
 ///
 /// In a fleet the caller holds the `account` lock, so two nodes starting together do not both
 /// create one.
 pub async fn load_or_create(
     config: &AcmeConfig,
+    ca: &CaConfig,
     http: &AcmeHttp,
     state: &State,
 ) -> Result<(Account, bool), AcmeError> {
-    let name = account_name(&config.directory);
+    let name = account_name(&ca.directory);
     let stored = state
         .load_secret(&name)
         .await
@@ -62,8 +63,8 @@ pub async fn load_or_create(
             Ok((account, false))
         }
         None => {
-            let contact: Vec<&str> = config.contact.iter().map(String::as_str).collect();
-            let eab = config
+            let contact: Vec<&str> = ca.contact.iter().map(String::as_str).collect();
+            let eab = ca
                 .eab
                 .as_ref()
                 .map(|e| ExternalAccountKey::new(e.key_id.clone(), &e.hmac_key));
@@ -74,13 +75,13 @@ pub async fn load_or_create(
                         terms_of_service_agreed: config.terms_agreed,
                         only_return_existing: false,
                     },
-                    config.directory.clone(),
+                    ca.directory.clone(),
                     eab.as_ref(),
                 )
                 .await?;
             let file = AccountFile {
-                directory: config.directory.clone(),
-                contact: config.contact.clone(),
+                directory: ca.directory.clone(),
+                contact: ca.contact.clone(),
                 created: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
                     .to_string(),
                 credentials,

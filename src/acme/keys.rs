@@ -1,11 +1,12 @@
 //! A fresh private key and CSR for every order, so no CSR or key is ever reused across orders
 //! (catalogue P7) and a leaked key dies with its certificate.
 
-use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use rcgen::string::Ia5String;
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 use rustls_pki_types::PrivatePkcs8KeyDer;
 
 use super::AcmeError;
-use crate::config::{DnsName, KeyType};
+use crate::config::{CertName, KeyType};
 
 /// A new key of `kind`.
 pub fn generate(kind: KeyType) -> Result<KeyPair, AcmeError> {
@@ -29,14 +30,23 @@ pub fn generate(kind: KeyType) -> Result<KeyPair, AcmeError> {
     key.map_err(|e| AcmeError::Key(e.to_string()))
 }
 
-/// A DER CSR for `names` signed by `key`. The first name is also the subject CN (it was checked
-/// to fit in 64 characters, P6).
-pub fn csr(names: &[DnsName], key: &KeyPair) -> Result<Vec<u8>, AcmeError> {
-    let mut params =
-        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-            .map_err(|e| AcmeError::Key(e.to_string()))?;
+/// A DER CSR for `names` signed by `key`: a dNSName or iPAddress subjectAltName for each
+/// (RFC 8738 §4: an `ip` identifier is finalized with an iPAddress SAN). The first name is also
+/// the subject CN when it is a DNS name (it was checked to fit in 64 characters, P6); an
+/// address never is, as Let's Encrypt's IP certificates carry no CN and the Baseline
+/// Requirements (7.1.4.3) deprecate the CN.
+pub fn csr(names: &[CertName], key: &KeyPair) -> Result<Vec<u8>, AcmeError> {
+    let mut params = CertificateParams::default();
+    for name in names {
+        params.subject_alt_names.push(match name {
+            CertName::Dns(n) => SanType::DnsName(
+                Ia5String::try_from(n.as_str()).map_err(|e| AcmeError::Key(e.to_string()))?,
+            ),
+            CertName::Ip(ip) => SanType::IpAddress(*ip),
+        });
+    }
     let mut dn = DistinguishedName::new();
-    if let Some(first) = names.first() {
+    if let Some(CertName::Dns(first)) = names.first() {
         dn.push(DnType::CommonName, first.as_str());
     }
     params.distinguished_name = dn;
@@ -53,7 +63,10 @@ mod tests {
 
     #[test]
     fn each_kind_makes_a_distinct_key_and_a_csr() {
-        let names: Vec<DnsName> = vec!["a.test".parse().unwrap(), "www.a.test".parse().unwrap()];
+        let names: Vec<CertName> = vec![
+            CertName::Dns("a.test".parse().unwrap()),
+            CertName::Dns("www.a.test".parse().unwrap()),
+        ];
         for kind in [KeyType::EcdsaP256, KeyType::EcdsaP384, KeyType::Rsa2048] {
             let a = generate(kind).unwrap();
             let b = generate(kind).unwrap();
@@ -68,6 +81,52 @@ mod tests {
                     .unwrap();
             parsed.verify_signature().unwrap();
         }
+    }
+
+    #[test]
+    fn an_address_is_an_ip_san_and_never_the_common_name() {
+        let names = vec![
+            CertName::Ip("192.0.2.1".parse().unwrap()),
+            CertName::Ip("2001:db8::1".parse().unwrap()),
+            CertName::Dns("a.test".parse().unwrap()),
+        ];
+        let key = generate(KeyType::EcdsaP256).unwrap();
+        let der = csr(&names, &key).unwrap();
+        let (_, parsed) =
+            x509_parser::certification_request::X509CertificationRequest::from_der(&der).unwrap();
+        assert_eq!(
+            parsed
+                .certification_request_info
+                .subject
+                .iter_common_name()
+                .count(),
+            0
+        );
+        let mut ips = Vec::new();
+        let mut dns = Vec::new();
+        for ext in parsed.requested_extensions().into_iter().flatten() {
+            if let x509_parser::extensions::ParsedExtension::SubjectAlternativeName(san) = ext {
+                for name in &san.general_names {
+                    match name {
+                        x509_parser::extensions::GeneralName::IPAddress(b) => ips.push(b.to_vec()),
+                        x509_parser::extensions::GeneralName::DNSName(d) => dns.push(d.to_string()),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            ips,
+            [
+                vec![192, 0, 2, 1],
+                "2001:db8::1"
+                    .parse::<std::net::Ipv6Addr>()
+                    .unwrap()
+                    .octets()
+                    .to_vec()
+            ]
+        );
+        assert_eq!(dns, ["a.test"]);
     }
 
     use x509_parser::prelude::FromDer;

@@ -5,6 +5,7 @@
 //! and never touches serving directly: the proxy and the TLS resolver read the same stores.
 
 pub mod account;
+mod backup;
 pub mod client;
 pub mod dns01;
 pub mod keys;
@@ -16,6 +17,7 @@ pub mod schedule;
 pub mod selfcheck;
 pub mod tlsalpn;
 
+pub use backup::{backup_due, must_replace_early, Backup, SwapReason};
 pub use problem::{Diagnosis, FailureKind, ProblemDoc};
 pub use progress::{Progress, Step};
 pub use renewer::{Renewer, RenewerHandle};

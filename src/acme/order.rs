@@ -10,7 +10,6 @@
 //! — and so that a failed authorization's challenge `error`, where the CA puts the validation's
 //! detail (RFC 8555 §7.1.4, §8.2), is read instead of only the order's summary.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -23,8 +22,8 @@ use super::client::AcmeHttp;
 use super::progress::{short_duration, Progress, ProgressSink, Step};
 use super::selfcheck::SelfCheck;
 use super::{keys, AcmeError, ProblemDoc};
-use crate::config::{AcmeConfig, CertificateConfig, ChallengeType, DnsName};
-use crate::state::certs::{CertEntry, CertSource, InstallError};
+use crate::config::{AcmeConfig, CaConfig, CertName, CertificateConfig, ChallengeType, DnsName};
+use crate::state::certs::{CertSource, InstallError, ValidCert};
 use crate::state::challenge::AcmeAnswer;
 use crate::state::State;
 
@@ -42,12 +41,26 @@ const POLL_MAX: Duration = Duration::from_secs(10);
 pub struct OrderContext<'a> {
     pub account: &'a Account,
     pub acme: &'a AcmeConfig,
+    /// The CA `account` is at (its profile, its name in logs).
+    pub ca: &'a CaConfig,
     pub state: &'a State,
     pub selfcheck: &'a dyn SelfCheck,
     /// The client under `account`, for the CA's `Retry-After` on polls.
     pub http: &'a AcmeHttp,
     /// Where each step is reported.
     pub progress: &'a dyn ProgressSink,
+    /// Where the certificate goes once issued.
+    pub target: Target,
+}
+
+/// Where an issued certificate goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Into the certificate store: swapped in and served.
+    Serve,
+    /// Kept as the certificate's backup, checked like any other but never served
+    /// ([`super::backup`]).
+    Backup,
 }
 
 impl OrderContext<'_> {
@@ -65,7 +78,8 @@ impl OrderContext<'_> {
 
 /// A certificate obtained and installed.
 pub struct Issued {
-    pub entry: Arc<CertEntry>,
+    /// The certificate as checked (and, for [`Target::Serve`], as published).
+    pub cert: ValidCert,
     /// The profile the CA says the order has (the order object's `profile`); `None` when it
     /// names none — a CA without profiles, or one that ignored the request.
     pub profile: Option<String>,
@@ -89,10 +103,14 @@ async fn run(
     replaces: Option<CertificateIdentifier<'static>>,
     planted: &mut Planted,
 ) -> Result<Issued, AcmeError> {
+    // RFC 8738 §3: an address is ordered as an `ip` identifier, never as a `dns` one.
     let identifiers: Vec<Identifier> = cert
         .names
         .iter()
-        .map(|n| Identifier::Dns(n.to_string()))
+        .map(|n| match n {
+            CertName::Dns(n) => Identifier::Dns(n.to_string()),
+            CertName::Ip(ip) => Identifier::Ip(*ip),
+        })
         .collect();
     let mut new_order = NewOrder::new(&identifiers);
     if let Some(replaces) = replaces {
@@ -100,7 +118,8 @@ async fn run(
     }
     // On every order, renewals included (a renewal without it would quietly get the CA's
     // default lifetime).
-    if let Some(profile) = &cert.profile {
+    let asked = cert.profile_for(ctx.ca);
+    if let Some(profile) = &asked {
         new_order = new_order.profile(profile);
     }
     // A hint left by an earlier request (an ARI answer, say) is not about this order.
@@ -108,11 +127,12 @@ async fn run(
     ctx.report(cert, Progress::new(Step::NewOrder, None, SystemTime::now()));
     let mut order = ctx.account.new_order(&new_order).await?;
     let profile = order.state().profile.clone();
-    tracing::info!(certificate = %cert.id, url = order.url(), profile = profile.as_deref().unwrap_or("-"), "order created");
-    if cert.profile.is_some() && profile != cert.profile {
+    tracing::info!(certificate = %cert.id, ca = %ctx.ca.name, url = order.url(), profile = profile.as_deref().unwrap_or("-"), "order created");
+    if asked.is_some() && profile != asked {
         tracing::warn!(
             certificate = %cert.id,
-            requested = cert.profile.as_deref().unwrap_or("-"),
+            ca = %ctx.ca.name,
+            requested = asked.as_deref().unwrap_or("-"),
             received = profile.as_deref().unwrap_or("none"),
             "the CA did not apply the profile asked for: the certificate's lifetime may not be the intended one"
         );
@@ -134,7 +154,19 @@ async fn run(
         .await?
         .ok_or_else(|| AcmeError::Transport("the order is valid but has no certificate".into()))?;
     ctx.report(cert, Progress::new(Step::Install, None, SystemTime::now()));
-    let names: Vec<String> = cert.names.iter().map(|n| n.to_string()).collect();
+    let names: Vec<String> = cert.names.iter().map(CertName::text).collect();
+    if ctx.target == Target::Backup {
+        let valid = ctx
+            .state
+            .certs
+            .check(chain.as_bytes(), key.serialize_pem().as_bytes(), &names)
+            .map_err(|r| AcmeError::Refused(r.to_string()))?;
+        super::backup::store(ctx.state, &cert.id, &ctx.ca.name, &valid).await?;
+        return Ok(Issued {
+            cert: valid,
+            profile,
+        });
+    }
     match ctx
         .state
         .install_cert(
@@ -146,7 +178,10 @@ async fn run(
         )
         .await
     {
-        Ok(entry) => Ok(Issued { entry, profile }),
+        Ok(entry) => Ok(Issued {
+            cert: entry.cert.clone(),
+            profile,
+        }),
         Err(InstallError::Refused(r)) => Err(AcmeError::Refused(r.to_string())),
         Err(e) => Err(AcmeError::Storage(e.to_string())),
     }
@@ -168,10 +203,14 @@ async fn answer_challenges(
     while let Some(authz) = authorizations.next().await {
         let mut authz = authz?;
         let wildcard = authz.identifier().wildcard;
-        let Identifier::Dns(name) = authz.identifier().identifier.clone() else {
-            return Err(AcmeError::Transport(
-                "only DNS identifiers are ordered".into(),
-            ));
+        let (name, ip) = match authz.identifier().identifier.clone() {
+            Identifier::Dns(name) => (name, None),
+            Identifier::Ip(ip) => (ip.to_string(), Some(ip)),
+            other => {
+                return Err(AcmeError::Transport(format!(
+                    "the CA sent an authorization for {other:?}, which was not ordered"
+                )))
+            }
         };
         match authz.status {
             AuthorizationStatus::Valid => continue,
@@ -218,6 +257,9 @@ async fn answer_challenges(
             ChallengeType::TlsAlpn01 => {
                 // Shared as the key authorization: every node of a fleet makes its own
                 // challenge certificate, so whichever node the CA reaches answers (RFC 8737).
+                // Stored under the identifier's text: for an address the certificate carries
+                // it as an iPAddress SAN, and the handshake's SNI is its reverse-DNS name
+                // (RFC 8738 §6), which the challenge store maps back.
                 ctx.state
                     .put_alpn(&name, &key_authorization, TOKEN_LIFETIME)
                     .await
@@ -228,15 +270,20 @@ async fn answer_challenges(
             // (`publish_dns01`).
             ChallengeType::Dns01 => {}
         }
-        let dns_name: DnsName = name
-            .parse()
-            .map_err(|e: String| AcmeError::Transport(format!("{name}: {e}")))?;
-        // RFC 8555 §7.1.4: a wildcard's authorization names the base domain with `wildcard`
-        // set; the self-check is told (CAA `issuewild`, RFC 8659 §4.3).
-        let dns_name = if wildcard {
-            DnsName::wildcard(&dns_name).map_err(AcmeError::Transport)?
-        } else {
-            dns_name
+        let checked = match ip {
+            Some(ip) => CertName::Ip(ip),
+            None => {
+                let dns_name: DnsName = name
+                    .parse()
+                    .map_err(|e: String| AcmeError::Transport(format!("{name}: {e}")))?;
+                // RFC 8555 §7.1.4: a wildcard's authorization names the base domain with
+                // `wildcard` set; the self-check is told (CAA `issuewild`, RFC 8659 §4.3).
+                CertName::Dns(if wildcard {
+                    DnsName::wildcard(&dns_name).map_err(AcmeError::Transport)?
+                } else {
+                    dns_name
+                })
+            }
         };
         let now = SystemTime::now();
         ctx.report(
@@ -245,7 +292,7 @@ async fn answer_challenges(
                 .until(now + ctx.acme.self_check_timeout),
         );
         ctx.selfcheck
-            .ready(&dns_name, cert.challenge, &token, &key_authorization)
+            .ready(&checked, cert.challenge, &token, &key_authorization)
             .await
             .map_err(|cause| AcmeError::SelfCheck {
                 name: name.clone(),

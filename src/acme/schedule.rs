@@ -164,6 +164,67 @@ pub fn urgency(not_after: Option<SystemTime>) -> SystemTime {
     not_after.unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
+/// What a failed order at one CA says about asking the next one (`[[acme.ca]]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureClass {
+    /// The CA refuses the names or the account by policy (`rejectedIdentifier`,
+    /// `unsupportedIdentifier`, `caa`, `unauthorized` on the new order, a paused name,
+    /// `userActionRequired`, `externalAccountRequired`): another CA may well issue.
+    Policy,
+    /// `rateLimited` (RFC 8555 §6.6): the next CA is asked when the CA's `Retry-After` is
+    /// beyond the margin ([`fallback_margin`]).
+    RateLimited,
+    /// No answer, or a 5xx / `serverInternal`: the next CA is asked once the CA has been out
+    /// for the margin.
+    Outage,
+    /// Anything else — a failed validation, a refused certificate, a storage error — is on the
+    /// node's side: the next CA would see the same, and would count a failed validation of
+    /// its own.
+    Other,
+}
+
+/// How a failure reads for fallback. `problem_type` is the ACME error type without its URN
+/// prefix, `status` the problem's HTTP status, `no_answer` whether the CA could not be reached
+/// or timed out, `at_new_order` whether the order failed at its first step (an `unauthorized`
+/// there is the CA's refusal; after a challenge it is a failed validation).
+pub fn classify_failure(
+    problem_type: Option<&str>,
+    status: Option<u16>,
+    no_answer: bool,
+    paused: bool,
+    at_new_order: bool,
+) -> FailureClass {
+    if paused {
+        return FailureClass::Policy;
+    }
+    match problem_type {
+        Some(
+            "rejectedIdentifier"
+            | "unsupportedIdentifier"
+            | "caa"
+            | "userActionRequired"
+            | "externalAccountRequired",
+        ) => FailureClass::Policy,
+        Some("unauthorized") if at_new_order => FailureClass::Policy,
+        Some("rateLimited") => FailureClass::RateLimited,
+        Some("serverInternal") => FailureClass::Outage,
+        Some(_) if status.is_some_and(|s| s >= 500) => FailureClass::Outage,
+        None if no_answer => FailureClass::Outage,
+        _ => FailureClass::Other,
+    }
+}
+
+/// The longest a certificate waits on one CA before the next is asked: `fallback_after`, and
+/// never more than half of what is left of the served certificate's life (`remaining`), so a
+/// short-lived certificate near its end does not sit out an outage or a rate limit.
+pub fn fallback_margin(fallback_after: Duration, remaining: Option<Duration>) -> Duration {
+    match remaining {
+        Some(left) => fallback_after.min(left / 2),
+        None => fallback_after,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,5 +314,44 @@ mod tests {
             next_attempt(now, b, Some(now + Duration::from_secs(1))),
             now + b
         );
+    }
+
+    #[test]
+    fn failures_that_another_ca_would_not_share_fall_back() {
+        use super::FailureClass::*;
+        let c = |t: Option<&str>, status, no_answer, paused, first| {
+            classify_failure(t, status, no_answer, paused, first)
+        };
+        assert_eq!(
+            c(Some("rejectedIdentifier"), Some(400), false, false, true),
+            Policy
+        );
+        assert_eq!(c(Some("caa"), Some(403), false, false, false), Policy);
+        assert_eq!(
+            c(Some("unauthorized"), Some(403), false, false, true),
+            Policy
+        );
+        // A failed validation is the node's: the next CA would fail it too.
+        assert_eq!(
+            c(Some("unauthorized"), Some(403), false, false, false),
+            Other
+        );
+        assert_eq!(c(Some("connection"), Some(400), false, false, false), Other);
+        assert_eq!(c(Some("rateLimited"), Some(429), false, true, true), Policy);
+        assert_eq!(
+            c(Some("rateLimited"), Some(429), false, false, true),
+            RateLimited
+        );
+        assert_eq!(
+            c(Some("serverInternal"), Some(500), false, false, false),
+            Outage
+        );
+        assert_eq!(c(Some("badGateway"), Some(502), false, false, true), Outage);
+        assert_eq!(c(None, None, true, false, true), Outage);
+        assert_eq!(c(None, None, false, false, false), Other);
+        let hour = Duration::from_secs(3600);
+        assert_eq!(fallback_margin(hour, None), hour);
+        assert_eq!(fallback_margin(hour, Some(30 * hour)), hour);
+        assert_eq!(fallback_margin(hour, Some(hour)), hour / 2);
     }
 }

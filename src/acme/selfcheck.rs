@@ -13,20 +13,22 @@ use async_trait::async_trait;
 use http_body_util::BodyExt;
 use tokio::net::TcpStream;
 
-use crate::config::{reachable, ChallengeType, DnsName};
+use crate::config::{reachable, reverse_dns_name, CertName, ChallengeType};
 use crate::state::FleetHandle;
 
 /// Verifies that a challenge is answered correctly before the CA is asked to validate it.
 #[async_trait]
 pub trait SelfCheck: Send + Sync {
     /// `Ok` once `name` answers `key_authorization` for `token` over `challenge`; `Err` with a
-    /// cause sentence when it still does not after the check's own time limit. The sentence
+    /// cause sentence when it still does not after the check's own time limit. `name` is a DNS
+    /// name (`*.base` for a wildcard) or an IP address (RFC 8738), which is checked at the
+    /// address itself, without DNS or CAA. The sentence
     /// names its catalogue cause as `ID (summary)` (the self-probe gate's `GateFailure`) or
     /// `(ID)` (the local check): that is how the order's `last_error` gets a cause and remedy
     /// ([`crate::catalogue::Cause::named_in`]).
     async fn ready(
         &self,
-        name: &DnsName,
+        name: &CertName,
         challenge: ChallengeType,
         token: &str,
         key_authorization: &str,
@@ -78,18 +80,25 @@ impl LocalSelfCheck {
     ///
     /// Runs for TLS-ALPN-01 and with `acme.self_check = "local"`; with the self-probe's gate,
     /// HTTP-01 members are asked by the gate itself (`probe::fleet`).
+    ///
+    /// An IP identifier has no barrier: the CA connects to that address (RFC 8738 §5, §6), so
+    /// whichever node holds it answers, and the others' answers do not matter.
     pub async fn fleet_barrier(
         &self,
-        name: &DnsName,
+        name: &CertName,
         challenge: ChallengeType,
         token: &str,
         key_authorization: &str,
     ) {
         let Some(fleet) = &self.fleet else { return };
+        let CertName::Dns(dns_name) = name else {
+            return;
+        };
         let deadline = Instant::now() + FLEET_WAIT.min(self.limit);
         if challenge == ChallengeType::Dns01 {
             if let Some(dns) = &self.dns {
-                dns.barrier(fleet, name, key_authorization, deadline).await;
+                dns.barrier(fleet, dns_name, key_authorization, deadline)
+                    .await;
             }
             return;
         }
@@ -127,7 +136,7 @@ impl LocalSelfCheck {
 
     async fn check_once(
         &self,
-        name: &DnsName,
+        name: &CertName,
         challenge: ChallengeType,
         token: &str,
         key_authorization: &str,
@@ -144,6 +153,11 @@ impl LocalSelfCheck {
                     .dns
                     .as_ref()
                     .ok_or("no DNS listener is configured ([dns])")?;
+                let CertName::Dns(name) = name else {
+                    return Err(format!(
+                        "{name} is an IP address: not validated over DNS-01"
+                    ));
+                };
                 return dns.check_own(name, key_authorization).await;
             }
         };
@@ -151,17 +165,22 @@ impl LocalSelfCheck {
     }
 }
 
-/// One check of the answer at `addr`, the way the CA does it.
-async fn check_at(
+/// One check of the answer at `addr`, the way the CA does it: for an IP identifier, with the
+/// address as the `Host` (RFC 8738 §5) or its reverse-DNS name as the SNI (RFC 8738 §6).
+pub async fn check_at(
     addr: SocketAddr,
-    name: &DnsName,
+    name: &CertName,
     challenge: ChallengeType,
     token: &str,
     key_authorization: &str,
 ) -> Result<(), String> {
     match challenge {
         ChallengeType::Http01 => {
-            let (status, body) = fetch(addr, name.as_str(), token).await?;
+            let host = match name {
+                CertName::Ip(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+                other => other.text(),
+            };
+            let (status, body) = fetch(addr, &host, token).await?;
             if status != 200 {
                 return Err(format!(
                     "http://{name}/.well-known/acme-challenge/{token} answered {status} on {addr} (H2)"
@@ -175,7 +194,13 @@ async fn check_at(
             }
             Ok(())
         }
-        ChallengeType::TlsAlpn01 => alpn_handshake(addr, name.as_str(), key_authorization).await,
+        ChallengeType::TlsAlpn01 => {
+            let sni = match name {
+                CertName::Ip(ip) => reverse_dns_name(*ip),
+                CertName::Dns(n) => n.to_string(),
+            };
+            alpn_handshake(addr, &sni, key_authorization).await
+        }
         // Asked of the DNS listeners by `dns01::LocalDns`, never at an HTTP address.
         ChallengeType::Dns01 => Err(format!("DNS-01 is not checked at {addr}")),
     }
@@ -185,7 +210,7 @@ async fn check_at(
 impl SelfCheck for LocalSelfCheck {
     async fn ready(
         &self,
-        name: &DnsName,
+        name: &CertName,
         challenge: ChallengeType,
         token: &str,
         key_authorization: &str,
@@ -210,6 +235,53 @@ impl SelfCheck for LocalSelfCheck {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
+            }
+        }
+    }
+}
+
+/// The gate of an IP identifier (RFC 8738): the CA connects to the address itself, so there is
+/// no DNS to resolve and no CAA to read (CAA lives in DNS names, RFC 8659 §3; Let's Encrypt does
+/// not check CAA for addresses). The answer is fetched at `ip:port` — the port the CA connects
+/// to, the probe's `http_port` or `https_port` — the way the CA does, with backoff, until it
+/// passes or `limit` runs out. The failure sentence names its catalogue cause (`(H1)`,
+/// `(H2)`, `(H7)`), as the other checks' do.
+pub async fn gate_address(
+    ip: std::net::IpAddr,
+    port: u16,
+    challenge: ChallengeType,
+    token: &str,
+    key_authorization: &str,
+    limit: Duration,
+) -> Result<(), String> {
+    let name = CertName::Ip(ip);
+    let addr = SocketAddr::new(ip, port);
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(250);
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(10).min(limit),
+            check_at(addr, &name, challenge, token, key_authorization),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "no answer from {addr} within the check's time (H1)"
+            ))
+        });
+        match attempt {
+            Ok(()) => return Ok(()),
+            Err(e) if start.elapsed() + delay >= limit => {
+                return Err(format!(
+                    "self-check of {ip} failed {attempts} time(s) in {:.1}s: {e}",
+                    start.elapsed().as_secs_f64()
+                ))
+            }
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(8));
             }
         }
     }

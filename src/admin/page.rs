@@ -605,6 +605,46 @@ impl View<'_> {
             None => {}
         }
         h.raw("</dd>\n");
+        if let Some(ca) = acme["ca"].as_str() {
+            h.raw("<dt>Issued by</dt><dd>CA ").text(ca).raw("</dd>\n");
+        }
+        let backup = &acme["backup"];
+        if backup.is_object() {
+            h.raw("<dt>Backup</dt><dd>")
+                .text(backup["state"].as_str().unwrap_or("?"));
+            if let Some(ca) = backup["ca"].as_str() {
+                h.raw(" · CA ").text(ca);
+            }
+            if let Some(until) = backup["not_after"].as_str() {
+                h.raw(" · until ");
+                self.time(h, &Value::from(until));
+            }
+            if let Some(at) = backup["swapped_in"]["at"].as_str() {
+                h.raw(" · swapped in ");
+                self.time(h, &Value::from(at));
+                h.raw(" (")
+                    .text(backup["swapped_in"]["reason"].as_str().unwrap_or("?"))
+                    .raw(")");
+            }
+            h.raw("</dd>\n");
+        }
+        for skip in acme["skipped"].as_array().into_iter().flatten() {
+            h.raw("<dt>CA passed over</dt><dd>")
+                .text(skip["ca"].as_str().unwrap_or("?"))
+                .raw(" · ")
+                .text(skip["reason"].as_str().unwrap_or("?"));
+            if let Some(cause) = skip["cause"].as_str() {
+                h.raw(" · <span class=\"cause\">")
+                    .text(cause)
+                    .raw("</span> ");
+            }
+            if let Some(remedy) = skip["remedy"].as_str() {
+                h.text(remedy);
+            }
+            h.raw(" · the CA said: ")
+                .text(skip["detail"].as_str().unwrap_or("-"))
+                .raw("</dd>\n");
+        }
         let order = &acme["last_order"];
         if order.is_object() {
             h.raw("<dt>Last order</dt><dd>")

@@ -25,7 +25,7 @@ use crate::acme::selfcheck::{LocalSelfCheck, SelfCheck};
 use crate::acme::Renewer;
 use crate::admin::token::AdminToken;
 use crate::admin::AdminApi;
-use crate::config::{ChallengeType, Config, DnsName, SelfCheckKind};
+use crate::config::{CertName, ChallengeType, Config, SelfCheckKind};
 use crate::metrics::Metrics;
 use crate::probe::service::{ProbeRunner, ProbeService};
 use crate::probe::{LocalNode, Prober, TxtRegistry};
@@ -249,8 +249,12 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
 
     let routing = Arc::new(ArcSwap::from_pointee(Routing::from_config(&config)));
     let decider = Arc::new(Decider::new(challenges.clone(), routing.clone(), counters));
-    let resolver = Arc::new(CertResolver::new(certs.clone()));
-    let alpn = Arc::new(serve::alpn::AlpnChallengeAcceptor::new(challenges.clone()));
+    let addresses = Arc::new(serve::tls::HandshakeAddresses::default());
+    let resolver = Arc::new(CertResolver::new(certs.clone(), addresses.clone()));
+    let alpn = Arc::new(
+        serve::alpn::AlpnChallengeAcceptor::new(challenges.clone())
+            .with_addresses(certs.clone(), addresses),
+    );
     let edge = serve::edge_service(
         &server.configuration,
         decider,
@@ -406,11 +410,31 @@ struct ProbeGate {
 impl SelfCheck for ProbeGate {
     async fn ready(
         &self,
-        name: &DnsName,
+        name: &CertName,
         challenge: ChallengeType,
         token: &str,
         key_authorization: &str,
     ) -> Result<(), String> {
+        let name = match name {
+            // RFC 8738: no DNS, no CAA; the answer at the address, on the CA's port.
+            CertName::Ip(ip) => {
+                let prober = self.runner.prober();
+                let port = match challenge {
+                    ChallengeType::TlsAlpn01 => prober.config().https_port,
+                    _ => prober.config().http_port,
+                };
+                return crate::acme::selfcheck::gate_address(
+                    *ip,
+                    port,
+                    challenge,
+                    token,
+                    key_authorization,
+                    self.limit,
+                )
+                .await;
+            }
+            CertName::Dns(name) => name,
+        };
         match challenge {
             ChallengeType::Http01 => crate::probe::gate(
                 &self.runner.prober(),
@@ -432,7 +456,12 @@ impl SelfCheck for ProbeGate {
                 .await
                 .map_err(|failure| failure.to_string())?;
                 self.local
-                    .fleet_barrier(name, challenge, token, key_authorization)
+                    .fleet_barrier(
+                        &CertName::Dns(name.clone()),
+                        challenge,
+                        token,
+                        key_authorization,
+                    )
                     .await;
                 Ok(())
             }

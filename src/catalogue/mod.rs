@@ -54,6 +54,7 @@ pub enum Cause {
     P8,
     P9,
     P10,
+    P11,
     C1,
     C2,
     C3,
@@ -64,7 +65,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, in catalogue order.
-    pub const ALL: [Cause; 42] = [
+    pub const ALL: [Cause; 43] = [
         Cause::D1,
         Cause::D2,
         Cause::D3,
@@ -101,6 +102,7 @@ impl Cause {
         Cause::P8,
         Cause::P9,
         Cause::P10,
+        Cause::P11,
         Cause::C1,
         Cause::C2,
         Cause::C3,
@@ -338,6 +340,11 @@ impl Cause {
                 "P10",
                 "the CA has paused orders for the name after too many failed validations in a row",
                 "fix the cause of the failed validations (the earlier orders' causes), then unpause the name at the address in the CA's message (Let's Encrypt: its self-service portal), then `dcv-proxy certs renew <id>`; dcv-proxy places no order for it until then",
+            ),
+            Cause::P11 => (
+                "P11",
+                "the CA has been unreachable or failing (5xx, timeouts) for longer than acme.fallback_after",
+                "the next CA of [[acme.ca]] issues meanwhile and the first is asked again at the next renewal; check the CA's status page and the node's outbound access (DNS, firewall, proxy, acme.ca_bundle)",
             ),
             Cause::C1 => (
                 "C1",

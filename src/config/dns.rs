@@ -335,8 +335,9 @@ mod tests {
         let c = parse(&format!("{ACME}{ZONE}{wild}challenge = \"dns-01\"\n")).unwrap();
         let cert = &c.certificates[0];
         assert_eq!(cert.id.as_str(), "wildcard.shop.test");
-        assert!(cert.names[0].is_wildcard());
-        assert_eq!(cert.names[0].base().as_str(), "shop.test");
+        let first = cert.names[0].dns().unwrap();
+        assert!(first.is_wildcard());
+        assert_eq!(first.base().as_str(), "shop.test");
         assert_eq!(c.probe.dns, c.dns, "the probe knows the zones");
     }
 

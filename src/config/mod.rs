@@ -19,7 +19,10 @@ use std::time::Duration;
 pub use dns::{is_at_or_below, DnsConfig, ValidationZone};
 pub use error::ConfigError;
 pub use probe::{ExpectedTxt, ProbeConfig, RecordName, DEFAULT_SENSITIVE_WORDS};
-pub use types::{CertId, DnsName, HostPattern, OriginAddr, DEFAULT_CERT_ID};
+pub use types::{
+    ip_of_reverse_name, reverse_dns_name, CertId, CertName, DnsName, HostPattern, OriginAddr,
+    DEFAULT_CERT_ID,
+};
 
 /// Where `dcv-proxy` looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "conf/dcv-proxy.toml";
@@ -82,23 +85,20 @@ pub struct EtcdTls {
     pub client: Option<(PathBuf, PathBuf)>,
 }
 
-/// How the node talks to its ACME CA.
+/// How the node talks to its ACME CAs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AcmeConfig {
-    /// Directory URL (RFC 8555 §7.1.1).
-    pub directory: String,
-    /// `mailto:` contacts for the account.
-    pub contact: Vec<String>,
-    /// The operator agreed to the CA's terms of service (required to create an account).
+    /// The CAs in order of preference, at least one: the first issues unless it refuses, is
+    /// rate-limited past the renewal margin or is out longer than [`Self::fallback_after`]; then
+    /// the next one does (`[[acme.ca]]`, or the single CA of the `[acme]` keys).
+    pub cas: Vec<CaConfig>,
+    /// How long a CA may be unreachable or failing (5xx, timeouts) before the next CA is asked
+    /// (bounded by half of what is left of the served certificate's life).
+    pub fallback_after: Duration,
+    /// The operator agreed to the CAs' terms of service (required to create an account).
     pub terms_agreed: bool,
-    /// External account binding (RFC 8555 §7.3.4), required by ZeroSSL, Google and others.
-    pub eab: Option<ExternalAccount>,
-    /// PEM bundle of roots to trust for the CA's API instead of the system store (private CAs).
-    pub ca_bundle: Option<PathBuf>,
     /// Key type of issued certificates; a fresh key is made for every order (P7).
     pub key_type: KeyType,
-    /// Certificate profile to request, when the CA offers profiles.
-    pub profile: Option<String>,
     /// Answer any well-formed token on a configured name with `token.<thumbprint>`
     /// (RFC 8555 §8.1), so nodes that never saw the order answer too.
     pub stateless_http01: bool,
@@ -118,6 +118,24 @@ pub struct AcmeConfig {
     pub check_interval: Duration,
     /// Longest wait for one answer from the CA.
     pub request_timeout: Duration,
+}
+
+/// One ACME CA.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaConfig {
+    /// How status, logs and metrics (`ca` label) name it: `name`, else `letsencrypt`,
+    /// `letsencrypt-staging`, `zerossl`, or the directory URL's host.
+    pub name: String,
+    /// Directory URL (RFC 8555 §7.1.1).
+    pub directory: String,
+    /// `mailto:` contacts for the account.
+    pub contact: Vec<String>,
+    /// External account binding (RFC 8555 §7.3.4), required by ZeroSSL, Google and others.
+    pub eab: Option<ExternalAccount>,
+    /// PEM bundle of roots to trust for the CA's API instead of the system store (private CAs).
+    pub ca_bundle: Option<PathBuf>,
+    /// Certificate profile to request from this CA when a `[[certificate]]` names none.
+    pub profile: Option<String>,
 }
 
 /// The check run before the CA is told a challenge is ready.
@@ -178,11 +196,26 @@ impl ChallengeType {
 pub struct CertificateConfig {
     /// File stem and admin API id; defaults to the first name.
     pub id: CertId,
-    pub names: Vec<DnsName>,
+    /// DNS names and IP addresses (RFC 8738), the first one the subject CN when it is a DNS
+    /// name (an address never is: Let's Encrypt's IP certificates carry no CN).
+    pub names: Vec<CertName>,
     pub challenge: ChallengeType,
-    /// The certificate profile asked for on every order and renewal (its own, else
-    /// `acme.profile`); `None`: the CA's default.
+    /// The certificate profile asked for on every order and renewal from the first CA (its
+    /// own, else the CA's `profile`); `None`: the CA's default.
     pub profile: Option<String>,
+    /// The `[[certificate]]`'s own `profile`, which wins over every CA's (see
+    /// [`Self::profile_for`]).
+    pub own_profile: Option<String>,
+    /// Keep a backup certificate from another CA, valid and unserved, swapped in when the
+    /// served one must be replaced early (`backup = true`).
+    pub backup: bool,
+}
+
+impl CertificateConfig {
+    /// The profile asked of `ca`: the certificate's own, else the CA's.
+    pub fn profile_for(&self, ca: &CaConfig) -> Option<String> {
+        self.own_profile.clone().or_else(|| ca.profile.clone())
+    }
 }
 
 /// The plain-HTTP listeners (port 80 in production).

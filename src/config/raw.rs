@@ -14,9 +14,10 @@ use toml::Spanned;
 
 use super::error::Place;
 use super::{
-    AcmeConfig, AdminConfig, CertId, CertificateConfig, ChallengeConfig, ChallengeType, Config,
-    ConfigError, DnsName, EtcdTls, ExternalAccount, FleetConfig, HostPattern, HttpConfig,
-    HttpsConfig, KeyType, OriginAddr, ServerConfig, Site, Sites, UnknownToken,
+    AcmeConfig, AdminConfig, CaConfig, CertId, CertName, CertificateConfig, ChallengeConfig,
+    ChallengeType, Config, ConfigError, DnsName, EtcdTls, ExternalAccount, FleetConfig,
+    HostPattern, HttpConfig, HttpsConfig, KeyType, OriginAddr, ServerConfig, Site, Sites,
+    UnknownToken,
 };
 
 #[derive(Deserialize)]
@@ -86,18 +87,23 @@ enum RawFleetBackend {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAcme {
-    #[serde(default = "default_directory")]
-    directory: Spanned<String>,
-    #[serde(default)]
-    contact: Vec<Spanned<String>>,
+    // The one CA of the single-CA form; the default is Let's Encrypt. With `[[acme.ca]]`,
+    // none of these may be written (`build_acme`).
+    directory: Option<Spanned<String>>,
+    contact: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     terms_agreed: bool,
-    eab_key_id: Option<String>,
+    eab_key_id: Option<Spanned<String>>,
     eab_hmac_key: Option<Spanned<String>>,
-    ca_bundle: Option<PathBuf>,
+    ca_bundle: Option<Spanned<PathBuf>>,
     #[serde(default)]
     key_type: RawKeyType,
-    profile: Option<String>,
+    profile: Option<Spanned<String>>,
+    /// The CAs in order of preference (`[[acme.ca]]`).
+    #[serde(default)]
+    ca: Vec<Spanned<RawCa>>,
+    #[serde(default = "default_fallback_after")]
+    fallback_after: Parsed<HumanDuration>,
     #[serde(default)]
     stateless_http01: bool,
     #[serde(default = "default_retry_schedule")]
@@ -120,6 +126,20 @@ struct RawAcme {
     check_interval: Parsed<HumanDuration>,
     #[serde(default = "default_request_timeout")]
     request_timeout: Parsed<HumanDuration>,
+}
+
+/// One `[[acme.ca]]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCa {
+    name: Option<Spanned<String>>,
+    directory: Spanned<String>,
+    #[serde(default)]
+    contact: Vec<Spanned<String>>,
+    eab_key_id: Option<Spanned<String>>,
+    eab_hmac_key: Option<Spanned<String>>,
+    ca_bundle: Option<Spanned<PathBuf>>,
+    profile: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]
@@ -157,11 +177,14 @@ enum RawAcmeChallenge {
 #[serde(deny_unknown_fields)]
 struct RawCertificate {
     id: Option<Parsed<CertId>>,
-    // `*.name` is parsed here and allowed with dns-01 only (`build_certificates`).
-    names: Spanned<Vec<Spanned<Parsed<HostPattern>>>>,
+    // `*.name` and IP addresses are parsed and checked against the challenge type in
+    // `build_certificates`.
+    names: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     challenge: RawAcmeChallenge,
     profile: Option<String>,
+    #[serde(default = "default_false")]
+    backup: Spanned<bool>,
 }
 
 #[derive(Deserialize)]
@@ -418,56 +441,66 @@ pub(super) fn build(path: &Path, text: &str, raw: RawConfig) -> Result<Config, C
 type Invalid<'a> = dyn Fn(std::ops::Range<usize>, String, String) -> ConfigError + 'a;
 
 fn build_acme(invalid: &Invalid<'_>, base: &Path, raw: RawAcme) -> Result<AcmeConfig, ConfigError> {
-    let directory = match raw.directory.get_ref().as_str() {
-        "letsencrypt" => instant_acme::LetsEncrypt::Production.url().to_owned(),
-        "letsencrypt-staging" => instant_acme::LetsEncrypt::Staging.url().to_owned(),
-        "zerossl" => instant_acme::ZeroSsl::Production.url().to_owned(),
-        url if url.starts_with("https://") || url.starts_with("http://") => url.to_owned(),
-        other => {
+    let single: [(&str, Option<std::ops::Range<usize>>); 6] = [
+        ("directory", raw.directory.as_ref().map(Spanned::span)),
+        (
+            "contact",
+            raw.contact
+                .as_ref()
+                .map(|c| c.first().map_or(0..0, Spanned::span)),
+        ),
+        ("eab_key_id", raw.eab_key_id.as_ref().map(Spanned::span)),
+        ("eab_hmac_key", raw.eab_hmac_key.as_ref().map(Spanned::span)),
+        ("ca_bundle", raw.ca_bundle.as_ref().map(Spanned::span)),
+        ("profile", raw.profile.as_ref().map(Spanned::span)),
+    ];
+    let cas = if raw.ca.is_empty() {
+        vec![build_ca(
+            invalid,
+            base,
+            "acme",
+            RawCa {
+                name: None,
+                directory: raw.directory.unwrap_or_else(default_directory),
+                contact: raw.contact.unwrap_or_default(),
+                eab_key_id: raw.eab_key_id,
+                eab_hmac_key: raw.eab_hmac_key,
+                ca_bundle: raw.ca_bundle,
+                profile: raw.profile,
+            },
+        )?]
+    } else {
+        // Both forms at once would leave it unclear which CA the keys are for.
+        if let Some((key, span)) = single
+            .iter()
+            .find_map(|(key, span)| span.clone().map(|s| (key, s)))
+        {
             return Err(invalid(
-                raw.directory.span(),
-                "acme.directory".into(),
-                format!("{other:?} is neither a directory URL nor one of \"letsencrypt\", \"letsencrypt-staging\", \"zerossl\""),
-            ))
-        }
-    };
-    let mut contact = Vec::new();
-    for (i, c) in raw.contact.into_iter().enumerate() {
-        let value = c.get_ref();
-        let ok = value
-            .strip_prefix("mailto:")
-            .is_some_and(|addr| addr.contains('@') && !addr.contains(','));
-        if !ok {
-            return Err(invalid(
-                c.span(),
-                format!("acme.contact[{i}]"),
-                format!("expected \"mailto:someone@example.com\", got {value:?}"),
+                span,
+                format!("acme.{key}"),
+                format!("[[acme.ca]] tables name the CAs: move {key} into the [[acme.ca]] it is for (the single-CA keys directory, contact, eab_key_id, eab_hmac_key, ca_bundle and profile cannot be used beside them)"),
             ));
         }
-        contact.push(c.into_inner());
-    }
-    let eab = match (raw.eab_key_id, raw.eab_hmac_key) {
-        (None, None) => None,
-        (Some(key_id), Some(hmac)) => {
-            use base64::Engine;
-            let hmac_key = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(hmac.get_ref().trim_end_matches('='))
-                .map_err(|e| {
-                    invalid(
-                        hmac.span(),
-                        "acme.eab_hmac_key".into(),
-                        format!("not base64url as the CA shows it: {e}"),
-                    )
-                })?;
-            Some(ExternalAccount { key_id, hmac_key })
+        let mut cas: Vec<CaConfig> = Vec::with_capacity(raw.ca.len());
+        for (i, ca) in raw.ca.into_iter().enumerate() {
+            let span = ca.span();
+            let ca = build_ca(invalid, base, &format!("acme.ca[{i}]"), ca.into_inner())?;
+            if let Some(j) = cas
+                .iter()
+                .position(|c| c.name == ca.name || c.directory == ca.directory)
+            {
+                return Err(invalid(
+                    span,
+                    format!("acme.ca[{i}].name"),
+                    format!(
+                        "acme.ca[{j}] has the same name or directory ({}): give each CA its own directory and name",
+                        ca.name
+                    ),
+                ));
+            }
+            cas.push(ca);
         }
-        _ => {
-            return Err(invalid(
-                0..0,
-                "acme.eab_key_id".into(),
-                "eab_key_id and eab_hmac_key go together".into(),
-            ))
-        }
+        cas
     };
     for (key, old) in [("retry_min", &raw.retry_min), ("retry_max", &raw.retry_max)] {
         if let Some(old) = old {
@@ -495,17 +528,14 @@ fn build_acme(invalid: &Invalid<'_>, base: &Path, raw: RawAcme) -> Result<AcmeCo
         ));
     }
     Ok(AcmeConfig {
-        directory,
-        contact,
+        cas,
+        fallback_after: raw.fallback_after.0 .0,
         terms_agreed: raw.terms_agreed,
-        eab,
-        ca_bundle: raw.ca_bundle.map(|p| base.join(p)),
         key_type: match raw.key_type {
             RawKeyType::EcdsaP256 => KeyType::EcdsaP256,
             RawKeyType::EcdsaP384 => KeyType::EcdsaP384,
             RawKeyType::Rsa2048 => KeyType::Rsa2048,
         },
-        profile: raw.profile,
         stateless_http01: raw.stateless_http01,
         retry_schedule,
         max_new_orders: raw.max_new_orders,
@@ -518,6 +548,115 @@ fn build_acme(invalid: &Invalid<'_>, base: &Path, raw: RawAcme) -> Result<AcmeCo
         order_timeout: raw.order_timeout.0 .0,
         check_interval: raw.check_interval.0 .0,
         request_timeout: raw.request_timeout.0 .0,
+    })
+}
+
+/// One CA: its directory (a URL or a known name), contacts, EAB, roots and profile. `key` is
+/// where it was written (`acme` or `acme.ca[1]`), for messages.
+fn build_ca(
+    invalid: &Invalid<'_>,
+    base: &Path,
+    key: &str,
+    raw: RawCa,
+) -> Result<CaConfig, ConfigError> {
+    let written = raw.directory.get_ref().as_str();
+    let (directory, default_name) = match written {
+        "letsencrypt" => (
+            instant_acme::LetsEncrypt::Production.url().to_owned(),
+            written.to_owned(),
+        ),
+        "letsencrypt-staging" => (
+            instant_acme::LetsEncrypt::Staging.url().to_owned(),
+            written.to_owned(),
+        ),
+        "zerossl" => (
+            instant_acme::ZeroSsl::Production.url().to_owned(),
+            written.to_owned(),
+        ),
+        url if url.starts_with("https://") || url.starts_with("http://") => {
+            // The host (and port) names the CA where no `name` is given.
+            let host = url.split("://").nth(1).unwrap_or(url);
+            let host = host.split('/').next().unwrap_or(host);
+            (url.to_owned(), host.to_owned())
+        }
+        other => {
+            return Err(invalid(
+                raw.directory.span(),
+                format!("{key}.directory"),
+                format!("{other:?} is neither a directory URL nor one of \"letsencrypt\", \"letsencrypt-staging\", \"zerossl\""),
+            ))
+        }
+    };
+    let name = match raw.name {
+        Some(name) => {
+            let ok = !name.get_ref().is_empty()
+                && name.get_ref().len() <= 64
+                && name
+                    .get_ref()
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
+            if !ok {
+                return Err(invalid(
+                    name.span(),
+                    format!("{key}.name"),
+                    format!(
+                        "{:?} is not a CA name (1-64 of A-Z a-z 0-9 . - _ :; it is a metric label value)",
+                        name.get_ref()
+                    ),
+                ));
+            }
+            name.into_inner()
+        }
+        None => default_name,
+    };
+    let mut contact = Vec::new();
+    for (i, c) in raw.contact.into_iter().enumerate() {
+        let value = c.get_ref();
+        let ok = value
+            .strip_prefix("mailto:")
+            .is_some_and(|addr| addr.contains('@') && !addr.contains(','));
+        if !ok {
+            return Err(invalid(
+                c.span(),
+                format!("{key}.contact[{i}]"),
+                format!("expected \"mailto:someone@example.com\", got {value:?}"),
+            ));
+        }
+        contact.push(c.into_inner());
+    }
+    let eab = match (raw.eab_key_id, raw.eab_hmac_key) {
+        (None, None) => None,
+        (Some(key_id), Some(hmac)) => {
+            use base64::Engine;
+            let hmac_key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(hmac.get_ref().trim_end_matches('='))
+                .map_err(|e| {
+                    invalid(
+                        hmac.span(),
+                        format!("{key}.eab_hmac_key"),
+                        format!("not base64url as the CA shows it: {e}"),
+                    )
+                })?;
+            Some(ExternalAccount {
+                key_id: key_id.into_inner(),
+                hmac_key,
+            })
+        }
+        (Some(one), None) | (None, Some(one)) => {
+            return Err(invalid(
+                one.span(),
+                format!("{key}.eab_key_id"),
+                "eab_key_id and eab_hmac_key go together".into(),
+            ))
+        }
+    };
+    Ok(CaConfig {
+        name,
+        directory,
+        contact,
+        eab,
+        ca_bundle: raw.ca_bundle.map(|p| base.join(p.into_inner())),
+        profile: raw.profile.map(Spanned::into_inner),
     })
 }
 
@@ -538,21 +677,44 @@ fn build_certificates(
                 "dns-01 is answered by the node's DNS listener: configure [dns] with a [[dns.zone]] (README \"Wildcards and DNS validation\")".into(),
             ));
         }
-        let mut names: Vec<DnsName> = Vec::new();
+        let mut names: Vec<CertName> = Vec::new();
         for (j, name) in cert.names.into_inner().into_iter().enumerate() {
             let name_span = name.span();
-            names.push(match name.into_inner().0 {
-                HostPattern::Exact(n) => n,
+            let key = format!("certificate[{i}].names[{j}]");
+            let parsed = CertName::parse(name.get_ref())
+                .map_err(|e| invalid(name_span.clone(), key.clone(), e))?;
+            let name = match parsed {
+                // RFC 8738 §7: an address is validated by HTTP-01 or TLS-ALPN-01, never DNS-01.
+                Ok(CertName::Ip(_)) if dns01 => {
+                    return Err(invalid(
+                        name_span,
+                        key,
+                        "an IP address is validated over HTTP-01 or TLS-ALPN-01, not dns-01 (RFC 8738 §7): give it a [[certificate]] of its own with challenge = \"http-01\" or \"tls-alpn-01\"".into(),
+                    ))
+                }
+                Ok(ip) => ip,
+                Err(HostPattern::Exact(n)) => CertName::Dns(n),
                 // RFC 8555 §7.1.3, Baseline Requirements 3.2.2.4: wildcards by DNS only (P6).
-                HostPattern::Wildcard(_) if !dns01 => return Err(invalid(
+                Err(HostPattern::Wildcard(_)) if !dns01 => {
+                    return Err(invalid(
+                        name_span,
+                        key,
+                        "a wildcard can only be validated over DNS: set challenge = \"dns-01\" (P6)"
+                            .into(),
+                    ))
+                }
+                Err(HostPattern::Wildcard(parent)) => CertName::Dns(
+                    DnsName::wildcard(&parent).map_err(|e| invalid(name_span.clone(), key, e))?,
+                ),
+            };
+            if names.contains(&name) {
+                return Err(invalid(
                     name_span,
                     format!("certificate[{i}].names[{j}]"),
-                    "a wildcard can only be validated over DNS: set challenge = \"dns-01\" (P6)"
-                        .into(),
-                )),
-                HostPattern::Wildcard(parent) => DnsName::wildcard(&parent)
-                    .map_err(|e| invalid(name_span, format!("certificate[{i}].names[{j}]"), e))?,
-            });
+                    format!("{name} is listed twice"),
+                ));
+            }
+            names.push(name);
         }
         let Some(first) = names.first() else {
             return Err(invalid(
@@ -562,7 +724,7 @@ fn build_certificates(
             ));
         };
         // P6: the first name becomes the subject CN, which X.509 limits to 64 characters.
-        if first.as_str().len() > 64 {
+        if first.text().len() > 64 {
             return Err(invalid(
                 span,
                 format!("certificate[{i}].names[0]"),
@@ -571,10 +733,33 @@ fn build_certificates(
                 ),
             ));
         }
+        // A backup comes from another CA than the served certificate's.
+        if *cert.backup.get_ref() && acme.cas.len() < 2 {
+            return Err(invalid(
+                cert.backup.span(),
+                format!("certificate[{i}].backup"),
+                "a backup certificate comes from a second CA: list two or more [[acme.ca]] (README \"Backup certificates\")".into(),
+            ));
+        }
+        let own_profile = cert.profile;
+        let profile = own_profile.clone().or_else(|| acme.cas[0].profile.clone());
+        if names.iter().any(|n| n.ip().is_some()) {
+            for ca in &acme.cas {
+                let asked = own_profile.as_deref().or(ca.profile.as_deref());
+                check_ip_profile(&ca.directory, asked).map_err(|message| {
+                    invalid(
+                        span.clone(),
+                        format!("certificate[{i}].profile"),
+                        format!("{message} (CA {})", ca.name),
+                    )
+                })?;
+            }
+        }
         let id = match cert.id {
             Some(id) => id.0,
-            // `*.a.test` makes the id `wildcard.a.test` (an id is a file name).
-            None => CertId::parse(&first.as_str().replacen("*.", "wildcard.", 1))
+            // `*.a.test` makes the id `wildcard.a.test`, `2001:db8::1` `ip6-2001-db8--1` (an
+            // id is a file name).
+            None => CertId::parse(&default_id(first))
                 .map_err(|e| invalid(span.clone(), format!("certificate[{i}].id"), e))?,
         };
         if id.as_str() == super::DEFAULT_CERT_ID || out.iter().any(|c| c.id == id) {
@@ -599,10 +784,42 @@ fn build_certificates(
                 RawAcmeChallenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
                 RawAcmeChallenge::Dns01 => ChallengeType::Dns01,
             },
-            profile: cert.profile.or_else(|| acme.profile.clone()),
+            profile,
+            own_profile,
+            backup: *cert.backup.get_ref(),
         });
     }
     Ok(out)
+}
+
+/// The id a certificate gets when none is given: its first name, as a file name.
+fn default_id(first: &CertName) -> String {
+    match first {
+        CertName::Dns(n) => n.as_str().replacen("*.", "wildcard.", 1),
+        CertName::Ip(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        CertName::Ip(std::net::IpAddr::V6(v6)) => {
+            format!("ip6-{}", v6.to_string().replace(':', "-"))
+        }
+    }
+}
+
+/// Let's Encrypt issues IP-address certificates only under its `shortlived` profile (160
+/// hours; "IP Addresses in Certificates", 2026-01-15 general availability): an order for an
+/// address under another profile is refused every time, so the configuration is refused
+/// instead. Other CAs decide for themselves (README "IP-address certificates").
+pub(super) fn check_ip_profile(directory: &str, profile: Option<&str>) -> Result<(), String> {
+    let letsencrypt = [
+        instant_acme::LetsEncrypt::Production.url(),
+        instant_acme::LetsEncrypt::Staging.url(),
+    ]
+    .contains(&directory);
+    if letsencrypt && profile != Some("shortlived") {
+        return Err(format!(
+            "Let's Encrypt issues certificates for IP addresses only with the \"shortlived\" profile (got {}): set profile = \"shortlived\"",
+            profile.map_or("none".to_owned(), |p| format!("{p:?}"))
+        ));
+    }
+    Ok(())
 }
 
 fn build_fleet(
@@ -873,14 +1090,16 @@ impl Default for RawServer {
 impl Default for RawAcme {
     fn default() -> Self {
         Self {
-            directory: default_directory(),
-            contact: Vec::new(),
+            directory: None,
+            contact: None,
             terms_agreed: false,
             eab_key_id: None,
             eab_hmac_key: None,
             ca_bundle: None,
             key_type: RawKeyType::default(),
             profile: None,
+            ca: Vec::new(),
+            fallback_after: default_fallback_after(),
             stateless_http01: false,
             retry_schedule: default_retry_schedule(),
             retry_min: None,
@@ -979,6 +1198,9 @@ fn default_connect_timeout() -> Parsed<HumanDuration> {
 fn default_true() -> bool {
     true
 }
+fn default_false() -> Spanned<bool> {
+    Spanned::new(0..0, false)
+}
 
 fn default_read_timeout() -> Parsed<HumanDuration> {
     Parsed(HumanDuration(Duration::from_secs(60)))
@@ -998,6 +1220,10 @@ fn default_max_new_orders() -> u32 {
 }
 fn default_new_orders_window() -> Parsed<HumanDuration> {
     Parsed(HumanDuration(Duration::from_secs(3 * 3600)))
+}
+/// How long a CA may be out (unreachable, answering 5xx) before the next CA is asked.
+fn default_fallback_after() -> Parsed<HumanDuration> {
+    Parsed(HumanDuration(Duration::from_secs(3600)))
 }
 fn default_self_check_timeout() -> Parsed<HumanDuration> {
     Parsed(HumanDuration(Duration::from_secs(60)))

@@ -252,3 +252,114 @@ fn a_certificate_asks_for_its_own_profile_or_the_accounts() {
         .collect();
     assert_eq!(profiles, [Some("tlsserver"), Some("shortlived")]);
 }
+
+#[test]
+fn certificate_addresses_are_canonical_and_checked_against_challenge_and_ca() {
+    let base = "[acme]\ndirectory = \"https://ca.example.test/dir\"\nterms_agreed = true\n";
+    let c = parse(&format!(
+        "{base}[[certificate]]\nnames = [\"2001:DB8::1\", \"192.0.2.1\", \"a.example.test\"]\n"
+    ))
+    .unwrap();
+    let cert = &c.certificates[0];
+    assert_eq!(cert.id.as_str(), "ip6-2001-db8--1");
+    assert_eq!(
+        cert.names.iter().map(CertName::text).collect::<Vec<_>>(),
+        ["2001:db8::1", "192.0.2.1", "a.example.test"]
+    );
+    assert_eq!(cert.names[1].ip(), Some("192.0.2.1".parse().unwrap()));
+
+    let (line, col, key, msg) = invalid(&format!(
+        "{base}[[certificate]]\nnames = [\"a.example.test\", \"10.0.0.256\"]\n"
+    ));
+    assert_eq!(
+        (line, col, key.as_str()),
+        (5, 28, "certificate[0].names[1]")
+    );
+    assert!(msg.contains("neither an IP address"), "{msg}");
+
+    let (line, _, key, msg) = invalid(&format!(
+        "[dns]\nlisten = [\"127.0.0.1:53\"]\n[[dns.zone]]\nname = \"dcv.cdn.test\"\nname_servers = [\"ns1.cdn.test\"]\n{base}[[certificate]]\nnames = [\"192.0.2.1\"]\nchallenge = \"dns-01\"\n"
+    ));
+    assert_eq!(
+        (line, key.as_str()),
+        (10, "certificate[0].names[0]"),
+        "{msg}"
+    );
+    assert!(msg.contains("RFC 8738"), "{msg}");
+
+    // Let's Encrypt: addresses under `shortlived` only.
+    let le = "[acme]\ndirectory = \"letsencrypt\"\nterms_agreed = true\n";
+    let (line, _, key, msg) = invalid(&format!("{le}[[certificate]]\nnames = [\"192.0.2.1\"]\n"));
+    assert_eq!((line, key.as_str()), (5, "certificate[0].profile"));
+    assert!(msg.contains("\"shortlived\""), "{msg}");
+    let ok = parse(&format!(
+        "{le}[[certificate]]\nnames = [\"192.0.2.1\"]\nprofile = \"shortlived\"\n"
+    ))
+    .unwrap();
+    assert_eq!(ok.certificates[0].profile.as_deref(), Some("shortlived"));
+}
+
+#[test]
+fn several_cas_are_an_ordered_list_and_the_single_ca_keys_still_work() {
+    let single = parse(
+        "[acme]\ndirectory = \"https://ca.example.test/dir\"\ncontact = [\"mailto:a@example.test\"]\nprofile = \"tlsserver\"\nterms_agreed = true\n",
+    )
+    .unwrap();
+    assert_eq!(single.acme.cas.len(), 1);
+    let ca = &single.acme.cas[0];
+    assert_eq!(
+        (
+            ca.name.as_str(),
+            ca.directory.as_str(),
+            ca.profile.as_deref()
+        ),
+        (
+            "ca.example.test",
+            "https://ca.example.test/dir",
+            Some("tlsserver")
+        )
+    );
+    assert_eq!(parse("").unwrap().acme.cas[0].name, "letsencrypt");
+    assert_eq!(single.acme.fallback_after, Duration::from_secs(3600));
+
+    let two = parse(
+        "[acme]\nterms_agreed = true\nfallback_after = \"10m\"\n\n[[acme.ca]]\ndirectory = \"letsencrypt\"\nprofile = \"shortlived\"\n\n[[acme.ca]]\nname = \"backup-ca\"\ndirectory = \"zerossl\"\neab_key_id = \"kid\"\neab_hmac_key = \"aGVsbG8\"\n\n[[certificate]]\nnames = [\"a.example.test\"]\n",
+    )
+    .unwrap();
+    let names: Vec<&str> = two.acme.cas.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["letsencrypt", "backup-ca"]);
+    assert_eq!(two.acme.fallback_after, Duration::from_secs(600));
+    assert_eq!(two.acme.cas[1].eab.as_ref().unwrap().hmac_key, b"hello");
+    // The first CA's profile, unless the certificate names its own.
+    let cert = &two.certificates[0];
+    assert_eq!(cert.profile.as_deref(), Some("shortlived"));
+    assert_eq!(cert.profile_for(&two.acme.cas[1]), None);
+
+    // Both forms at once: refused where the single-CA key is.
+    let (line, col, key, msg) =
+        invalid("[acme]\ndirectory = \"letsencrypt\"\n\n[[acme.ca]]\ndirectory = \"zerossl\"\n");
+    assert_eq!((line, col, key.as_str()), (2, 13, "acme.directory"));
+    assert!(msg.contains("[[acme.ca]]"), "{msg}");
+    let (line, _, key, _) = invalid(
+        "[acme]\n[[acme.ca]]\ndirectory = \"letsencrypt\"\n[[acme.ca]]\ndirectory = \"zerossl\"\ncontact = [\"ops@example.test\"]\n",
+    );
+    assert_eq!((line, key.as_str()), (6, "acme.ca[1].contact[0]"));
+    let (_, _, key, msg) = invalid(
+        "[acme]\n[[acme.ca]]\ndirectory = \"letsencrypt\"\n[[acme.ca]]\ndirectory = \"letsencrypt\"\n",
+    );
+    assert_eq!(key, "acme.ca[1].name", "{msg}");
+}
+
+#[test]
+fn a_backup_needs_a_second_ca() {
+    let (line, col, key, msg) = invalid(
+        "[acme]\nterms_agreed = true\n[[certificate]]\nnames = [\"a.example.test\"]\nbackup = true\n",
+    );
+    assert_eq!((line, col, key.as_str()), (5, 10, "certificate[0].backup"));
+    assert!(msg.contains("[[acme.ca]]"), "{msg}");
+    let ok = parse(
+        "[acme]\nterms_agreed = true\n[[acme.ca]]\ndirectory = \"letsencrypt\"\n[[acme.ca]]\ndirectory = \"zerossl\"\n[[certificate]]\nnames = [\"a.example.test\"]\nbackup = true\n",
+    )
+    .unwrap();
+    assert!(ok.certificates[0].backup);
+}

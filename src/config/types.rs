@@ -258,3 +258,205 @@ impl fmt::Display for CertId {
         f.write_str(&self.0)
     }
 }
+
+/// A name a certificate is ordered for: a DNS name (RFC 8555 §9.7.7 `dns` identifier), or an
+/// IP address (RFC 8738 §3 `ip` identifier), validated by HTTP-01 or TLS-ALPN-01 only (RFC 8738
+/// §7: there is no DNS-01 for an address) and without CAA (CAA records live in DNS names).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CertName {
+    Dns(DnsName),
+    Ip(std::net::IpAddr),
+}
+
+impl CertName {
+    /// The IP address, for an `ip` identifier.
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        match self {
+            CertName::Ip(ip) => Some(*ip),
+            CertName::Dns(_) => None,
+        }
+    }
+
+    /// The DNS name, for a `dns` identifier.
+    pub fn dns(&self) -> Option<&DnsName> {
+        match self {
+            CertName::Dns(n) => Some(n),
+            CertName::Ip(_) => None,
+        }
+    }
+
+    /// The text of the name as it appears in a subjectAltName, a `Host` header (without
+    /// brackets) and the ACME identifier's `value`: RFC 5952 form for IPv6 (RFC 8738 §3).
+    pub fn text(&self) -> String {
+        self.to_string()
+    }
+
+    /// Parses a certificate name: an IP address (IPv4 dotted quad, or IPv6, optionally in
+    /// brackets), else a [`HostPattern`]. Returns the address in canonical form (RFC 5952 for
+    /// IPv6), or why it cannot be ordered.
+    pub fn parse(s: &str) -> Result<Result<CertName, HostPattern>, String> {
+        let bare = s
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .unwrap_or(s);
+        if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+            return check_ip(s, ip).map(|ip| Ok(CertName::Ip(ip)));
+        }
+        // Something that looks like an address but is not one ("1.2.3", "10.0.0.256"): a DNS
+        // name of digits only is no name a CA issues for (RFC 1123 §2.1, the TLD is not numeric).
+        let last = s.rsplit('.').next().unwrap_or(s);
+        if s.contains(':') || (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(format!(
+                "{s:?} is neither an IP address (\"192.0.2.1\", \"2001:db8::1\") nor a DNS name"
+            ));
+        }
+        s.parse::<HostPattern>().map(Err)
+    }
+}
+
+/// Refuses addresses no CA issues for and IPv4 written as IPv6 (RFC 8738 §3: an IPv4 address
+/// is the dotted-quad form, an IPv6 one RFC 5952's).
+fn check_ip(s: &str, ip: std::net::IpAddr) -> Result<std::net::IpAddr, String> {
+    use std::net::IpAddr;
+    if ip.is_unspecified() || ip.is_multicast() {
+        return Err(format!(
+            "{s:?} is an unspecified or multicast address: a certificate is for one address a client connects to"
+        ));
+    }
+    if let IpAddr::V4(v4) = ip {
+        if v4.is_broadcast() {
+            return Err(format!("{s:?} is the broadcast address"));
+        }
+    }
+    if let IpAddr::V6(v6) = ip {
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            return Err(format!(
+                "{s:?} is an IPv4-mapped IPv6 address: write it as {v4} (RFC 8738 §3)"
+            ));
+        }
+    }
+    Ok(ip)
+}
+
+impl fmt::Display for CertName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CertName::Dns(n) => write!(f, "{n}"),
+            CertName::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+/// The reverse-DNS name of `ip` (RFC 1035 §3.5 `in-addr.arpa`, RFC 3596 §2.5 `ip6.arpa`),
+/// without the trailing dot: the SNI a CA sends in a TLS-ALPN-01 validation of an IP
+/// identifier (RFC 8738 §6).
+pub fn reverse_dns_name(ip: std::net::IpAddr) -> String {
+    use std::fmt::Write as _;
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            format!("{d}.{c}.{b}.{a}.in-addr.arpa")
+        }
+        std::net::IpAddr::V6(v6) => {
+            let mut out = String::with_capacity(72);
+            for byte in v6.octets().iter().rev() {
+                let _ = write!(out, "{:x}.{:x}.", byte & 0x0f, byte >> 4);
+            }
+            out.push_str("ip6.arpa");
+            out
+        }
+    }
+}
+
+/// The address whose reverse-DNS name is `name` (case-insensitive, trailing dot allowed), the
+/// inverse of [`reverse_dns_name`]; `None` for any other name.
+pub fn ip_of_reverse_name(name: &str) -> Option<std::net::IpAddr> {
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    if let Some(rest) = name.strip_suffix(".in-addr.arpa") {
+        let mut octets = [0u8; 4];
+        let labels: Vec<&str> = rest.split('.').collect();
+        if labels.len() != 4 {
+            return None;
+        }
+        for (i, label) in labels.iter().rev().enumerate() {
+            // No leading zeros: "01" is not how an address's reverse name is written.
+            if label.is_empty() || (label.len() > 1 && label.starts_with('0')) {
+                return None;
+            }
+            octets[i] = label.parse().ok()?;
+        }
+        return Some(std::net::Ipv4Addr::from(octets).into());
+    }
+    let rest = name.strip_suffix(".ip6.arpa")?;
+    let nibbles: Vec<&str> = rest.split('.').collect();
+    if nibbles.len() != 32 {
+        return None;
+    }
+    let mut octets = [0u8; 16];
+    for (i, pair) in nibbles.chunks(2).enumerate() {
+        let low = u8::from_str_radix(pair[0], 16)
+            .ok()
+            .filter(|_| pair[0].len() == 1)?;
+        let high = u8::from_str_radix(pair[1], 16)
+            .ok()
+            .filter(|_| pair[1].len() == 1)?;
+        octets[15 - i] = (high << 4) | low;
+    }
+    Some(std::net::Ipv6Addr::from(octets).into())
+}
+
+#[cfg(test)]
+mod cert_name_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn addresses_are_canonical_and_names_stay_names() {
+        let ip = |s: &str| match CertName::parse(s).unwrap() {
+            Ok(CertName::Ip(ip)) => ip.to_string(),
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(ip("192.0.2.1"), "192.0.2.1");
+        assert_eq!(ip("2001:DB8:0:0::1"), "2001:db8::1");
+        assert_eq!(ip("[2001:db8::1]"), "2001:db8::1");
+        assert!(matches!(
+            CertName::parse("a.example.test").unwrap(),
+            Err(HostPattern::Exact(_))
+        ));
+        for bad in [
+            "0.0.0.0",
+            "::",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::ffff:192.0.2.1",
+        ] {
+            assert!(CertName::parse(bad).is_err(), "{bad}");
+        }
+        for bad in ["10.0.0.256", "1.2.3", "2001:db8::g"] {
+            let e = CertName::parse(bad).unwrap_err();
+            assert!(e.contains("neither an IP address"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn reverse_names_round_trip() {
+        let v4: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(reverse_dns_name(v4), "1.0.0.127.in-addr.arpa");
+        assert_eq!(ip_of_reverse_name("1.0.0.127.in-addr.arpa."), Some(v4));
+        let v6: std::net::IpAddr = "2001:db8::567:89ab".parse().unwrap();
+        // RFC 8738 §6's example.
+        assert_eq!(
+            reverse_dns_name(v6),
+            "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+        );
+        assert_eq!(ip_of_reverse_name(&reverse_dns_name(v6)), Some(v6));
+        for other in [
+            "a.example.test",
+            "1.0.0.in-addr.arpa",
+            "01.0.0.127.in-addr.arpa",
+            "x.ip6.arpa",
+        ] {
+            assert_eq!(ip_of_reverse_name(other), None, "{other}");
+        }
+    }
+}

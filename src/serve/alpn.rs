@@ -21,7 +21,8 @@ use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::state::ChallengeStore;
+use crate::serve::tls::HandshakeAddresses;
+use crate::state::{CertStore, ChallengeStore};
 
 /// The ALPN protocol id of TLS-ALPN-01.
 pub const ACME_TLS_1: &[u8] = b"acme-tls/1";
@@ -33,9 +34,33 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct AlpnChallengeAcceptor {
     challenges: Arc<ChallengeStore>,
     config: Arc<ServerConfig>,
+    /// While some certificate is for an IP address: where each SNI-less hello arrived
+    /// ([`crate::serve::tls`]).
+    certs: Option<(Arc<CertStore>, Arc<HandshakeAddresses>)>,
+}
+
+/// What the first TLS record of a connection is.
+struct Hello {
+    record: Vec<u8>,
+    /// A TLS-ALPN-01 hello for a name (or an address's reverse-DNS name) with a pending
+    /// challenge.
+    is_challenge: bool,
+    /// A ClientHello without SNI (rustls also reads an address sent as SNI as none).
+    without_sni: bool,
 }
 
 impl AlpnChallengeAcceptor {
+    /// Also notes the local address of SNI-less handshakes for the resolver while `certs` holds
+    /// a certificate for an IP address.
+    pub fn with_addresses(
+        mut self,
+        certs: Arc<CertStore>,
+        addresses: Arc<HandshakeAddresses>,
+    ) -> Self {
+        self.certs = Some((certs, addresses));
+        self
+    }
+
     pub fn new(challenges: Arc<ChallengeStore>) -> Self {
         let mut config =
             ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -53,31 +78,38 @@ impl AlpnChallengeAcceptor {
         Self {
             challenges,
             config: Arc::new(config),
+            certs: None,
         }
     }
 
-    /// Reads the first TLS record; returns its bytes and whether it is a TLS-ALPN-01 hello for
-    /// a name with a pending challenge.
-    async fn read_hello(&self, stream: &mut L4Stream) -> std::io::Result<(Vec<u8>, bool)> {
+    /// Reads the first TLS record: its bytes, whether it is a TLS-ALPN-01 hello for a name with
+    /// a pending challenge, and whether it is a hello without SNI.
+    async fn read_hello(&self, stream: &mut L4Stream) -> std::io::Result<Hello> {
         let mut record = vec![0u8; 5];
         stream.read_exact(&mut record).await?;
-        // A TLS handshake record: type 22, then version, then a length up to 2^14 (RFC 8446 §5.1).
-        let len = usize::from(u16::from_be_bytes([record[3], record[4]]));
-        if record[0] != 22 || len == 0 || len > 16384 {
-            return Ok((record, false));
-        }
-        record.resize(5 + len, 0);
-        stream.read_exact(&mut record[5..]).await?;
-        let mut acceptor = Acceptor::default();
-        let mut cursor = std::io::Cursor::new(&record[..]);
-        if acceptor.read_tls(&mut cursor).is_err() {
-            return Ok((record, false));
-        }
-        let is_challenge = match acceptor.accept() {
-            Ok(Some(accepted)) => self.is_challenge(&accepted.client_hello()),
-            _ => false,
+        let mut hello = Hello {
+            record,
+            is_challenge: false,
+            without_sni: false,
         };
-        Ok((record, is_challenge))
+        // A TLS handshake record: type 22, then version, then a length up to 2^14 (RFC 8446 §5.1).
+        let len = usize::from(u16::from_be_bytes([hello.record[3], hello.record[4]]));
+        if hello.record[0] != 22 || len == 0 || len > 16384 {
+            return Ok(hello);
+        }
+        hello.record.resize(5 + len, 0);
+        stream.read_exact(&mut hello.record[5..]).await?;
+        let mut acceptor = Acceptor::default();
+        let mut cursor = std::io::Cursor::new(&hello.record[..]);
+        if acceptor.read_tls(&mut cursor).is_err() {
+            return Ok(hello);
+        }
+        if let Ok(Some(accepted)) = acceptor.accept() {
+            let client_hello = accepted.client_hello();
+            hello.is_challenge = self.is_challenge(&client_hello);
+            hello.without_sni = client_hello.server_name().is_none();
+        }
+        Ok(hello)
     }
 
     fn is_challenge(&self, hello: &ClientHello<'_>) -> bool {
@@ -95,19 +127,29 @@ impl AlpnChallengeAcceptor {
 #[async_trait]
 impl PreTlsProcess for AlpnChallengeAcceptor {
     async fn process(&self, stream: &mut L4Stream) -> Result<()> {
-        if !self.challenges.has_alpn_challenges() {
+        let addresses = self
+            .certs
+            .as_ref()
+            .filter(|(certs, _)| certs.has_addresses())
+            .map(|(_, addresses)| addresses);
+        if !self.challenges.has_alpn_challenges() && addresses.is_none() {
             return Ok(());
         }
         let read = tokio::time::timeout(HELLO_TIMEOUT, self.read_hello(stream)).await;
-        let (hello, is_challenge) = match read {
+        let hello = match read {
             Ok(Ok(found)) => found,
             Ok(Err(e)) => {
                 return Error::e_explain(ErrorType::ReadError, format!("reading ClientHello: {e}"))
             }
             Err(_) => return Error::e_explain(ErrorType::ReadTimedout, "ClientHello"),
         };
-        stream.rewind(&hello);
-        if !is_challenge {
+        stream.rewind(&hello.record);
+        if !hello.is_challenge {
+            if let Some(addresses) = addresses.filter(|_| hello.without_sni) {
+                if let Some(local) = stream.tcp_stream().and_then(|t| t.local_addr().ok()) {
+                    addresses.record(local.ip());
+                }
+            }
             return Ok(());
         }
         let acceptor = tokio_rustls::TlsAcceptor::from(self.config.clone());

@@ -358,8 +358,17 @@ impl ChallengeStore {
     }
 
     /// The TLS-ALPN-01 certificate for `name`, if a challenge is pending.
+    ///
+    /// For an IP identifier the CA's SNI is the address's reverse-DNS name (RFC 8738 §6,
+    /// `1.0.0.127.in-addr.arpa`); the challenge is stored under the address, so such a name is
+    /// mapped back to it.
     pub fn alpn_certificate(&self, name: &str) -> Option<Arc<CertifiedKey>> {
-        self.snapshot.load().alpn.get(name).cloned()
+        let snapshot = self.snapshot.load();
+        if let Some(key) = snapshot.alpn.get(name) {
+            return Some(key.clone());
+        }
+        let ip = crate::config::ip_of_reverse_name(name)?;
+        snapshot.alpn.get(ip.to_string().as_str()).cloned()
     }
 
     /// Whether any TLS-ALPN-01 challenge is pending (lets the TLS path skip work when none is).

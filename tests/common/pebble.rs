@@ -226,6 +226,15 @@ impl Pebble {
         c
     }
 
+    /// An `[[acme.ca]]` table for this Pebble named `name` (after `[acme]` keys of one's own).
+    pub fn ca_table(&self, name: &str) -> String {
+        format!(
+            "\n[[acme.ca]]\nname = {name:?}\ndirectory = {:?}\nca_bundle = {:?}\ncontact = [\"mailto:ops@example.test\"]\n",
+            self.directory_url(),
+            self.api_root().display().to_string()
+        )
+    }
+
     /// GET on Pebble's HTTPS API (or management API); `None` when it does not answer 200.
     pub async fn api_get(&self, addr: SocketAddr, path: &str) -> Option<String> {
         let conn = tls_connect(addr, Some("localhost"), &["http/1.1"], None)

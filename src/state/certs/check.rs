@@ -16,7 +16,9 @@ use super::pem::{self, PemBlock, PemError};
 #[derive(Clone)]
 pub struct ValidCert {
     pub key: Arc<CertifiedKey>,
-    /// DNS names of the subjectAltName extension, lowercase (`*.x` for wildcards).
+    /// DNS names of the subjectAltName extension, lowercase (`*.x` for wildcards), then its IP
+    /// addresses (RFC 8738), IPv6 in RFC 5952 form: the text a handshake's address is looked
+    /// up by.
     pub names: Vec<String>,
     pub not_before: SystemTime,
     pub not_after: SystemTime,
@@ -108,8 +110,8 @@ pub enum CertRefusal {
     /// Before notBefore.
     #[error("the certificate is not valid before {}", humantime::format_rfc3339_seconds(*not_before))]
     NotYetValid { not_before: SystemTime },
-    /// C6: no DNS name at all.
-    #[error("the certificate has no DNS names in subjectAltName")]
+    /// C6: no DNS name or IP address at all.
+    #[error("the certificate has no DNS names or IP addresses in subjectAltName")]
     NoNames,
     /// C6: a name it is meant for is not covered.
     #[error("the certificate does not cover {name} (it covers {covers})")]
@@ -330,19 +332,46 @@ fn check_chain(chain: &[X509Certificate<'_>]) -> Result<(), CertRefusal> {
     Ok(())
 }
 
+/// The dNSName entries, lowercase, then the iPAddress entries as text (RFC 5280 §4.2.1.6: four
+/// octets for IPv4, sixteen for IPv6; anything else is no address and is skipped).
 fn dns_names(cert: &X509Certificate<'_>) -> Vec<String> {
     let mut names = Vec::new();
+    let mut addresses = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
-            if let GeneralName::DNSName(n) = name {
-                let n = n.to_ascii_lowercase();
-                if !names.contains(&n) {
-                    names.push(n);
-                }
+            let text = match name {
+                GeneralName::DNSName(n) => n.to_ascii_lowercase(),
+                GeneralName::IPAddress(bytes) => match ip_of_san(bytes) {
+                    Some(ip) => {
+                        let text = ip.to_string();
+                        if !addresses.contains(&text) {
+                            addresses.push(text);
+                        }
+                        continue;
+                    }
+                    None => continue,
+                },
+                _ => continue,
+            };
+            if !names.contains(&text) {
+                names.push(text);
             }
         }
     }
+    names.extend(addresses);
     names
+}
+
+fn ip_of_san(bytes: &[u8]) -> Option<std::net::IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes)
+            .ok()
+            .map(|b| std::net::Ipv4Addr::from(b).into()),
+        16 => <[u8; 16]>::try_from(bytes)
+            .ok()
+            .map(|b| std::net::Ipv6Addr::from(b).into()),
+        _ => None,
+    }
 }
 
 fn to_system_time(unix: i64) -> SystemTime {

@@ -87,6 +87,10 @@ pub struct CertSnapshot {
     exact: HashMap<Arc<str>, Arc<CertifiedKey>>,
     /// `*.parent` certificates, keyed by `parent`.
     wildcard: HashMap<Arc<str>, Arc<CertifiedKey>>,
+    /// Certificates for IP addresses (iPAddress SANs, RFC 8738), presented to a handshake
+    /// without SNI that arrives at that local address (a client connecting to an address
+    /// sends no SNI: RFC 6066 §3 allows host names only).
+    by_address: HashMap<std::net::IpAddr, Arc<CertifiedKey>>,
     default: Arc<CertifiedKey>,
     entries: BTreeMap<CertId, Arc<CertEntry>>,
     /// SAN (as written, `*.x` included) → ids of the entries carrying it.
@@ -256,6 +260,23 @@ impl CertStore {
             .clone()
     }
 
+    /// The key to present to a handshake without SNI that arrived at the local address `local`:
+    /// the certificate for that address (RFC 8738), else the default.
+    pub fn resolve_for_address(&self, local: std::net::IpAddr) -> Arc<CertifiedKey> {
+        let snapshot = self.snapshot.load();
+        snapshot
+            .by_address
+            .get(&local.to_canonical())
+            .unwrap_or(&snapshot.default)
+            .clone()
+    }
+
+    /// Whether any certificate is for an IP address: only then does a handshake's local
+    /// address matter.
+    pub fn has_addresses(&self) -> bool {
+        !self.snapshot.load().by_address.is_empty()
+    }
+
     /// The key for `server_name` if a certificate covers it (no fallback to the default).
     pub fn covering(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
         self.snapshot.load().lookup(Some(server_name)).cloned()
@@ -371,6 +392,7 @@ impl CertSnapshot {
         let mut snapshot = CertSnapshot {
             exact: HashMap::new(),
             wildcard: HashMap::new(),
+            by_address: HashMap::new(),
             default,
             entries: BTreeMap::new(),
             owners: HashMap::new(),
@@ -385,6 +407,12 @@ impl CertSnapshot {
         let name = server_name?;
         if let Some(key) = self.exact.get(name) {
             return Some(key);
+        }
+        // An address as the name (rustls drops one sent as SNI; other callers may ask).
+        if !self.by_address.is_empty() {
+            if let Ok(ip) = name.parse::<std::net::IpAddr>() {
+                return self.by_address.get(&ip.to_canonical());
+            }
         }
         let (_, parent) = name.split_once('.')?;
         self.wildcard.get(parent)
@@ -440,6 +468,13 @@ impl CertSnapshot {
                 .into_iter()
                 .next()
                 .map(|e| e.cert.key.clone());
+            if let Ok(ip) = name.parse::<std::net::IpAddr>() {
+                match winner {
+                    Some(k) => self.by_address.insert(ip, k),
+                    None => self.by_address.remove(&ip),
+                };
+                continue;
+            }
             let (map, key) = match name.strip_prefix("*.") {
                 Some(parent) => (&mut self.wildcard, Arc::<str>::from(parent)),
                 None => (&mut self.exact, name),

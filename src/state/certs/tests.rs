@@ -302,3 +302,40 @@ fn precedence_an_exact_name_shadows_a_longer_lived_wildcard() {
     assert_eq!(snap.owner("*.example.com").unwrap().served_by, id("wild"));
     assert!(snap.owner("nothing.test").is_none());
 }
+
+#[test]
+fn an_address_certificate_serves_its_local_address_only() {
+    let (_d, store) = open();
+    assert!(!store.has_addresses());
+    let ca = TestCa::new("t").unwrap();
+    let ip = ca.leaf(&["192.0.2.10", "2001:db8::10"], 7 * DAY).unwrap();
+    let entry = store
+        .install_pem(
+            &id("192.0.2.10"),
+            ip.chain_pem.as_bytes(),
+            ip.key_pem.as_bytes(),
+            &["192.0.2.10".to_owned(), "2001:db8::10".to_owned()],
+            CertSource::Upload,
+        )
+        .unwrap();
+    assert_eq!(entry.cert.names, ["192.0.2.10", "2001:db8::10"]);
+    assert!(store.has_addresses());
+    let default = store.resolve(None);
+    for local in ["192.0.2.10", "2001:db8::10", "::ffff:192.0.2.10"] {
+        let got = store.resolve_for_address(local.parse().unwrap());
+        assert!(Arc::ptr_eq(&got, &entry.cert.key), "{local}");
+    }
+    // Another local address, and a handshake with SNI, are not the address's.
+    assert!(Arc::ptr_eq(
+        &store.resolve_for_address("192.0.2.11".parse().unwrap()),
+        &default
+    ));
+    assert!(Arc::ptr_eq(&store.resolve(Some("a.example.com")), &default));
+    // The address as a name (a client that sends it as SNI against RFC 6066) finds it too.
+    assert!(Arc::ptr_eq(
+        &store.resolve(Some("192.0.2.10")),
+        &entry.cert.key
+    ));
+    store.remove(&id("192.0.2.10")).unwrap();
+    assert!(!store.has_addresses());
+}
