@@ -258,6 +258,11 @@ pub struct CertStatus {
     retry_at: Option<SystemTime>,
     #[serde(skip)]
     forced: bool,
+    /// Counts renewal requests (`forced` set), so that an order that succeeds clears only the
+    /// requests made before it started: one made while it ran (say, just after the swap, before
+    /// this record was updated) orders again.
+    #[serde(skip)]
+    requests: u64,
 }
 
 /// A certificate's backup (`backup = true`).
@@ -715,10 +720,11 @@ impl Renewer {
         let ca = &self.acme.cas[i];
         let started = SystemTime::now();
         let clock = std::time::Instant::now();
-        self.shared.with(|s| {
+        let requests = self.shared.with(|s| {
             let st = s.cert_mut(cert);
             st.state = CertState::Ordering;
             st.progress = None;
+            st.requests
         });
         let replaces = self.replaces(cert, i);
         if replaces.is_none() {
@@ -777,7 +783,7 @@ impl Renewer {
                     let st = s.cert_mut(cert);
                     st.state = CertState::Waiting;
                     st.progress = None;
-                    st.forced = false;
+                    st.forced &= st.requests != requests;
                     st.consecutive_failures = 0;
                     st.retry_at = None;
                     st.next_attempt = None;
@@ -1497,6 +1503,7 @@ impl Renewer {
                     st.issued_by = index;
                     st.plan = None;
                     st.forced = true;
+                    st.requests += 1;
                     st.state = CertState::Due;
                     st.retry_at = None;
                     st.next_attempt = None;
@@ -1849,6 +1856,7 @@ impl RenewerHandle {
         let known = self.shared.with(|s| {
             s.certificates.get_mut(id.as_str()).map(|st| {
                 st.forced = true;
+                st.requests += 1;
                 st.paused = false;
                 st.state = CertState::Due;
                 st.retry_at = None;
@@ -1958,6 +1966,7 @@ impl CertStatus {
             plan: None,
             retry_at: None,
             forced: false,
+            requests: 0,
         }
     }
 }
