@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
-use common::dnslab::{query, query_with, DnsLab, LabBuilder, RecordType, ResponseCode, Zone};
+use common::dnslab::{
+    listening, query, query_with, DnsLab, LabBuilder, RecordType, ResponseCode, Zone,
+};
 use common::etcd::Etcd;
 use common::pebble::{Pebble, PebbleConfig};
 use common::{eventually, free_addr, Node};
@@ -129,22 +131,6 @@ fn of<'a>(
     all.iter().filter(|(c, ..)| c == check).collect()
 }
 
-async fn wait_listening(server: SocketAddr) {
-    eventually("the node's DNS listener answers", || async {
-        query_with(
-            server,
-            ZONE,
-            RecordType::SOA,
-            false,
-            Duration::from_millis(300),
-        )
-        .await
-        .ok()
-        .filter(|r| r.authoritative)
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn a_wildcard_and_its_apex_are_issued_over_dns01_through_the_delegation() {
     let lab = lab(1).start().await;
@@ -221,7 +207,7 @@ async fn the_probe_names_a_missing_cname_a_broken_delegation_and_a_silent_listen
         ))
         .start()
         .await;
-    wait_listening(first).await;
+    listening(first, ZONE).await;
 
     let (code, all) = findings(&node, "*.shop.customer.test").await;
     let cname = of(&all, "dns.delegation_cname");
@@ -302,7 +288,7 @@ async fn a_validation_zone_its_parent_does_not_delegate_is_d14() {
         ))
         .start()
         .await;
-    wait_listening(listen).await;
+    listening(listen, ZONE).await;
     let (code, all) = findings(&node, "*.shop.customer.test").await;
     let zone = of(&all, "dns.validation_zone");
     assert!(
@@ -385,7 +371,7 @@ async fn three_fleet_nodes_answer_the_challenge_and_the_wildcard_is_issued_once(
         nodes.push(node);
     }
     for listen in &listeners {
-        wait_listening(*listen).await;
+        listening(*listen, ZONE).await;
     }
     for node in &nodes {
         eventually("every node sees the three members", || async {

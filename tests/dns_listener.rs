@@ -10,7 +10,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use common::dnslab::{free_dns_port as dns_port, query_with, RecordType, Reply, ResponseCode};
+use common::dnslab::{
+    free_dns_port as dns_port, listening, query_with, RecordType, Reply, ResponseCode,
+};
 use common::etcd::Etcd;
 use common::{eventually, Node};
 use hickory_resolver::proto::op::{Message, MessageType, Query};
@@ -36,23 +38,6 @@ async fn ask(server: SocketAddr, name: &str, rtype: RecordType, tcp: bool) -> Re
     query_with(server, name, rtype, tcp, Duration::from_secs(2))
         .await
         .unwrap_or_else(|e| panic!("{server} did not answer {name} {rtype}: {e}"))
-}
-
-/// Waits until the listener (a background service of the node) answers.
-async fn listening(server: SocketAddr) {
-    eventually("the DNS listener answers", || async {
-        query_with(
-            server,
-            ZONE,
-            RecordType::SOA,
-            false,
-            Duration::from_millis(300),
-        )
-        .await
-        .ok()
-        .filter(|r| r.authoritative)
-    })
-    .await;
 }
 
 /// One raw UDP exchange: what came back within `wait`, if anything.
@@ -84,7 +69,7 @@ async fn the_listener_answers_its_zone_and_refuses_every_other_name() {
         .extra_config(&dns_section(&[listen], "rate_limit = 0"))
         .start()
         .await;
-    listening(listen).await;
+    listening(listen, ZONE).await;
 
     let soa = ask(listen, ZONE, RecordType::SOA, false).await;
     assert_eq!(soa.rcode, ResponseCode::NoError);
@@ -157,7 +142,7 @@ async fn bad_input_gets_no_answer_or_formerr_and_the_listener_keeps_answering() 
         ))
         .start()
         .await;
-    listening(listen).await;
+    listening(listen, ZONE).await;
     let quiet = Duration::from_millis(300);
 
     // Shorter than a header.
@@ -257,7 +242,7 @@ async fn bad_input_gets_no_answer_or_formerr_and_the_listener_keeps_answering() 
     drop(held);
 
     // Still answering, over both transports.
-    listening(listen).await;
+    listening(listen, ZONE).await;
     let r = ask(listen, ZONE, RecordType::SOA, true).await;
     assert!(r.authoritative);
     let m = eventually("the counters", || async {
@@ -293,7 +278,7 @@ async fn a_flood_from_one_network_is_truncated_then_dropped_and_tcp_still_answer
         .start()
         .await;
     // Let the bucket fill after the readiness queries.
-    listening(listen).await;
+    listening(listen, ZONE).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let wire = message(&format!("{ZONE}."), RecordType::SOA, 1)
@@ -362,7 +347,7 @@ async fn three_fleet_nodes_answer_a_txt_value_written_once() {
             ))
             .start()
             .await;
-        listening(listen).await;
+        listening(listen, ZONE).await;
         nodes.push((node, listen));
     }
     // Each member publishes where its listener answers (the probe asks there, D15).

@@ -167,6 +167,28 @@ impl Prober {
         .await
     }
 
+    /// Runs a probe's `work` until `probe.deadline` from `clock`; past it, the check that says
+    /// the probe was cut short (the checks `work` recorded so far stand).
+    async fn within_deadline(
+        &self,
+        clock: Instant,
+        work: impl std::future::Future<Output = ()>,
+    ) -> Option<Check> {
+        tokio::time::timeout_at(clock + self.config.deadline, work)
+            .await
+            .is_err()
+            .then(|| {
+                Check::error(
+                    CheckKind::Probe,
+                    "",
+                    format!(
+                        "the probe did not finish within probe.deadline ({:?}); the checks above are those that did",
+                        self.config.deadline
+                    ),
+                )
+            })
+    }
+
     async fn run(&self, raw: &str, scope: Scope<'_>) -> Report {
         let started = SystemTime::now();
         let clock = Instant::now();
@@ -186,19 +208,8 @@ impl Prober {
                         .await
                 }
             };
-            if tokio::time::timeout_at(clock + self.config.deadline, work)
-                .await
-                .is_err()
-            {
-                checks.push(Check::error(
-                    CheckKind::Probe,
-                    "",
-                    format!(
-                        "the probe did not finish within probe.deadline ({:?}); the checks above are those that did",
-                        self.config.deadline
-                    ),
-                ));
-            }
+            let cut_short = self.within_deadline(clock, work).await;
+            checks.extend(cut_short);
             // Also after a deadline: the token must not outlive the probe (its TTL is the
             // backstop).
             if let Some(token) = planted {

@@ -291,7 +291,8 @@ fn write_head(
         .unwrap_or("");
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
-    let mut lengths = 0;
+    // One `Content-Length` line however many the origin sent (as `ResponseHops::strip`).
+    let mut length_sent = false;
     let _ = resp.map(|name, value| {
         let name: &[u8] = match &name {
             HeaderNameVariant::Case(c) => c.as_slice(),
@@ -299,8 +300,8 @@ fn write_head(
         };
         let length = name.eq_ignore_ascii_case(b"content-length");
         let framing_header = name.eq_ignore_ascii_case(b"transfer-encoding")
-            || (length && (framing == Framing::Chunked || !ResponseHops::keeps_length(lengths)));
-        lengths += usize::from(length);
+            || (length && (framing == Framing::Chunked || length_sent));
+        length_sent |= length;
         if hops.keeps(name) && !framing_header {
             out.extend_from_slice(name);
             out.extend_from_slice(b": ");

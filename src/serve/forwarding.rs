@@ -386,7 +386,9 @@ impl ResponseHops {
     }
 
     /// Removes the hop-by-hop headers from `resp` (pingora's engine, which writes `resp`), and
-    /// keeps one line of a repeated `Content-Length`.
+    /// keeps one line of a repeated `Content-Length`: pingora-core's client accepts repeats only
+    /// when they hold the same value, and RFC 9110 §8.6 lets a proxy send one instead (the fast
+    /// path's `write_head` does the same).
     pub fn strip(&self, resp: &mut ResponseHeader) {
         for name in &self.nominated {
             resp.remove_header(name);
@@ -400,15 +402,6 @@ impl ResponseHops {
             // pingora-core's client refused the answer unless every line holds this value.
             let _ = resp.insert_header(header::CONTENT_LENGTH, first);
         }
-    }
-
-    /// Whether a `Content-Length` line of the origin goes on to the client, given how many
-    /// went already: one, however many the origin sent. pingora-core's client accepts repeated
-    /// lines only when they hold the same value; RFC 9110 §8.6 lets a proxy replace them with
-    /// one, and a client that refuses repeats (or reads the last of differing ones) then cannot
-    /// be led astray.
-    pub fn keeps_length(sent_before: usize) -> bool {
-        sent_before == 0
     }
 }
 

@@ -1436,3 +1436,21 @@ pub fn free_dns_port(ips: &[IpAddr]) -> u16 {
     }
     panic!("no port free for UDP and TCP on {ips:?}");
 }
+
+/// Waits until the DNS listener at `server` (a background service of a node) answers its
+/// `zone`'s SOA with authority.
+pub async fn listening(server: SocketAddr, zone: &str) {
+    super::eventually("the node's DNS listener answers", || async {
+        query_with(
+            server,
+            zone,
+            RecordType::SOA,
+            false,
+            Duration::from_millis(300),
+        )
+        .await
+        .ok()
+        .filter(|r| r.authoritative)
+    })
+    .await;
+}
