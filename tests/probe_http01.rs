@@ -14,85 +14,19 @@ mod common_probe;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common_probe::{free_port, http_request, wait_until, CannedReply, TestServer, BIN};
+use common_probe::{
+    free_port, http_request, wait_until, CannedReply, Challtestsrv, TestServer, BIN,
+};
 use dcv_proxy::config::{Config, DnsName, ExpectedTxt};
 use dcv_proxy::probe::node::RegisteredFile;
 use dcv_proxy::probe::{Cause, Check, Node, NodeError, Prober, Report, Status};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-
-/// `pebble-challtestsrv` as DNS, with the AAAA records the common harness does not set.
-struct Dns {
-    process: Child,
-    addr: SocketAddr,
-    management: SocketAddr,
-}
-
-impl Dns {
-    fn start() -> Self {
-        let (dns_port, mgmt_port) = (free_port(), free_port());
-        let addr: SocketAddr = ([127, 0, 0, 1], dns_port).into();
-        let management: SocketAddr = ([127, 0, 0, 1], mgmt_port).into();
-        let process = Command::new("pebble-challtestsrv")
-            .args(["-management", &management.to_string()])
-            .args(["-dns01", &addr.to_string()])
-            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
-            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("pebble-challtestsrv (Debian package pebble) must be installed: scripts/install-deps test");
-        let dns = Self {
-            process,
-            addr,
-            management,
-        };
-        wait_until(
-            "challtestsrv management API",
-            Duration::from_secs(20),
-            || http_request(management, "GET", "/", &[], b"").is_ok(),
-        );
-        dns
-    }
-
-    fn post(&self, path: &str, body: serde_json::Value) {
-        let (status, text) = http_request(
-            self.management,
-            "POST",
-            path,
-            &[("Content-Type", "application/json")],
-            body.to_string().as_bytes(),
-        )
-        .unwrap();
-        assert_eq!(status, 200, "challtestsrv {path} {body}: {text}");
-    }
-
-    fn a(&self, host: &str, addresses: &[&str]) {
-        self.post(
-            "/add-a",
-            serde_json::json!({"host": host, "addresses": addresses}),
-        );
-    }
-
-    fn aaaa(&self, host: &str, addresses: &[&str]) {
-        self.post(
-            "/add-aaaa",
-            serde_json::json!({"host": host, "addresses": addresses}),
-        );
-    }
-}
-
-impl Drop for Dns {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
 
 /// The probe tokens published, which the test servers answer from.
 #[derive(Default, Clone)]
@@ -162,12 +96,12 @@ impl Ports {
 }
 
 /// A prober asking `dns` only, on `ports`, with more `[probe]` keys in `extra`.
-fn prober(dns: &Dns, ports: &Ports, tokens: &Tokens, extra: &str) -> Prober {
+fn prober(dns: &Challtestsrv, ports: &Ports, tokens: &Tokens, extra: &str) -> Prober {
     let text = format!(
         "[probe]\nresolvers = [\"{dns}\"]\nauthoritative = []\nhttp_port = {}\nhttps_port = {}\ntimeout = \"1s\"\ndeadline = \"30s\"\n{extra}\n",
         ports.http,
         ports.https,
-        dns = dns.addr,
+        dns = dns.dns,
     );
     let config = Config::parse(Path::new("probe_http01.toml"), &text).unwrap();
     Prober::new(config.probe, Arc::new(StubNode(tokens.clone()))).unwrap()
@@ -216,8 +150,8 @@ async fn probe_one(
     ip: &str,
     server: impl Fn(&common_probe::SeenRequest, &Tokens, &Ports) -> CannedReply + Send + 'static,
 ) -> Report {
-    let dns = Dns::start();
-    dns.a(name, &[ip]);
+    let dns = Challtestsrv::start();
+    dns.add_a(name, &[ip]);
     let ports = Ports::new();
     let tokens = Tokens::default();
     let (served, at) = (tokens.clone(), ports);
@@ -445,9 +379,9 @@ async fn trailing_crlf_tab_and_space_are_trimmed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusing_aaaa_is_a_warning_when_the_first_a_validates() {
     let name = "dual.dcvcheck.net";
-    let dns = Dns::start();
-    dns.a(name, &["127.0.0.32"]);
-    dns.aaaa(name, &["::1"]);
+    let dns = Challtestsrv::start();
+    dns.add_a(name, &["127.0.0.32"]);
+    dns.add_aaaa(name, &["::1"]);
     let ports = Ports::new();
     let tokens = Tokens::default();
     let served = tokens.clone();
@@ -490,9 +424,9 @@ async fn a_refusing_aaaa_is_a_warning_when_the_first_a_validates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_aaaa_that_answers_does_not_fall_back_to_the_a() {
     let name = "dual404.dcvcheck.net";
-    let dns = Dns::start();
-    dns.a(name, &["127.0.0.33"]);
-    dns.aaaa(name, &["::1"]);
+    let dns = Challtestsrv::start();
+    dns.add_a(name, &["127.0.0.33"]);
+    dns.add_aaaa(name, &["::1"]);
     let ports = Ports::new();
     let tokens = Tokens::default();
     let served = tokens.clone();
@@ -533,7 +467,7 @@ fn assert_no_fail_on_the_ports(report: &Report) {
 
 #[test]
 fn a_node_without_an_https_listener_does_not_fail_http01() {
-    let dns = Dns::start();
+    let dns = Challtestsrv::start();
     let dir = tempfile::tempdir().unwrap();
     let (http_port, https_port, admin_port) = (free_port(), free_port(), free_port());
     let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
@@ -561,7 +495,7 @@ timeout = "1s"
 deadline = "30s"
 interval = "0s"
 "#,
-            dns = dns.addr
+            dns = dns.dns
         ),
     )
     .unwrap();
@@ -672,9 +606,9 @@ fn challenge(name: &str, key_authorization: &str) -> Arc<CertifiedKey> {
 async fn tls_alpn_01_as_the_gate_checks_it() {
     let name = "alpn.dcvcheck.net";
     let ka = "alpnToken.thumbprint";
-    let dns = Dns::start();
-    dns.a(name, &["127.0.0.34"]);
-    dns.aaaa(name, &["::1"]);
+    let dns = Challtestsrv::start();
+    dns.add_a(name, &["127.0.0.34"]);
+    dns.add_aaaa(name, &["::1"]);
     let ports = Ports::new();
     tls_server(
         ([127, 0, 0, 34], ports.https).into(),
@@ -721,8 +655,8 @@ async fn tls_alpn_01_as_the_gate_checks_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_alpn_01_in_the_full_probe() {
     let name = "alpn-full.dcvcheck.net";
-    let dns = Dns::start();
-    dns.a(name, &["127.0.0.35"]);
+    let dns = Challtestsrv::start();
+    dns.add_a(name, &["127.0.0.35"]);
     let ports = Ports::new();
     // A listener that knows no acme-tls/1 (dcv-proxy with no challenge pending): it refuses
     // with no_application_protocol. Nothing listens on the HTTP port.

@@ -144,6 +144,13 @@ impl Challtestsrv {
         );
     }
 
+    pub fn add_aaaa(&self, host: &str, addresses: &[&str]) {
+        self.post(
+            "/add-aaaa",
+            serde_json::json!({"host": host, "addresses": addresses}),
+        );
+    }
+
     /// No A record at all (challtestsrv skips invalid addresses).
     pub fn no_address(&self, host: &str) {
         self.add_a(host, &["none"]);
