@@ -257,12 +257,7 @@ impl View<'_> {
         }
         for (name, report) in s["probe"].as_object().into_iter().flatten() {
             let verdict = report["verdict"].as_str().unwrap_or("");
-            let causes: Vec<&str> = report["causes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+            let causes: Vec<&str> = strings(&report["causes"]);
             let class = match verdict {
                 "fail" | "error" => "fail",
                 "warn" => "warn",
@@ -814,12 +809,7 @@ impl View<'_> {
                 h.raw(", took ").text(&span(Duration::from_millis(ms)));
             }
             h.raw(".</p>\n");
-            let causes: Vec<&str> = report["causes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+            let causes: Vec<&str> = strings(&report["causes"]);
             if !causes.is_empty() {
                 h.raw("<ul class=\"plain\">");
                 for id in causes {
@@ -888,12 +878,7 @@ impl View<'_> {
             h.raw("<span class=\"badge fail\">DISCONNECTED</span> serving the local snapshot; orders wait");
         }
         h.raw(" · ");
-        let endpoints: Vec<&str> = fleet["endpoints"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let endpoints: Vec<&str> = strings(&fleet["endpoints"]);
         h.text(&endpoints.join(", "))
             .raw(" · prefix <span class=\"cause\">")
             .text(fleet["prefix"].as_str().unwrap_or(""))
@@ -915,12 +900,7 @@ impl View<'_> {
             .raw(")</caption><thead><tr><th scope=\"col\">Node</th><th scope=\"col\">State</th><th scope=\"col\">Public addresses</th><th scope=\"col\">HTTP / HTTPS port</th><th scope=\"col\">Version</th><th scope=\"col\">Started</th></tr></thead><tbody>\n");
         for m in &members {
             let id = m["node_id"].as_str().unwrap_or("?");
-            let addresses: Vec<&str> = m["public_addresses"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+            let addresses: Vec<&str> = strings(&m["public_addresses"]);
             h.raw("<tr><td>").text(id);
             if id == me {
                 h.raw(" (this node)");
@@ -1086,6 +1066,16 @@ fn days_text(days: f64) -> String {
     } else {
         format!("{:.0} h", days * 24.0)
     }
+}
+
+/// The strings of a JSON array (none when it is no array; other elements skipped).
+fn strings(value: &Value) -> Vec<&str> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
 }
 
 #[cfg(test)]
