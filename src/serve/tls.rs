@@ -39,7 +39,14 @@ impl ResolvesServerCert for CertResolver {
         // rustls hands over the SNI already lowercased and without a trailing dot.
         match hello.server_name() {
             Some(name) => Some(self.certs.resolve(Some(name))),
-            None => match self.addresses.take() {
+            // The noted addresses (a mutex) only while a certificate is for an address: every
+            // other SNI-less handshake reads the snapshot alone.
+            None => match self
+                .certs
+                .has_addresses()
+                .then(|| self.addresses.take())
+                .flatten()
+            {
                 Some(local) => Some(self.certs.resolve_for_address(local)),
                 None => Some(self.certs.resolve(None)),
             },
