@@ -339,6 +339,90 @@ async fn one_order_for_three_nodes(challenge: &str) {
     );
 }
 
+/// The CA counts new orders per account and the fleet shares one account: with a budget of
+/// one new order per hour and two certificates, three nodes place one order between them (each
+/// counting its own would have placed two), and the other certificate waits, saying so.
+#[tokio::test]
+async fn the_budget_of_new_orders_is_counted_once_for_the_whole_fleet() {
+    let etcd = Etcd::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path());
+    let ports = shared_ports(&[]);
+    let pebble = Pebble::start(PebbleConfig::for_node(
+        SocketAddr::new(ip(2), ports.0),
+        SocketAddr::new(ip(2), ports.1),
+    ))
+    .await;
+    let ids = ["b1.fleet.test", "b2.fleet.test"];
+    let extra = format!(
+        "{}max_new_orders = 1\nnew_orders_window = \"1h\"\n[[certificate]]\nnames = [{:?}]\n[[certificate]]\nnames = [{:?}]\n",
+        pebble.acme_config(),
+        ids[0],
+        ids[1]
+    );
+    let nodes = three_nodes(&etcd, &key, ports, &extra).await;
+
+    // Every node has looked at both certificates: one is served, the other waits for the
+    // budget on every node (each deferral is set by a node that had it due, so a node placing
+    // its own order instead would never get here).
+    let deferred = eventually(
+        "one certificate issued, the other deferred on every node",
+        || async {
+            let mut waiting: Vec<(usize, String)> = Vec::new();
+            for node in &nodes {
+                let status = node.admin_get("/v1/status").await.json();
+                let certs = &status["acme"]["certificates"];
+                let d: Vec<(usize, String)> = (0..2)
+                    .filter_map(|i| Some((i, certs[ids[i]]["deferred"].as_str()?.to_owned())))
+                    .collect();
+                if d.len() != 1 {
+                    return None;
+                }
+                waiting.push(d[0].clone());
+            }
+            waiting
+                .iter()
+                .all(|w| w.0 == waiting[0].0)
+                .then_some(waiting)
+        },
+    )
+    .await;
+    let issued = 1 - deferred[0].0;
+    let root = pebble.issuer_root().await;
+    for node in &nodes {
+        eventually("every node serves the issued certificate", || async {
+            tls_connect(
+                node.https_addr(),
+                Some(ids[issued]),
+                &["http/1.1"],
+                Some(&root),
+            )
+            .await
+            .ok()
+        })
+        .await;
+    }
+    // A node that placed no order of its own learnt it from the fleet's count.
+    assert!(
+        deferred.iter().any(|(_, why)| why.starts_with(
+            "1 new orders across the fleet in the last 1h (acme.max_new_orders = 1): next at "
+        )),
+        "{deferred:?}"
+    );
+    let mut valid = 0.0;
+    for node in &nodes {
+        valid += node
+            .metrics()
+            .await
+            .count("dcv_acme_orders_total", &[("result", "valid")]);
+    }
+    assert!(valid <= 1.0, "{valid} orders counted");
+    assert_eq!(orders_seen_by_the_ca(&pebble), 1, "{}", pebble.log());
+    // The slot is etcd's, under a lease of the window's length.
+    let slots = etcd.get_prefix(&format!("{PREFIX}/budget/")).await;
+    assert_eq!(slots.len(), 1, "{slots:?}");
+}
+
 #[tokio::test]
 async fn etcd_stopped_and_restarted_nodes_keep_answering_and_catch_up() {
     let mut etcd = Etcd::start().await;

@@ -47,7 +47,7 @@ use super::{account, backup, AcmeError, Diagnosis, ProblemDoc, SwapReason};
 use crate::config::{AcmeConfig, CertId, CertificateConfig};
 use crate::state::certs::{name_covers, CertEntry, CertSource};
 use crate::state::local::unix;
-use crate::state::State;
+use crate::state::{OrderSlot, State};
 
 /// Keeps the configured certificates issued.
 pub struct Renewer {
@@ -718,6 +718,13 @@ impl Renewer {
         cert: &CertificateConfig,
     ) -> Outcome {
         let ca = &self.acme.cas[i];
+        let replaces = self.replaces(cert, i);
+        if replaces.is_none() {
+            if let Err(wait) = self.take_order_slot().await {
+                self.defer(cert, &wait);
+                return Outcome::Failed(None);
+            }
+        }
         let started = SystemTime::now();
         let clock = std::time::Instant::now();
         let requests = self.shared.with(|s| {
@@ -726,14 +733,6 @@ impl Renewer {
             st.progress = None;
             st.requests
         });
-        let replaces = self.replaces(cert, i);
-        if replaces.is_none() {
-            self.shared
-                .budget
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .record(started);
-        }
         let sink = StatusProgress {
             shared: &self.shared,
             cert,
@@ -964,9 +963,10 @@ impl Renewer {
         }
     }
 
-    /// Whether the account's budget of new orders takes one for `cert` now; when it does not,
-    /// the certificate waits for the next free slot (`deferred` in its status). Renewals with
-    /// ARI's `replaces` are exempt.
+    /// Whether the account's budget of new orders (as this node counted it) would take one for
+    /// `cert` now; when it would not, the certificate waits for the next free slot (`deferred`
+    /// in its status) without taking its lock. Renewals with ARI's `replaces` are exempt. The
+    /// order itself takes its slot ([`Self::take_order_slot`]), counted fleet-wide in a fleet.
     fn within_budget(&self, cert: &CertificateConfig) -> bool {
         let issuer = self
             .shared
@@ -979,25 +979,79 @@ impl Renewer {
             let mut budget = self.shared.budget.lock().unwrap_or_else(|p| p.into_inner());
             (budget.allows(now), budget.next_free(now), budget.used(now))
         };
-        self.shared.with(|s| {
-            let st = s.cert_mut(cert);
-            if allowed {
-                st.deferred = None;
-            } else {
-                st.deferred = Some(format!(
-                    "{used} new orders in the last {} (acme.max_new_orders = {}): next at {}",
-                    humantime::format_duration(self.acme.new_orders_window),
-                    self.acme.max_new_orders,
-                    rfc3339(next)
-                ));
-                st.retry_at = Some(next);
-                st.next_attempt = Some(rfc3339(next));
-            }
-        });
-        if !allowed {
-            tracing::info!(certificate = %cert.id, used, next = %rfc3339(next), "due, waiting for the account's budget of new orders");
+        if allowed {
+            self.shared.with(|s| s.cert_mut(cert).deferred = None);
+        } else {
+            self.defer(cert, &self.budget_spent(used, next, ""));
         }
         allowed
+    }
+
+    /// Takes a slot of the account's budget of new orders for an order without `replaces`:
+    /// across the fleet when the state is shared (a CA counts per account, and a fleet shares
+    /// its accounts), else in this node's own count. Why and until when not, otherwise.
+    async fn take_order_slot(&self) -> Result<(), BudgetWait> {
+        let (max, window) = (self.acme.max_new_orders, self.acme.new_orders_window);
+        let shared = self.state.take_order_slot(max, window).await;
+        let now = SystemTime::now();
+        let mut budget = self.shared.budget.lock().unwrap_or_else(|p| p.into_inner());
+        match shared {
+            // This node's count goes on too, so that its look before the lock never says
+            // "free" for less than the fleet has placed from here.
+            Ok(Some(OrderSlot::Taken { .. })) => {
+                budget.record(now);
+                Ok(())
+            }
+            Ok(Some(OrderSlot::Full { used, next_free })) => {
+                Err(self.budget_spent(used, next_free, " across the fleet"))
+            }
+            Ok(None) if budget.allows(now) => {
+                budget.record(now);
+                Ok(())
+            }
+            Ok(None) => {
+                let (used, next) = (budget.used(now), budget.next_free(now));
+                Err(self.budget_spent(used, next, ""))
+            }
+            // Not counted, not placed: an order the fleet cannot count could pass the limit.
+            Err(e) => {
+                let first = self.acme.retry_schedule.first().copied();
+                let at = now + first.unwrap_or(Duration::from_secs(60));
+                Err(BudgetWait {
+                    why: format!(
+                        "the fleet's count of new orders cannot be read ({e}); not ordering until it can, next at {}: see the node's connection to etcd (dcv_fleet_connected, `fleet` in GET /v1/status)",
+                        rfc3339(at)
+                    ),
+                    until: at,
+                })
+            }
+        }
+    }
+
+    fn budget_spent(&self, used: usize, next: SystemTime, scope: &str) -> BudgetWait {
+        BudgetWait {
+            why: format!(
+                "{used} new orders{scope} in the last {} (acme.max_new_orders = {}): next at {}",
+                humantime::format_duration(self.acme.new_orders_window),
+                self.acme.max_new_orders,
+                rfc3339(next)
+            ),
+            until: next,
+        }
+    }
+
+    /// `cert` waits for the budget of new orders: said in its status and the log.
+    fn defer(&self, cert: &CertificateConfig, wait: &BudgetWait) {
+        self.shared.with(|s| {
+            let st = s.cert_mut(cert);
+            st.deferred = Some(wait.why.clone());
+            st.retry_at = Some(wait.until);
+            st.next_attempt = Some(rfc3339(wait.until));
+            if st.state == CertState::Ordering {
+                st.state = CertState::Due;
+            }
+        });
+        tracing::info!(certificate = %cert.id, deferred = %wait.why, "due, waiting for the account's budget of new orders");
     }
 
     /// RFC 8555 §7.3.1: CA `i` no longer knows the key; the stored account is moved aside so
@@ -1158,6 +1212,12 @@ impl BackgroundService for Renewer {
 }
 
 /// How one order ended, for the round that placed it.
+/// Why an order waits for the account's budget of new orders, and until when.
+struct BudgetWait {
+    why: String,
+    until: SystemTime,
+}
+
 enum Outcome {
     Issued,
     /// The CA does not know the account (RFC 8555 §7.3.1).
@@ -1599,19 +1659,12 @@ impl Renewer {
             });
             return Some(());
         };
-        let allowed = {
-            let mut budget = self.shared.budget.lock().unwrap_or_else(|p| p.into_inner());
-            let allowed = budget.allows(now);
-            if allowed {
-                budget.record(now);
-            }
-            allowed.then_some(()).ok_or_else(|| budget.next_free(now))
-        };
-        if let Err(next) = allowed {
+        if let Err(wait) = self.take_order_slot().await {
+            tracing::info!(certificate = %cert.id, deferred = %wait.why, "backup due, waiting for the account's budget of new orders");
             self.shared.with(|s| {
                 if let Some(b) = s.cert_mut(cert).backup.as_mut() {
-                    b.retry_at = Some(next);
-                    b.next_attempt = Some(rfc3339(next));
+                    b.retry_at = Some(wait.until);
+                    b.next_attempt = Some(rfc3339(wait.until));
                 }
             });
             return Some(());

@@ -7,7 +7,7 @@
 //! what it stores.
 
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
@@ -80,6 +80,15 @@ impl Drop for HeldLock {
     }
 }
 
+/// The answer of [`Backend::take_order_slot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderSlot {
+    /// Counted: the order may be placed; `used` orders are now counted in the window.
+    Taken { used: usize },
+    /// The budget is spent: `used` orders in the window, the next slot frees at `next_free`.
+    Full { used: usize, next_free: SystemTime },
+}
+
 /// Durable (and possibly shared) storage behind [`super::State`].
 #[async_trait]
 pub trait Backend: Send + Sync {
@@ -133,6 +142,16 @@ pub trait Backend: Send + Sync {
 
     /// Takes the lock `name`, waiting for it; `None` when there is nobody to exclude.
     async fn lock(&self, _name: &str) -> Result<Option<HeldLock>, BackendError> {
+        Ok(None)
+    }
+    /// Takes one of the account's `max` new orders for `window`, counted across every node that
+    /// shares this store: a CA counts new orders per account (Let's Encrypt: 300 per 3 hours)
+    /// and a fleet shares its accounts. `None`: nothing is shared, the node counts its own.
+    async fn take_order_slot(
+        &self,
+        _max: u32,
+        _window: Duration,
+    ) -> Result<Option<OrderSlot>, BackendError> {
         Ok(None)
     }
     /// Brings certificate `id` up to date from the shared store (after taking its lock, so a

@@ -19,7 +19,7 @@ pub mod webroot;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-pub use backend::{Backend, BackendError, HeldLock};
+pub use backend::{Backend, BackendError, HeldLock, OrderSlot};
 pub use certs::{CertRefusal, CertStore};
 pub use challenge::ChallengeStore;
 pub use fleet::FleetHandle;
@@ -222,6 +222,16 @@ impl State {
     /// Takes the fleet-wide lock `name` (waiting for it); `None` for a node on its own.
     pub async fn lock(&self, name: &str) -> Result<Option<HeldLock>, BackendError> {
         self.backend.lock(name).await
+    }
+
+    /// Takes one of the account's `max` new orders per `window` across the fleet (`None` for a
+    /// node on its own, which counts its own).
+    pub async fn take_order_slot(
+        &self,
+        max: u32,
+        window: Duration,
+    ) -> Result<Option<OrderSlot>, BackendError> {
+        self.backend.take_order_slot(max, window).await
     }
 
     /// Brings certificate `id` up to date from the fleet (no-op for a node on its own).

@@ -10,6 +10,8 @@
 //! <prefix>/secrets/<name>          the ACME account, sealed
 //! <prefix>/members/<node id>       a live node and its public addresses, under its lease
 //! <prefix>/locks/<name>/…          etcd locks (one ACME order at a time)
+//! <prefix>/budget/<n>              a new order counted against the account's budget (n <
+//!                                  acme.max_new_orders), under a lease = acme.new_orders_window
 //! ```
 
 use crate::config::{CertId, DnsName};
@@ -39,7 +41,7 @@ pub(crate) enum Entry {
     },
     Secret(String),
     Member(String),
-    /// Locks and anything this version does not know: not applied.
+    /// Locks, budget slots and anything this version does not know: not applied.
     Other,
 }
 
@@ -91,6 +93,13 @@ impl Layout {
     }
     pub(crate) fn member(&self, node_id: &str) -> String {
         format!("{}/members/{node_id}", self.prefix)
+    }
+    /// The slots of the account's budget of new orders, with the trailing `/`.
+    pub(crate) fn budget(&self) -> String {
+        format!("{}/budget/", self.prefix)
+    }
+    pub(crate) fn budget_slot(&self, n: usize) -> String {
+        format!("{}/budget/{n}", self.prefix)
     }
     pub(crate) fn lock(&self, name: &str) -> String {
         format!("{}/locks/{name}", self.prefix)

@@ -13,8 +13,10 @@
 //!   revision and the live members with their public addresses.
 //! - Locks ([`lock`]) keep ACME orders to one node at a time; they hang on a lease, so a node
 //!   that dies holding one loses it after `lease_ttl`.
+//! - The account's budget of new orders ([`budget`]) is counted once for the whole fleet.
 
 mod apply;
+mod budget;
 mod counters;
 mod follow;
 mod layout;
@@ -39,7 +41,7 @@ use self::apply::{pki_record, token_record, Applier, Kv};
 use self::counters::FleetCounters;
 use self::layout::Layout;
 use self::records::{AlpnRecord, CertRecord, Dns01Record, SecretRecord};
-use super::backend::{Backend, BackendError, HeldLock};
+use super::backend::{Backend, BackendError, HeldLock, OrderSlot};
 use super::certs::{CertId, CertStore, ValidCert};
 use super::challenge::{AcmeAnswer, ChallengeStore, PkiFile};
 use super::local::{unix, LocalBackend};
@@ -460,6 +462,17 @@ impl Backend for FleetBackend {
 
     async fn lock(&self, name: &str) -> Result<Option<HeldLock>, BackendError> {
         lock::acquire(&self.shared, name).await.map(Some)
+    }
+
+    async fn take_order_slot(
+        &self,
+        max: u32,
+        window: Duration,
+    ) -> Result<Option<OrderSlot>, BackendError> {
+        if max == 0 {
+            return Ok(None);
+        }
+        budget::take(&self.shared, max, window).await.map(Some)
     }
 
     async fn refresh_cert(&self, id: &CertId) -> Result<(), BackendError> {

@@ -52,6 +52,16 @@ pub(crate) struct SecretRecord {
     pub(crate) sealed: String,
 }
 
+/// `<prefix>/budget/<n>`: one new order counted against the account's budget, under a lease
+/// of the budget's window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BudgetSlotRecord {
+    /// The node that placed the order.
+    pub(crate) node: String,
+    /// When, in seconds since the epoch.
+    pub(crate) placed: u64,
+}
+
 /// `<prefix>/members/<node id>`: what the other nodes (and a probe) need to reach this one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
