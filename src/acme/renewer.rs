@@ -265,11 +265,25 @@ pub struct CertStatus {
     requests: u64,
 }
 
+/// Where a certificate's backup stands (serialised as `missing`, `ready`, `ordering`, `failed`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupState {
+    /// None kept (yet, or any more).
+    #[default]
+    Missing,
+    /// Kept valid and unserved, ready to be swapped in.
+    Ready,
+    /// A backup order is in flight.
+    Ordering,
+    /// The last backup order failed; backing off until `next_attempt`.
+    Failed,
+}
+
 /// A certificate's backup (`backup = true`).
 #[derive(Clone, Default, Serialize)]
 pub struct BackupStatus {
-    /// `missing`, `ready`, `ordering` or `failed`.
-    pub state: &'static str,
+    pub state: BackupState,
     /// The CA that issued the backup kept now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca: Option<String>,
@@ -1569,7 +1583,7 @@ impl Renewer {
                     st.next_attempt = None;
                     let b = st.backup.get_or_insert_with(BackupStatus::default);
                     *b = BackupStatus {
-                        state: "missing",
+                        state: BackupState::Missing,
                         swapped_in: Some(SwapRecord {
                             at: rfc3339(now),
                             reason,
@@ -1615,14 +1629,14 @@ impl Renewer {
             let b = st.backup.get_or_insert_with(BackupStatus::default);
             match &kept {
                 Some(k) => {
-                    b.state = "ready";
+                    b.state = BackupState::Ready;
                     b.ca = Some(k.ca.clone());
                     b.serial = Some(k.cert.serial.clone());
                     b.not_after = Some(rfc3339(k.cert.not_after));
                     b.sha256_fingerprint = Some(k.cert.fingerprint.clone());
                 }
-                None if b.state == "ready" => {
-                    b.state = "missing";
+                None if b.state == BackupState::Ready => {
+                    b.state = BackupState::Missing;
                     b.ca = None;
                     b.serial = None;
                     b.not_after = None;
@@ -1699,7 +1713,7 @@ impl Renewer {
         let ca = &self.acme.cas[j];
         self.shared.with(|s| {
             if let Some(b) = s.cert_mut(cert).backup.as_mut() {
-                b.state = "ordering";
+                b.state = BackupState::Ordering;
             }
         });
         let sink = StatusProgress {
@@ -1727,7 +1741,7 @@ impl Renewer {
                     .inc();
                 self.shared.with(|s| {
                     if let Some(b) = s.cert_mut(cert).backup.as_mut() {
-                        b.state = "ready";
+                        b.state = BackupState::Ready;
                         b.ca = Some(ca.name.clone());
                         b.serial = Some(issued.serial.clone());
                         b.not_after = Some(rfc3339(issued.not_after));
@@ -1767,7 +1781,7 @@ impl Renewer {
                             next_attempt = %rfc3339(at),
                             "backup order failed; the served certificate is unchanged"
                         );
-                        b.state = "failed";
+                        b.state = BackupState::Failed;
                         b.retry_at = Some(at);
                         b.next_attempt = Some(rfc3339(at));
                         b.last_error = Some(diagnosis);
@@ -2002,7 +2016,7 @@ impl CertStatus {
             ca: None,
             skipped: Vec::new(),
             backup: cert.backup.then(|| BackupStatus {
-                state: "missing",
+                state: BackupState::Missing,
                 ..BackupStatus::default()
             }),
             issued_by: None,

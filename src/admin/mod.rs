@@ -25,9 +25,9 @@ use pingora_core::protocols::http::ServerSession;
 use serde::Serialize;
 
 use crate::acme::RenewerHandle;
+use crate::inflight::{Front, InFlight};
 use crate::metrics::Metrics;
 use crate::probe::service::ProbeRunner;
-use crate::serve::inflight::{Front, InFlight};
 use crate::state::State;
 
 /// The admin API application.

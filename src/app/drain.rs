@@ -11,7 +11,7 @@ use pingora_core::services::background::BackgroundService;
 use tokio::time::Instant;
 
 use super::ready::remove_pid_file;
-use crate::serve::InFlight;
+use crate::inflight::InFlight;
 
 /// Nothing in flight for this long counts as drained (a connection accepted just before the
 /// stop may not be counted yet).

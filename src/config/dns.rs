@@ -23,7 +23,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::probe::Refusal;
-use super::raw::{HumanDuration, Parsed};
+use super::value::{HumanDuration, Parsed};
 use super::DnsName;
 
 /// The listener and its zones, valid by construction: at least one zone, no zone inside

@@ -9,6 +9,7 @@ mod error;
 mod probe;
 mod raw;
 mod types;
+mod value;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::raw::{HumanDuration, Parsed};
+use super::value::{HumanDuration, Parsed};
 use super::DnsName;
 
 /// Words that CAs' anti-phishing filters look for in a name (catalogue P5). A match is a

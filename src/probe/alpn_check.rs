@@ -594,7 +594,8 @@ mod tests {
 
     use super::*;
     use crate::config::ExpectedTxt;
-    use crate::probe::node::{Node, NodeError, RegisteredFile};
+    use crate::probe::node::{Node, RegisteredFile};
+    use crate::probe::NodeError;
 
     const NAME: &str = "shop.dcvcheck.com";
     const KA: &str = "tok.thumbprint";

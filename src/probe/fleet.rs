@@ -19,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::causes::Cause;
-use super::node::NodeError;
+use super::node_error::NodeError;
 use super::report::{Check, Status};
 
 /// How long a member that does not answer the change yet is asked again before it is H6:

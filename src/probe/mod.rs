@@ -31,6 +31,7 @@ pub mod http;
 pub mod lint;
 pub mod metrics;
 pub mod node;
+mod node_error;
 mod persist;
 pub mod registry;
 pub mod report;
@@ -51,7 +52,8 @@ use tokio::time::Instant;
 pub use crate::catalogue::Cause;
 pub use fleet::{Fleet, FleetMember, Members};
 pub use gate::{gate, gate_dns01, gate_tls_alpn, GateFailure};
-pub use node::{AdminNode, LocalNode, Node, NodeError};
+pub use node::{AdminNode, LocalNode, Node};
+pub use node_error::NodeError;
 pub use registry::TxtRegistry;
 pub use report::{Check, CheckKind, Report, Status};
 

@@ -15,32 +15,11 @@ use tokio::net::TcpStream;
 
 use super::fleet::{Fleet, FleetMember, Members};
 use super::http::{full, http1};
+use super::node_error::NodeError;
 use super::registry::TxtRegistry;
 use crate::config::{DnsName, ExpectedTxt, RecordName};
 use crate::state::challenge::{apex_of, AcmeAnswer};
-use crate::state::{BackendError, State};
-
-/// Why the node could not be asked: the probe itself cannot run (exit status 2).
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    /// The admin API could not be reached or did not answer.
-    #[error("admin API at {addr}: {reason} (is dcv-proxy running with this configuration?)")]
-    Unreachable { addr: SocketAddr, reason: String },
-    /// The admin API answered with an error.
-    #[error("admin API {method} {path}: {status}: {body}")]
-    Refused {
-        method: &'static str,
-        path: String,
-        status: u16,
-        body: String,
-    },
-    /// The admin API answered something that is not what it documents.
-    #[error("admin API {path}: unexpected answer: {reason}")]
-    Unexpected { path: String, reason: String },
-    /// The state backend refused a write.
-    #[error("challenge store: {0}")]
-    Store(#[from] BackendError),
-}
+use crate::state::State;
 
 /// A pki-validation file registered for a name.
 #[derive(Debug, Clone)]

@@ -48,10 +48,10 @@ use super::counters::Scheme;
 use super::decide::{Decider, Decision, Tally, BAD_GATEWAY, BAD_REQUEST};
 use super::fastproxy::{self, Relayed};
 use super::forwarding;
-use super::inflight::{Front, InFlight};
 use super::origin::OriginPool;
 use super::park::ParkingLot;
 use super::proxy::EdgeProxy;
+use crate::inflight::{Front, InFlight};
 
 /// Largest request head accepted on HTTP/1.x, the same as pingora's HTTP/2 header-list limit:
 /// a longer one gets `431` and the connection is closed, before anything reaches pingora or an

@@ -309,19 +309,6 @@ impl CertStore {
         })
     }
 
-    /// Checks PEM input, writes it, publishes it. On any error nothing changes.
-    pub fn install_pem(
-        &self,
-        id: &CertId,
-        chain_pem: &[u8],
-        key_pem: &[u8],
-        required_names: &[String],
-        source: CertSource,
-    ) -> Result<Arc<CertEntry>, InstallError> {
-        let cert = self.check(chain_pem, key_pem, required_names)?;
-        self.install(id, cert, source)
-    }
-
     /// Writes an already validated certificate and publishes it.
     pub fn install(
         &self,

@@ -14,6 +14,32 @@ fn open() -> (tempfile::TempDir, CertStore) {
     (dir, store)
 }
 
+/// Checks PEM input, writes it, publishes it, as the admin upload does (check, then install).
+trait InstallPem {
+    fn install_pem(
+        &self,
+        id: &CertId,
+        chain_pem: &[u8],
+        key_pem: &[u8],
+        required_names: &[String],
+        source: CertSource,
+    ) -> Result<Arc<CertEntry>, InstallError>;
+}
+
+impl InstallPem for CertStore {
+    fn install_pem(
+        &self,
+        id: &CertId,
+        chain_pem: &[u8],
+        key_pem: &[u8],
+        required_names: &[String],
+        source: CertSource,
+    ) -> Result<Arc<CertEntry>, InstallError> {
+        let cert = self.check(chain_pem, key_pem, required_names)?;
+        self.install(id, cert, source)
+    }
+}
+
 fn id(s: &str) -> CertId {
     CertId::parse(s).unwrap()
 }
