@@ -15,9 +15,9 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use dcv_proxy::serve::classify::{classify, normalize_host};
+use dcv_proxy::serve::{classify, normalize_host};
 use dcv_proxy::state::certs::{validate, CertId, CertSource, CertStore};
-use dcv_proxy::state::challenge::AcmeAnswer;
+use dcv_proxy::state::AcmeAnswer;
 use dcv_proxy::state::ChallengeStore;
 use dcv_proxy::testkit::{TestCa, TestLeaf};
 

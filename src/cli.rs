@@ -670,9 +670,7 @@ fn failure_lines(
                 let _ = writeln!(
                     out,
                     "      next attempt in {} ({at})",
-                    crate::acme::progress::short_duration(
-                        t.duration_since(now).unwrap_or_default()
-                    )
+                    crate::acme::short_duration(t.duration_since(now).unwrap_or_default())
                 );
             }
             Err(_) => {
@@ -690,7 +688,7 @@ fn progress_line(progress: &serde_json::Value, now: std::time::SystemTime) -> St
         .and_then(|t| humantime::parse_rfc3339(t).ok())
     {
         line.push_str(", next poll in ");
-        line.push_str(&crate::acme::progress::short_duration(
+        line.push_str(&crate::acme::short_duration(
             t.duration_since(now).unwrap_or_default(),
         ));
     } else if let Some(t) = progress["until"]
@@ -698,7 +696,7 @@ fn progress_line(progress: &serde_json::Value, now: std::time::SystemTime) -> St
         .and_then(|t| humantime::parse_rfc3339(t).ok())
     {
         line.push_str(", gives up in ");
-        line.push_str(&crate::acme::progress::short_duration(
+        line.push_str(&crate::acme::short_duration(
             t.duration_since(now).unwrap_or_default(),
         ));
     }

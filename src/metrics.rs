@@ -23,7 +23,7 @@ use prometheus::{Encoder, GaugeVec, IntGauge, IntGaugeVec, Opts, Registry, TextE
 use crate::acme::RenewerHandle;
 use crate::catalogue::Cause;
 use crate::probe::service::ProbeRunner;
-use crate::state::local::unix;
+use crate::state::unix;
 use crate::state::{CertStore, ChallengeStore};
 
 /// The remedy of `cause="none"` in `dcv_catalogue_cause_info`: a failure the catalogue does not

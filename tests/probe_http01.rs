@@ -599,7 +599,7 @@ async fn tls_server(addr: SocketAddr, key: Arc<CertifiedKey>, alpn: Vec<Vec<u8>>
 
 /// The node's own TLS-ALPN-01 certificate (`state::alpn`, what its listeners present).
 fn challenge(name: &str, key_authorization: &str) -> Arc<CertifiedKey> {
-    dcv_proxy::state::alpn::challenge_certificate(name, key_authorization).unwrap()
+    dcv_proxy::state::challenge_certificate(name, key_authorization).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,9 +4,8 @@
 //! name another host's entry or a path.
 #![no_main]
 
-use dcv_proxy::serve::classify::{
-    classify, is_file_name, is_token, normalize_host, request_host, Route,
-};
+use dcv_proxy::serve::{classify, normalize_host, request_host, Route};
+use dcv_proxy::state::{is_file_name, is_token};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -18,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use dcv_proxy::serve::dns::{Responder, Transport, Zones};
-use dcv_proxy::state::challenge::TxtChallenge;
+use dcv_proxy::state::TxtChallenge;
 use dcv_proxy::state::ChallengeStore;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};

@@ -9,10 +9,9 @@ use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use dcv_proxy::config::Config;
-use dcv_proxy::serve::counters::Scheme;
-use dcv_proxy::serve::decide::{Decider, Decision, RequestView};
-use dcv_proxy::serve::fastpath::{read_head, HeadRead, MAX_HEADERS};
-use dcv_proxy::serve::forwarding::upstream_request;
+use dcv_proxy::serve::{
+    read_head, upstream_request, Decider, Decision, HeadRead, RequestView, Scheme, MAX_HEADERS,
+};
 use pingora_core::protocols::http::v1::client::http_req_header_to_wire;
 use dcv_proxy::serve::{Routing, ServeCounters};
 use dcv_proxy::state::ChallengeStore;

@@ -13,7 +13,7 @@
 
 use std::sync::OnceLock;
 
-use dcv_proxy::serve::fastproxy::{exchange, Relayed};
+use dcv_proxy::serve::{exchange, Relayed};
 use libfuzzer_sys::fuzz_target;
 use pingora_core::protocols::http::v1::client::HttpSession;
 use pingora_http::RequestHeader;

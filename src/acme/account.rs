@@ -22,7 +22,7 @@ struct AccountFile {
 /// The name of the account record for `directory` (one per directory URL): kept as
 /// `<state_dir>/acme/<name>.json` on a node alone, sealed under `<prefix>/secrets/<name>` in a
 /// fleet, so every node orders with the same account.
-pub fn account_name(directory: &str) -> String {
+pub(super) fn account_name(directory: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, directory.as_bytes());
     let hex = crate::state::certs::check::hex(&digest.as_ref()[..8]);
     format!("account-{hex}")
@@ -30,7 +30,7 @@ pub fn account_name(directory: &str) -> String {
 
 /// Moves the stored account aside, so the next load creates a new one: used when the CA says
 /// the account does not exist (a wiped test CA, a deactivated account).
-pub async fn forget(state: &State, directory: &str) -> Result<(), AcmeError> {
+pub(super) async fn forget(state: &State, directory: &str) -> Result<(), AcmeError> {
     state
         .forget_secret(&account_name(directory))
         .await
@@ -42,7 +42,7 @@ pub async fn forget(state: &State, directory: &str) -> Result<(), AcmeError> {
 ///
 /// In a fleet the caller holds the `account` lock, so two nodes starting together do not both
 /// create one.
-pub async fn load_or_create(
+pub(super) async fn load_or_create(
     config: &AcmeConfig,
     ca: &CaConfig,
     http: &AcmeHttp,

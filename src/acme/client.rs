@@ -24,7 +24,7 @@ type Inner = HyperClient<hyper_rustls::HttpsConnector<HttpConnector>, BodyWrappe
 
 /// An HTTPS client that remembers the last `Retry-After` the CA sent.
 #[derive(Clone)]
-pub struct AcmeHttp {
+pub(super) struct AcmeHttp {
     inner: Inner,
     /// From a `429` or `503`: when the CA takes requests again (the renewer's next attempt).
     retry_after: Arc<Mutex<Option<SystemTime>>>,
@@ -36,7 +36,7 @@ pub struct AcmeHttp {
 impl AcmeHttp {
     /// Trusts `ca_bundle` (PEM, one or more roots) when given, the platform's roots otherwise.
     /// A request that gets no answer within `timeout` fails (a hung CA must not stall renewals).
-    pub fn new(ca_bundle: Option<&Path>, timeout: Duration) -> Result<Self, AcmeError> {
+    pub(super) fn new(ca_bundle: Option<&Path>, timeout: Duration) -> Result<Self, AcmeError> {
         let builder = hyper_rustls::HttpsConnectorBuilder::new();
         let builder = match ca_bundle {
             Some(path) => {
@@ -84,7 +84,7 @@ impl AcmeHttp {
     }
 
     /// Takes the `Retry-After` instant recorded since the last call, if any.
-    pub fn take_retry_after(&self) -> Option<SystemTime> {
+    pub(super) fn take_retry_after(&self) -> Option<SystemTime> {
         self.retry_after
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -92,7 +92,7 @@ impl AcmeHttp {
     }
 
     /// Takes the `Retry-After` instant of the last successful answer that had one, if any.
-    pub fn take_poll_hint(&self) -> Option<SystemTime> {
+    pub(super) fn take_poll_hint(&self) -> Option<SystemTime> {
         self.poll_hint
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -32,13 +32,13 @@ pub fn txt_value(key_authorization: &str) -> String {
 
 /// The node's DNS listeners and zones, for the local self-check.
 #[derive(Debug, Clone)]
-pub struct LocalDns {
+pub(super) struct LocalDns {
     listen: Vec<SocketAddr>,
     zones: Vec<ValidationZone>,
 }
 
 impl LocalDns {
-    pub fn new(config: &DnsConfig) -> Self {
+    pub(super) fn new(config: &DnsConfig) -> Self {
         Self {
             listen: config.listen.iter().map(reachable).collect(),
             zones: config.zones.clone(),
@@ -46,7 +46,11 @@ impl LocalDns {
     }
 
     /// `Ok` when this node's first listener answers the value at `<name>.<zone>` in every zone.
-    pub async fn check_own(&self, name: &DnsName, key_authorization: &str) -> Result<(), String> {
+    pub(super) async fn check_own(
+        &self,
+        name: &DnsName,
+        key_authorization: &str,
+    ) -> Result<(), String> {
         let addr = *self
             .listen
             .first()
@@ -81,7 +85,7 @@ impl LocalDns {
     /// Waits (at most until `deadline`) until every other live member's DNS listener answers
     /// the value; never fails: a member out of reach from here may be reached by the CA's
     /// resolver, and is named in the log (D15).
-    pub async fn barrier(
+    pub(super) async fn barrier(
         &self,
         fleet: &FleetHandle,
         name: &DnsName,

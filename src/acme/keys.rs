@@ -9,7 +9,7 @@ use super::AcmeError;
 use crate::config::{CertName, KeyType};
 
 /// A new key of `kind`.
-pub fn generate(kind: KeyType) -> Result<KeyPair, AcmeError> {
+pub(super) fn generate(kind: KeyType) -> Result<KeyPair, AcmeError> {
     let key = match kind {
         KeyType::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
         KeyType::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
@@ -35,7 +35,7 @@ pub fn generate(kind: KeyType) -> Result<KeyPair, AcmeError> {
 /// the subject CN when it is a DNS name (it was checked to fit in 64 characters, P6); an
 /// address never is, as Let's Encrypt's IP certificates carry no CN and the Baseline
 /// Requirements (7.1.4.3) deprecate the CN.
-pub fn csr(names: &[CertName], key: &KeyPair) -> Result<Vec<u8>, AcmeError> {
+pub(super) fn csr(names: &[CertName], key: &KeyPair) -> Result<Vec<u8>, AcmeError> {
     let mut params = CertificateParams::default();
     for name in names {
         params.subject_alt_names.push(match name {

@@ -4,23 +4,26 @@
 //! ACME writes into `state` (tokens bound to their identifier, TLS-ALPN-01 keys, certificates)
 //! and never touches serving directly: the proxy and the TLS resolver read the same stores.
 
-pub mod account;
+mod account;
 mod backup;
-pub mod client;
-pub mod dns01;
-pub mod keys;
-pub mod order;
-pub mod problem;
-pub mod progress;
-pub mod renewer;
+mod client;
+mod dns01;
+mod keys;
+mod order;
+mod problem;
+mod progress;
+mod renewer;
+/// Public for `benches/renewal_sim.rs`, which runs these rules on virtual time.
 pub mod schedule;
-pub mod selfcheck;
-pub mod tlsalpn;
+mod selfcheck;
+mod tlsalpn;
 
 pub use backup::{backup_due, must_replace_early, Backup, SwapReason};
+pub use dns01::txt_value;
 pub use problem::{Diagnosis, FailureKind, ProblemDoc};
-pub use progress::{Progress, Step};
-pub use renewer::{Renewer, RenewerHandle};
+pub use progress::{short_duration, Progress, Step};
+pub use renewer::{CertificateChanges, Renewer, RenewerHandle};
+pub use selfcheck::{gate_address, LocalSelfCheck, SelfCheck};
 
 /// Why an ACME operation failed.
 #[derive(Debug, thiserror::Error)]

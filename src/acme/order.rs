@@ -24,7 +24,7 @@ use super::selfcheck::SelfCheck;
 use super::{keys, AcmeError, ProblemDoc};
 use crate::config::{AcmeConfig, CaConfig, CertName, CertificateConfig, ChallengeType, DnsName};
 use crate::state::certs::{CertSource, InstallError, ValidCert};
-use crate::state::challenge::AcmeAnswer;
+use crate::state::AcmeAnswer;
 use crate::state::State;
 
 /// How long a planted HTTP-01 answer lives if the order is abandoned mid-way (it is removed as
@@ -38,7 +38,7 @@ const POLL_BACKOFF: f64 = 1.5;
 const POLL_MAX: Duration = Duration::from_secs(10);
 
 /// What an order needs.
-pub struct OrderContext<'a> {
+pub(super) struct OrderContext<'a> {
     pub account: &'a Account,
     pub acme: &'a AcmeConfig,
     /// The CA `account` is at (its profile, its name in logs).
@@ -55,7 +55,7 @@ pub struct OrderContext<'a> {
 
 /// Where an issued certificate goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
+pub(super) enum Target {
     /// Into the certificate store: swapped in and served.
     Serve,
     /// Kept as the certificate's backup, checked like any other but never served
@@ -77,7 +77,7 @@ impl OrderContext<'_> {
 }
 
 /// A certificate obtained and installed.
-pub struct Issued {
+pub(super) struct Issued {
     /// The certificate as checked (and, for [`Target::Serve`], as published).
     pub cert: ValidCert,
     /// The profile the CA says the order has (the order object's `profile`); `None` when it
@@ -86,7 +86,7 @@ pub struct Issued {
 }
 
 /// Obtains the certificate described by `cert`, installs it and returns its entry.
-pub async fn issue(
+pub(super) async fn issue(
     ctx: &OrderContext<'_>,
     cert: &CertificateConfig,
     replaces: Option<CertificateIdentifier<'static>>,

@@ -35,7 +35,7 @@ pub struct SubproblemDoc {
 }
 
 /// ACME error namespace prefix.
-pub const ACME_ERROR: &str = acme_problem::ACME_ERROR_PREFIX;
+pub(super) const ACME_ERROR: &str = acme_problem::ACME_ERROR_PREFIX;
 
 impl ProblemDoc {
     /// The short type (`rateLimited`) without the URN prefix.
@@ -163,7 +163,7 @@ impl From<&instant_acme::Problem> for ProblemDoc {
 }
 
 /// The identifier's value as it is written in a certificate request (`a.example`, `192.0.2.1`).
-pub fn identifier_value(id: &instant_acme::Identifier) -> String {
+pub(super) fn identifier_value(id: &instant_acme::Identifier) -> String {
     match id {
         instant_acme::Identifier::Dns(v) => v.clone(),
         instant_acme::Identifier::Ip(ip) => ip.to_string(),

@@ -145,7 +145,7 @@ impl Progress {
 }
 
 /// Where an order reports its steps (the renewer's status of the certificate).
-pub trait ProgressSink: Send + Sync {
+pub(super) trait ProgressSink: Send + Sync {
     fn report(&self, progress: Progress);
 }
 

@@ -46,7 +46,7 @@ use super::selfcheck::SelfCheck;
 use super::{account, backup, AcmeError, Diagnosis, ProblemDoc, SwapReason};
 use crate::config::{AcmeConfig, CertId, CertificateConfig};
 use crate::state::certs::{name_covers, CertEntry, CertSource};
-use crate::state::local::unix;
+use crate::state::unix;
 use crate::state::{OrderSlot, State};
 
 /// Keeps the configured certificates issued.
@@ -93,7 +93,7 @@ struct Status {
 
 /// One CA as the renewer sees it: its account and whether it is out.
 #[derive(Default, Clone, Serialize)]
-pub struct CaState {
+pub(super) struct CaState {
     pub name: String,
     pub directory: String,
     pub account: AccountStatus,
@@ -111,11 +111,11 @@ pub struct CaState {
 
 /// Why a CA was passed over for a certificate (serialised as `policy`, `rate-limited`,
 /// `outage`).
-pub use super::schedule::FailureClass as SkipReason;
+pub(super) use super::schedule::FailureClass as SkipReason;
 
 /// A CA passed over for a certificate's orders, and why: shown until an order succeeds.
 #[derive(Clone, Serialize)]
-pub struct CaSkip {
+pub(super) struct CaSkip {
     pub ca: String,
     pub reason: SkipReason,
     /// The catalogue cause (P2 for a policy refusal, P4 for a rate limit, P11 for an outage,
@@ -143,7 +143,7 @@ pub struct CaSkip {
 /// The account's state (serialised as `unknown`, `ready`, `error`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum AccountState {
+pub(super) enum AccountState {
     /// No attempt yet.
     #[default]
     Unknown,
@@ -156,7 +156,7 @@ pub enum AccountState {
 /// A certificate's renewal state (serialised as `waiting`, `due`, `ordering`, `failed`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum CertState {
+pub(super) enum CertState {
     /// Served; the renewal is planned.
     Waiting,
     /// To be ordered now (missing, planned time reached, or renewal requested).
@@ -170,14 +170,14 @@ pub enum CertState {
 /// How an order ended (serialised as `valid`, `failed`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum OrderResult {
+pub(super) enum OrderResult {
     Valid,
     Failed,
 }
 
 impl OrderResult {
     /// The `result` label of `dcv_acme_orders_total`.
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             OrderResult::Valid => "valid",
             OrderResult::Failed => "failed",
@@ -187,7 +187,7 @@ impl OrderResult {
 
 /// The ACME account as seen by the renewer.
 #[derive(Default, Clone, Serialize)]
-pub struct AccountStatus {
+pub(super) struct AccountStatus {
     pub state: AccountState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -205,7 +205,7 @@ pub struct AccountStatus {
 
 /// One certificate's renewal state.
 #[derive(Clone, Serialize)]
-pub struct CertStatus {
+pub(super) struct CertStatus {
     pub names: Vec<String>,
     pub challenge: &'static str,
     pub state: CertState,
@@ -268,7 +268,7 @@ pub struct CertStatus {
 /// Where a certificate's backup stands (serialised as `missing`, `ready`, `ordering`, `failed`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum BackupState {
+pub(super) enum BackupState {
     /// None kept (yet, or any more).
     #[default]
     Missing,
@@ -282,7 +282,7 @@ pub enum BackupState {
 
 /// A certificate's backup (`backup = true`).
 #[derive(Clone, Default, Serialize)]
-pub struct BackupStatus {
+pub(super) struct BackupStatus {
     pub state: BackupState,
     /// The CA that issued the backup kept now.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -308,7 +308,7 @@ pub struct BackupStatus {
 
 /// A backup swapped in for the served certificate.
 #[derive(Clone, Serialize)]
-pub struct SwapRecord {
+pub(super) struct SwapRecord {
     pub at: String,
     pub reason: SwapReason,
     /// The backup's serial, now served.
@@ -318,7 +318,7 @@ pub struct SwapRecord {
 
 /// The last order attempt.
 #[derive(Clone, Serialize)]
-pub struct OrderRecord {
+pub(super) struct OrderRecord {
     /// The CA the order was placed with.
     pub ca: String,
     pub started: String,

@@ -167,7 +167,7 @@ impl LocalSelfCheck {
 
 /// One check of the answer at `addr`, the way the CA does it: for an IP identifier, with the
 /// address as the `Host` (RFC 8738 §5) or its reverse-DNS name as the SNI (RFC 8738 §6).
-pub async fn check_at(
+pub(super) async fn check_at(
     addr: SocketAddr,
     name: &CertName,
     challenge: ChallengeType,

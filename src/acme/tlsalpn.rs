@@ -1,26 +1,12 @@
 //! TLS-ALPN-01 challenge certificates (RFC 8737 §3): self-signed, exactly one DNS name, and a
-//! critical acmeIdentifier extension holding SHA-256 of the key authorization.
+//! critical acmeIdentifier extension holding SHA-256 of the key authorization. The self-check
+//! reads that extension back from what the node presents.
 //!
-//! The certificate itself is made in [`crate::state::alpn`]; the challenge store hands it to the
-//! TLS-ALPN-01 acceptor by SNI.
-
-use std::sync::Arc;
-
-use rustls::sign::CertifiedKey;
-
-use super::AcmeError;
-
-/// The challenge certificate for `name` and `key_authorization` (made by
-/// [`crate::state::alpn`], where every node of a fleet can make it).
-pub fn challenge_certificate(
-    name: &str,
-    key_authorization: &str,
-) -> Result<Arc<CertifiedKey>, AcmeError> {
-    crate::state::alpn::challenge_certificate(name, key_authorization).map_err(AcmeError::Key)
-}
+//! The certificate itself is made in [`crate::state::alpn`] (where every node of a fleet can
+//! make it); the challenge store hands it to the TLS-ALPN-01 acceptor by SNI.
 
 /// The acmeIdentifier value (the SHA-256 digest) carried by `cert_der`, if any.
-pub fn acme_identifier(cert_der: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn acme_identifier(cert_der: &[u8]) -> Option<Vec<u8>> {
     use x509_parser::prelude::{FromDer, X509Certificate};
     const ACME_IDENTIFIER: &str = "1.3.6.1.5.5.7.1.31";
     let (_, cert) = X509Certificate::from_der(cert_der).ok()?;
@@ -42,7 +28,7 @@ mod tests {
 
     #[test]
     fn certificate_carries_the_digest_critically() {
-        let key = challenge_certificate("a.test", "tok.thumb").unwrap();
+        let key = crate::state::challenge_certificate("a.test", "tok.thumb").unwrap();
         let der = key.cert[0].as_ref();
         let expected = ring::digest::digest(&ring::digest::SHA256, b"tok.thumb");
         assert_eq!(acme_identifier(der).unwrap(), expected.as_ref());

@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use crate::config::{DnsName, RecordName};
 use crate::state::certs::CertId;
-use crate::state::challenge::AcmeAnswer;
-use crate::state::challenge::{is_file_name, is_token};
+use crate::state::AcmeAnswer;
+use crate::state::{is_file_name, is_token};
 
 /// Default lifetime of a token put through the API: long enough for any pending authorization,
 /// short enough that a forgotten token does not answer forever.

@@ -12,8 +12,8 @@ use super::{AdminApi, AdminRequest, Reply};
 use crate::state::certs::{
     CertEntry, CertId, CertSnapshot, CertSource, InstallError, NameOwner, DEFAULT_ID,
 };
-use crate::state::challenge::{apex_of, AcmeAnswer, PkiFile};
-use crate::state::local::unix;
+use crate::state::unix;
+use crate::state::{apex_of, AcmeAnswer, PkiFile};
 
 impl From<Refused> for Reply {
     fn from(r: Refused) -> Reply {

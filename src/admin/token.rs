@@ -5,7 +5,7 @@ use std::path::Path;
 
 use base64::Engine;
 
-use crate::state::fsio;
+use crate::state::write_atomic;
 
 /// The secret every state-changing admin request must present.
 #[derive(Clone)]
@@ -34,7 +34,7 @@ impl AdminToken {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                fsio::write_atomic(path, format!("{token}\n").as_bytes(), 0o600)?;
+                write_atomic(path, format!("{token}\n").as_bytes(), 0o600)?;
                 Ok((AdminToken(token), true))
             }
             Err(e) => Err(e),

@@ -14,7 +14,7 @@ use tracing_log::AsLog;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{reload, EnvFilter, Registry};
 
-use crate::serve::counters::{HandshakeFailure, HandshakeFailures};
+use crate::serve::{HandshakeFailure, HandshakeFailures};
 
 /// Changes the log filter of the running process.
 #[derive(Clone)]

@@ -21,8 +21,8 @@ use pingora_core::server::{RunArgs, Server, ShutdownWatch};
 use pingora_core::services::background::{background_service, BackgroundService};
 use pingora_core::services::listening::Service;
 
-use crate::acme::selfcheck::{LocalSelfCheck, SelfCheck};
 use crate::acme::Renewer;
+use crate::acme::{LocalSelfCheck, SelfCheck};
 use crate::admin::token::AdminToken;
 use crate::admin::AdminApi;
 use crate::config::{CertName, ChallengeType, Config, SelfCheckKind};
@@ -33,8 +33,8 @@ use crate::probe::{LocalNode, Prober, TxtRegistry};
 use crate::serve::{self, CertResolver, Decider, Routing, ServeCounters};
 use crate::state::certs::CertStore;
 use crate::state::fleet::{self, FleetFollower, NodeInfo};
-use crate::state::local::LocalBackend;
-use crate::state::webroot::WebrootSync;
+use crate::state::LocalBackend;
+use crate::state::WebrootSync;
 use crate::state::{ChallengeStore, State, StateDir};
 
 /// Why the node could not start.
@@ -250,10 +250,10 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
 
     let routing = Arc::new(ArcSwap::from_pointee(Routing::from_config(&config)));
     let decider = Arc::new(Decider::new(challenges.clone(), routing.clone(), counters));
-    let addresses = Arc::new(serve::tls::HandshakeAddresses::default());
+    let addresses = Arc::new(serve::HandshakeAddresses::default());
     let resolver = Arc::new(CertResolver::new(certs.clone(), addresses.clone()));
     let alpn = Arc::new(
-        serve::alpn::AlpnChallengeAcceptor::new(challenges.clone())
+        serve::AlpnChallengeAcceptor::new(challenges.clone())
             .with_addresses(certs.clone(), addresses),
     );
     let edge = serve::edge_service(
@@ -424,7 +424,7 @@ impl SelfCheck for ProbeGate {
                     ChallengeType::TlsAlpn01 => prober.config().https_port,
                     _ => prober.config().http_port,
                 };
-                return crate::acme::selfcheck::gate_address(
+                return crate::acme::gate_address(
                     *ip,
                     port,
                     challenge,

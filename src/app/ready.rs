@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::notify::notify_logged;
 use crate::config::reachable;
-use crate::state::fsio;
+use crate::state::{remove_durable, write_atomic};
 
 /// How long the listeners may take to accept before the node is announced anyway (the
 /// listeners' own errors are in the log by then).
@@ -39,7 +39,7 @@ impl Readiness {
             }
         }
         let pid = std::process::id();
-        if let Err(e) = fsio::write_atomic(&self.pid_file, format!("{pid}\n").as_bytes(), 0o644) {
+        if let Err(e) = write_atomic(&self.pid_file, format!("{pid}\n").as_bytes(), 0o644) {
             tracing::warn!(file = %self.pid_file.display(), error = %e, "cannot write the pid file");
         }
         notify_logged(&format!("READY=1\nMAINPID={pid}\nSTATUS=serving"));
@@ -55,6 +55,6 @@ pub(super) fn remove_pid_file(path: &Path) {
         .and_then(|t| t.trim().parse::<u32>().ok())
         == Some(std::process::id());
     if ours {
-        let _ = fsio::remove_durable(path);
+        let _ = remove_durable(path);
     }
 }

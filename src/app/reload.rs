@@ -21,7 +21,7 @@ use arc_swap::ArcSwap;
 use prometheus::{IntCounterVec, Opts};
 
 use super::logging::{LogControl, LogError};
-use crate::acme::renewer::CertificateChanges;
+use crate::acme::CertificateChanges;
 use crate::acme::RenewerHandle;
 use crate::config::{Config, ConfigError};
 use crate::probe::service::ProbeRunner;

@@ -3,7 +3,7 @@
 //! cause id, whose remedy then tells the operator what to do. The detail strings are those the
 //! catalogue quotes (Let's Encrypt's, Pebble's, Tencent Cloud's and Aliyun's wording).
 //!
-//! The caller is the ACME order code (`acme::problem::ProblemDoc::diagnose`), which applies this
+//! The caller is the ACME order code (`acme::ProblemDoc::diagnose`), which applies this
 //! to a problem and to each of its subproblems (RFC 8555 §6.7.1) and to the `error` of every
 //! failed challenge (RFC 8555 §7.1.4), where the CA puts the validation's detail. A problem that
 //! is not a validation or policy failure (`badNonce`, `serverInternal`, …) gets no cause rather

@@ -130,7 +130,7 @@ impl Cause {
     /// after a space or at the start (the self-probe gate: `"…: H1 (port 80 …) at …"`), or `(ID)`
     /// (the local self-check: `"… on 127.0.0.1:80 (H7)"`). Case-sensitive and bounded, so a
     /// name like `h1.example.com`, `IPv4` or a token that happens to contain `D1` never match.
-    /// This is how a self-check failure, which is a sentence (`acme::selfcheck::SelfCheck`),
+    /// This is how a self-check failure, which is a sentence (`acme::SelfCheck`),
     /// gets its cause.
     pub fn named_in(text: &str) -> Option<Cause> {
         Cause::all_named_in(text).first().map(|(_, c)| *c)

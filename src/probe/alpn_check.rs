@@ -609,7 +609,7 @@ mod tests {
 
     /// The node's own challenge certificate (`state::alpn`, what `serve::alpn` presents).
     fn fixture(name: &str, ka: &str) -> Arc<CertifiedKey> {
-        crate::state::alpn::challenge_certificate(name, ka).unwrap()
+        crate::state::challenge_certificate(name, ka).unwrap()
     }
 
     fn der_of(key: &CertifiedKey) -> Vec<u8> {

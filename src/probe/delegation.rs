@@ -50,7 +50,7 @@ impl Prober {
         let clock = Instant::now();
         let base = name.base();
         let wildcard = name.is_wildcard();
-        let value = crate::acme::dns01::txt_value(key_authorization);
+        let value = crate::acme::txt_value(key_authorization);
         let mut checks = Vec::new();
         let work = async {
             // Judged as DNS-01, whatever the configured method (CAA `validationmethods`, RFC

@@ -18,8 +18,8 @@ use super::http::{full, http1};
 use super::node_error::NodeError;
 use super::registry::TxtRegistry;
 use crate::config::{DnsName, ExpectedTxt, RecordName};
-use crate::state::challenge::{apex_of, AcmeAnswer};
 use crate::state::State;
+use crate::state::{apex_of, AcmeAnswer};
 
 /// A pki-validation file registered for a name.
 #[derive(Debug, Clone)]

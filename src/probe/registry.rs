@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::RwLock;
 
 use crate::config::{ExpectedTxt, RecordName};
-use crate::state::fsio;
+use crate::state::write_atomic;
 
 /// The registered records: owner name → expected values.
 pub struct TxtRegistry {
@@ -121,7 +121,7 @@ impl TxtRegistry {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        fsio::write_atomic(path, &bytes, 0o644).map_err(|source| RegistryError::Io {
+        write_atomic(path, &bytes, 0o644).map_err(|source| RegistryError::Io {
             path: path.display().to_string(),
             source,
         })

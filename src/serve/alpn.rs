@@ -25,7 +25,7 @@ use crate::serve::tls::HandshakeAddresses;
 use crate::state::{CertStore, ChallengeStore};
 
 /// The ALPN protocol id of TLS-ALPN-01.
-pub const ACME_TLS_1: &[u8] = b"acme-tls/1";
+pub(super) const ACME_TLS_1: &[u8] = b"acme-tls/1";
 
 /// How long a client may take to send its ClientHello while a challenge is pending.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);

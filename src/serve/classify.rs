@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-pub use crate::state::challenge::{is_file_name, is_token, MAX_FILE_LEN, MAX_TOKEN_LEN};
+pub(super) use crate::state::{is_file_name, is_token};
 
 const ACME_PREFIX: &str = "/.well-known/acme-challenge/";
 const PKI_PREFIX: &str = "/.well-known/pki-validation/";
@@ -120,6 +120,7 @@ fn is_port(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::MAX_TOKEN_LEN;
 
     #[test]
     fn well_formed_requests_match() {

@@ -296,7 +296,7 @@ impl HandshakeFailure {
 
 /// How often a WARN line is written for one reason; between two, failures are only counted
 /// (every one is still logged at DEBUG).
-pub const HANDSHAKE_LOG_EVERY: Duration = Duration::from_secs(60);
+pub(super) const HANDSHAKE_LOG_EVERY: Duration = Duration::from_secs(60);
 
 const NEVER: u64 = u64::MAX;
 

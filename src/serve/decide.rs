@@ -14,8 +14,8 @@ use super::classify::{self, ChallengeKind, Route};
 use super::counters::{Answer, Scheme, ServeCounters};
 use super::routing::Routing;
 use crate::config::{OriginAddr, UnknownToken};
-use crate::state::challenge::{AnswerSource, Reply};
 use crate::state::ChallengeStore;
+use crate::state::{AnswerSource, Reply};
 
 /// What a request gets.
 pub enum Decision {
@@ -40,7 +40,7 @@ pub struct Fixed {
 // `concat!` needs the length as a literal; `fixed_responses_are_consistent` checks it.
 macro_rules! fixed {
     ($name:ident, $status:literal, $reason:literal, $len:literal, $body:literal) => {
-        pub static $name: Fixed = Fixed {
+        pub(crate) static $name: Fixed = Fixed {
             status: $status,
             body: $body.as_bytes(),
             response: concat!(
@@ -236,7 +236,7 @@ fn route_is_pki(route: Route<'_>) -> bool {
 }
 
 /// A `text/plain` body as `Bytes` without copying a static one.
-pub fn static_body(fixed: &'static Fixed) -> Bytes {
+pub(super) fn static_body(fixed: &'static Fixed) -> Bytes {
     Bytes::from_static(fixed.body)
 }
 

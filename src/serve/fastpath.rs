@@ -56,7 +56,7 @@ use crate::inflight::{Front, InFlight};
 /// Largest request head accepted on HTTP/1.x, the same as pingora's HTTP/2 header-list limit:
 /// a longer one gets `431` and the connection is closed, before anything reaches pingora or an
 /// origin (pingora alone would read up to 1 MiB).
-pub const MAX_HEAD: usize = 64 * 1024;
+pub(super) const MAX_HEAD: usize = 64 * 1024;
 
 /// The answer to a head longer than [`MAX_HEAD`].
 const HEAD_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\n\
@@ -623,7 +623,7 @@ fn reason(status: u16) -> &'static str {
 
 /// A connection with bytes already read from it, replayed before anything else: how a request
 /// the fast path started to read reaches pingora intact.
-pub struct Replay {
+pub(super) struct Replay {
     prefix: BytesMut,
     inner: Stream,
     /// A request was served on this connection already: it is a kept-alive one.

@@ -42,7 +42,7 @@ pub enum Relayed {
 /// Sends `req` (a `GET` or `HEAD` without a body, prepared by [`forwarding::prepare_request`])
 /// to `peer` and relays the answer to `down`. A reused connection that fails before a byte of
 /// answer is retried once on a new one, as pingora's proxy does (`GET`/`HEAD` are idempotent).
-pub async fn relay<W>(
+pub(super) async fn relay<W>(
     pool: &OriginPool,
     peer: &HttpPeer,
     req: Box<RequestHeader>,

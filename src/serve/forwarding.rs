@@ -79,7 +79,7 @@ const FORWARDING: [&str; 4] = [
 
 /// Why a request is answered `400` instead of being forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum RequestRefused {
+pub(super) enum RequestRefused {
     /// `Connection` named ten or more headers.
     #[error("too many Connection header nominations")]
     TooManyNominations,
@@ -101,7 +101,7 @@ pub enum RequestRefused {
 
 /// Why an origin's response is answered `502` instead of being relayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ResponseRefused {
+pub(super) enum ResponseRefused {
     /// `Transfer-Encoding` other than exactly `chunked`: a coding the proxy would have to undo to
     /// frame the body for the client (RFC 9112 §6.1); nginx answers 502 too.
     #[error("unsupported transfer-encoding from the origin")]
@@ -113,7 +113,7 @@ pub enum ResponseRefused {
 
 /// Prepares `req` for the origin: hop-by-hop and `Connection`-named headers removed, the
 /// forwarding headers set. `client` is the address of the client's connection.
-pub fn prepare_request(
+pub(super) fn prepare_request(
     req: &mut RequestHeader,
     client: Option<IpAddr>,
     scheme: Scheme,
@@ -136,7 +136,7 @@ pub fn prepare_request(
 /// Refuses request framing pingora would accept but no sender may produce: `chunked` applied
 /// twice, in one line or two (pingora itself refuses every other coding). Run before a request
 /// body is read (`request_filter`); the fast path never relays a request with a body.
-pub fn check_request_framing(req: &RequestHeader) -> Result<(), RequestRefused> {
+pub(super) fn check_request_framing(req: &RequestHeader) -> Result<(), RequestRefused> {
     let codings = req
         .headers
         .get_all(header::TRANSFER_ENCODING)
@@ -337,13 +337,13 @@ fn is_forwarding_spelling(name: &[u8]) -> bool {
 /// The hop-by-hop headers of one origin response (RFC 9110 §7.6.1), `Connection`-named ones
 /// included, after its `Transfer-Encoding` was checked. Framing headers (`Transfer-Encoding`,
 /// `Content-Length`) are never removed by name: the engine that writes the response frames it.
-pub struct ResponseHops {
+pub(super) struct ResponseHops {
     nominated: Vec<HeaderName>,
 }
 
 /// Checks an origin's response: `502` unless its transfer coding is one the proxy can frame for
 /// the client, and for a `101` the request asked for an upgrade (`upgrade_requested`).
-pub fn check_response(
+pub(super) fn check_response(
     resp: &ResponseHeader,
     upgrade_requested: bool,
 ) -> Result<ResponseHops, ResponseRefused> {
@@ -375,7 +375,7 @@ pub fn check_response(
 
 impl ResponseHops {
     /// Whether the header `name` (any case) goes on to the client.
-    pub fn keeps(&self, name: &[u8]) -> bool {
+    pub(super) fn keeps(&self, name: &[u8]) -> bool {
         !RESPONSE_HOP_BY_HOP
             .iter()
             .any(|hop| hop.as_bytes().eq_ignore_ascii_case(name))
@@ -389,7 +389,7 @@ impl ResponseHops {
     /// keeps one line of a repeated `Content-Length`: pingora-core's client accepts repeats only
     /// when they hold the same value, and RFC 9110 §8.6 lets a proxy send one instead (the fast
     /// path's `write_head` does the same).
-    pub fn strip(&self, resp: &mut ResponseHeader) {
+    pub(super) fn strip(&self, resp: &mut ResponseHeader) {
         for name in &self.nominated {
             resp.remove_header(name);
         }

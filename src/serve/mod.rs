@@ -1,34 +1,39 @@
 //! Serving: the listeners on ports 80 and 443, the edge proxy behind them and TLS termination.
 
-pub mod alpn;
-pub mod classify;
-pub mod counters;
-pub mod decide;
+mod alpn;
+mod classify;
+mod counters;
+mod decide;
 pub mod dns;
-pub mod fastpath;
-pub mod fastproxy;
-pub mod forwarding;
-pub mod origin;
-pub mod park;
-pub mod proxy;
-pub mod routing;
-pub mod tls;
+mod fastpath;
+mod fastproxy;
+mod forwarding;
+mod origin;
+mod park;
+mod proxy;
+mod routing;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::config::HttpsConfig;
 use crate::inflight::InFlight;
-pub use counters::ServeCounters;
-pub use decide::Decider;
-pub use fastpath::FastPath;
 use pingora_core::listeners::{ListenerConfig, TcpSocketOptions};
 use pingora_core::protocols::l4::stream::L4BufferSettings;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::services::listening::Service;
+
+pub use alpn::AlpnChallengeAcceptor;
+pub use classify::{classify, normalize_host, request_host, Route};
+pub use counters::{HandshakeFailure, HandshakeFailures, Scheme, ServeCounters};
+pub use decide::{Decider, Decision, RequestView};
+pub use fastpath::{read_head, FastPath, HeadRead, MAX_HEADERS};
+pub use fastproxy::{exchange, Relayed};
+pub use forwarding::upstream_request;
 pub use proxy::EdgeProxy;
 pub use routing::Routing;
-pub use tls::CertResolver;
+pub use tls::{CertResolver, HandshakeAddresses};
 
 /// The pingora service carrying every HTTP and HTTPS listener: the fast path in front of the
 /// pingora proxy, both deciding with `decider`.

@@ -14,12 +14,16 @@ use crate::config::OriginAddr;
 /// How long an origin connection may wait idle in a pool. Below the keep-alive timeouts of
 /// common origin servers (nginx 75 s, Apache 5 s is the exception the retry covers), so the
 /// edge rarely picks a connection the origin is closing at that moment.
-pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The peer for `origin`. Pools are keyed by everything that tells one origin connection from
 /// another (pingora's `HttpPeer` hash: address, scheme, SNI, certificate checks), so a TLS
 /// connection made for one site's name is never reused for another's.
-pub fn peer(origin: &OriginAddr, connect_timeout: Duration, read_timeout: Duration) -> HttpPeer {
+pub(super) fn peer(
+    origin: &OriginAddr,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+) -> HttpPeer {
     // The SNI string is only needed (and only allocated) for TLS origins.
     let sni = if origin.tls {
         origin.host.clone()

@@ -40,7 +40,7 @@ const TRIM_STEP: usize = 1024;
 const TRIM_SETTLE: Duration = Duration::from_secs(1);
 
 /// Parked sockets, waiting for their next request.
-pub struct ParkingLot {
+pub(super) struct ParkingLot {
     epoll: AsyncFd<OwnedFd>,
     slots: Mutex<Slots>,
     /// Wakes the lot's task when a socket is parked in an empty lot (there was no deadline for
@@ -144,12 +144,12 @@ fn split(key: u64) -> (usize, u32) {
 impl ParkingLot {
     /// A lot whose sockets are closed after `timeout` parked; counted in `parked`. Must be
     /// called within the Tokio runtime that is to watch it.
-    pub fn new(timeout: Duration, parked: IntGauge) -> io::Result<Arc<Self>> {
+    pub(super) fn new(timeout: Duration, parked: IntGauge) -> io::Result<Arc<Self>> {
         Self::with_trim_step(timeout, parked, TRIM_STEP)
     }
 
     /// [`ParkingLot::new`], trimming the heap after `trim_step` more sockets.
-    pub fn with_trim_step(
+    pub(super) fn with_trim_step(
         timeout: Duration,
         parked: IntGauge,
         trim_step: usize,
@@ -178,7 +178,7 @@ impl ParkingLot {
 
     /// Parks `socket` until it becomes readable or times out. `Err` gives it back when the lot
     /// is shutting down or the kernel refused to watch it.
-    pub fn park(&self, socket: OwnedFd) -> Result<(), OwnedFd> {
+    pub(super) fn park(&self, socket: OwnedFd) -> Result<(), OwnedFd> {
         let mut slots = self.slots();
         if slots.closed {
             return Err(socket);
@@ -212,7 +212,7 @@ impl ParkingLot {
     /// Watches the parked sockets until `shutdown`: each that becomes readable goes to `wake`
     /// (its next request, or its close, is for a new task to read), each that times out is
     /// closed. At shutdown every parked socket is closed.
-    pub async fn run(self: Arc<Self>, mut shutdown: ShutdownWatch, wake: impl Fn(OwnedFd)) {
+    pub(super) async fn run(self: Arc<Self>, mut shutdown: ShutdownWatch, wake: impl Fn(OwnedFd)) {
         while !*shutdown.borrow() {
             let (next_deadline, trim_due) = {
                 let slots = self.slots();
@@ -292,8 +292,9 @@ impl ParkingLot {
         self.trims.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Heap trims so far.
-    pub fn trims(&self) -> u64 {
+    /// Heap trims so far (what the tests watch).
+    #[cfg(test)]
+    pub(crate) fn trims(&self) -> u64 {
         self.trims.load(Ordering::Relaxed)
     }
 
@@ -316,13 +317,10 @@ impl ParkingLot {
         self.parked.sub(closed);
     }
 
-    /// Sockets parked now.
-    pub fn len(&self) -> usize {
+    /// Sockets parked now (what the tests watch; the gauge says it in production).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.slots().live
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -121,7 +121,7 @@ const MAX_REQUESTED_TICKETS: usize = 8;
 /// clients than that would forget most of them and make them pay a full handshake again.
 /// The ticket key is this process's own and rotates (rustls: every 6 hours), so tickets do not
 /// survive a restart or move between nodes — a client then makes one full handshake.
-pub fn ticketer(
+pub(super) fn ticketer(
     tls13_tickets: usize,
 ) -> pingora_error::Result<Option<Arc<dyn rustls::server::ProducesTickets>>> {
     if tls13_tickets == 0 {
@@ -143,7 +143,7 @@ pub fn ticketer(
 /// One ticket, not rustls's and OpenSSL's two, by default: a client connecting again and again
 /// needs one (it gets a new one with each resumption), and each ticket costs both sides an
 /// encryption and a message (`docs/performance.md`, resumed handshakes).
-pub fn tls_settings(
+pub(super) fn tls_settings(
     resolver: Arc<CertResolver>,
     tls13_tickets: usize,
     ticketer: Option<Arc<dyn rustls::server::ProducesTickets>>,

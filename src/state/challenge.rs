@@ -569,7 +569,7 @@ impl fmt::Debug for AcmeAnswer {
 /// CAs use 43. 256 leaves room without inviting abuse.
 pub const MAX_TOKEN_LEN: usize = 256;
 /// Longest pki-validation file name accepted (a file name on every common file system).
-pub const MAX_FILE_LEN: usize = 255;
+pub(super) const MAX_FILE_LEN: usize = 255;
 
 /// An ACME token: 1–256 characters of the base64url alphabet, no padding (RFC 8555 §8.1).
 pub fn is_token(s: &str) -> bool {

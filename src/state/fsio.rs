@@ -53,14 +53,14 @@ pub fn remove_durable(path: &Path) -> io::Result<()> {
 }
 
 /// Whether a directory entry is a temp file of [`write_atomic`] (never a served file).
-pub fn is_temp_name(name: &str) -> bool {
+pub(super) fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.contains(".tmp-")
 }
 
 /// Whether a temp file of [`write_atomic`] was left by a write that can no longer finish: its
 /// writer (the pid in its name) is gone. During a binary upgrade the old process may be in the
 /// middle of a write while the new one starts; its temp file is not the new one's to remove.
-pub fn is_stale_temp(name: &str) -> bool {
+pub(super) fn is_stale_temp(name: &str) -> bool {
     if !is_temp_name(name) {
         return false;
     }

@@ -6,27 +6,34 @@
 //! wait. Writes are serialised with the fleet follower's applies (one async mutex), so a change
 //! that another node made a moment later is never overwritten by a slower local publish.
 
-pub mod alpn;
-pub mod backend;
+mod alpn;
+mod backend;
 pub mod certs;
-pub mod challenge;
+mod challenge;
 pub mod fleet;
-pub mod fsio;
-pub mod layout;
-pub mod local;
-pub mod webroot;
+mod fsio;
+mod layout;
+mod local;
+mod webroot;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-pub use backend::{Backend, BackendError, HeldLock, OrderSlot};
+pub use alpn::challenge_certificate;
+pub use backend::{Backend, BackendError, HeldLock, LockRelease, OrderSlot};
 pub use certs::{CertRefusal, CertStore};
-pub use challenge::ChallengeStore;
+pub use challenge::{
+    apex_of, is_file_name, is_token, AcmeAnswer, AnswerSource, ChallengeStore, PkiFile, Reply,
+    TxtChallenge, MAX_TOKEN_LEN,
+};
 pub use fleet::FleetHandle;
+pub use fsio::{remove_durable, write_atomic};
 pub use layout::StateDir;
+pub(crate) use local::unix;
+pub use local::LocalBackend;
+pub use webroot::WebrootSync;
 
 use certs::{CertEntry, CertId, CertSource, InstallError};
-use challenge::{AcmeAnswer, PkiFile};
 
 /// The stores and the backend that makes their writes durable.
 #[derive(Clone)]

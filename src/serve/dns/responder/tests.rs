@@ -6,7 +6,7 @@ use hickory_server::proto::op::{Edns, Message, MessageType, OpCode, Query, Respo
 use hickory_server::proto::rr::{DNSClass, Name, RData, RecordType};
 
 use super::*;
-use crate::state::challenge::TxtChallenge;
+use crate::state::TxtChallenge;
 
 const CONFIG: &str = r#"
 [dns]
