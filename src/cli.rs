@@ -156,7 +156,7 @@ pub fn main(cli: Cli) -> i32 {
                     return EXIT_USAGE;
                 }
             };
-            let log = crate::app::logging::init(&config.server.log_level);
+            let log = crate::app::init_logging(&config.server.log_level);
             match crate::app::run(config, crate::app::RunOptions { upgrade, log }) {
                 Ok(()) => 0,
                 Err(e) => {
@@ -171,7 +171,7 @@ pub fn main(cli: Cli) -> i32 {
 
 /// `dcv-proxy check`: probes each name through the node's admin API and prints the reports.
 fn check(config: Config, names: Vec<String>, json: bool) -> i32 {
-    use crate::probe::report::{json_document, Status};
+    use crate::probe::{json_document, Status};
     use crate::probe::{AdminNode, Prober};
 
     // Quiet by default: the report is the output; RUST_LOG shows the resolver's workings.
@@ -255,12 +255,12 @@ fn check(config: Config, names: Vec<String>, json: bool) -> i32 {
 
 /// tracing to stderr, for the commands other than `run`.
 fn init_logging(default_filter: &str) {
-    let _ = crate::app::logging::init(default_filter);
+    let _ = crate::app::init_logging(default_filter);
 }
 
 /// `health`: `GET /healthz` through the admin API.
 fn health(config: &Config) -> i32 {
-    let client = crate::admin::client::AdminClient::from_config(config);
+    let client = crate::admin::AdminClient::from_config(config);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -301,7 +301,7 @@ fn health(config: &Config) -> i32 {
 
 /// `certs list|renew`, through the admin API of the running node.
 fn certs(config: &Config, action: CertsAction) -> i32 {
-    let client = crate::admin::client::AdminClient::from_config(config);
+    let client = crate::admin::AdminClient::from_config(config);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -19,5 +19,6 @@ pub mod metrics;
 pub mod probe;
 pub mod serve;
 pub mod state;
+#[cfg(any(test, feature = "testkit"))]
 #[doc(hidden)]
 pub mod testkit;

@@ -22,7 +22,7 @@ use prometheus::{Encoder, GaugeVec, IntGauge, IntGaugeVec, Opts, Registry, TextE
 
 use crate::acme::RenewerHandle;
 use crate::catalogue::Cause;
-use crate::probe::service::ProbeRunner;
+use crate::probe::ProbeRunner;
 use crate::state::unix;
 use crate::state::{CertStore, ChallengeStore};
 

@@ -23,7 +23,7 @@ use common_probe::{
     free_port, http_request, wait_until, CannedReply, Challtestsrv, TestServer, BIN,
 };
 use dcv_proxy::config::{Config, DnsName, ExpectedTxt};
-use dcv_proxy::probe::node::RegisteredFile;
+use dcv_proxy::probe::RegisteredFile;
 use dcv_proxy::probe::{Cause, Check, Node, NodeError, Prober, Report, Status};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;

@@ -24,7 +24,7 @@ struct AccountFile {
 /// fleet, so every node orders with the same account.
 pub(super) fn account_name(directory: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, directory.as_bytes());
-    let hex = crate::state::certs::check::hex(&digest.as_ref()[..8]);
+    let hex = crate::state::certs::hex(&digest.as_ref()[..8]);
     format!("account-{hex}")
 }
 

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::catalogue::{acme_problem, Cause};
+use crate::catalogue::{diagnose_acme_problem, Cause, ACME_ERROR_PREFIX};
 
 /// A problem document with its subproblems.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub struct SubproblemDoc {
 }
 
 /// ACME error namespace prefix.
-pub(super) const ACME_ERROR: &str = acme_problem::ACME_ERROR_PREFIX;
+pub(super) const ACME_ERROR: &str = ACME_ERROR_PREFIX;
 
 impl ProblemDoc {
     /// The short type (`rateLimited`) without the URN prefix.
@@ -112,14 +112,14 @@ impl ProblemDoc {
             .map(|s| {
                 Diagnosis::new(
                     FailureKind::Problem,
-                    acme_problem::diagnose(&s.kind, &s.detail),
+                    diagnose_acme_problem(&s.kind, &s.detail),
                     s.detail.clone(),
                     Some(short(&s.kind).to_owned()),
                     s.identifier.clone(),
                 )
             })
             .collect();
-        let own = acme_problem::diagnose(&self.kind, &self.detail);
+        let own = diagnose_acme_problem(&self.kind, &self.detail);
         let first_sub = subproblems.iter().find_map(|s| s.cause);
         // A problem about one identifier (a failed challenge's error) speaks for itself.
         let cause = match self.identifier {

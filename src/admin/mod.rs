@@ -8,12 +8,16 @@
 //! otherwise, and nothing changes). Bodies are capped (413), and every refusal is a 4xx with a
 //! JSON `{"error": "..."}` that says why.
 
-pub mod client;
+mod client;
+/// Public for the fuzz target `admin_input`: every parser of admin requests.
 pub mod input;
 mod page;
 mod probe;
 mod routes;
-pub mod token;
+mod token;
+
+pub use client::AdminClient;
+pub use token::AdminToken;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -27,7 +31,7 @@ use serde::Serialize;
 use crate::acme::RenewerHandle;
 use crate::inflight::{Front, InFlight};
 use crate::metrics::Metrics;
-use crate::probe::service::ProbeRunner;
+use crate::probe::ProbeRunner;
 use crate::state::State;
 
 /// The admin API application.

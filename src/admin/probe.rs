@@ -13,9 +13,9 @@
 use http::StatusCode;
 
 use super::{AdminApi, Reply};
-use crate::probe::report::Status;
-use crate::probe::service::ProbeRunner;
+use crate::probe::ProbeRunner;
 use crate::probe::Report;
+use crate::probe::Status;
 
 fn runner(api: &AdminApi) -> Result<&ProbeRunner, Reply> {
     api.probe.as_deref().ok_or_else(|| {

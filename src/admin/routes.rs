@@ -207,7 +207,7 @@ fn pki_view(host: &str, file: &str, entry: &PkiFile) -> PkiView {
         answers_on: [host.to_owned(), www],
         file: file.to_owned(),
         size: entry.body.len(),
-        sha256: crate::state::certs::check::hex(
+        sha256: crate::state::certs::hex(
             ring::digest::digest(&ring::digest::SHA256, &entry.body).as_ref(),
         ),
         created: rfc3339(entry.created),

@@ -3,12 +3,14 @@
 //! ([`signals`]: graceful stop, binary upgrade, configuration reload).
 
 mod drain;
-pub mod logging;
-pub mod notify;
+mod logging;
+mod notify;
 mod ready;
-pub mod reload;
+mod reload;
 mod signals;
 mod upgrade;
+
+pub use logging::init as init_logging;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -23,13 +25,13 @@ use pingora_core::services::listening::Service;
 
 use crate::acme::Renewer;
 use crate::acme::{LocalSelfCheck, SelfCheck};
-use crate::admin::token::AdminToken;
 use crate::admin::AdminApi;
+use crate::admin::AdminToken;
 use crate::config::{CertName, ChallengeType, Config, SelfCheckKind};
 use crate::inflight::InFlight;
 use crate::metrics::Metrics;
-use crate::probe::service::{ProbeRunner, ProbeService};
 use crate::probe::{LocalNode, Prober, TxtRegistry};
+use crate::probe::{ProbeRunner, ProbeService};
 use crate::serve::{self, CertResolver, Decider, Routing, ServeCounters};
 use crate::state::certs::CertStore;
 use crate::state::fleet::{self, FleetFollower, NodeInfo};

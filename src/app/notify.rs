@@ -11,7 +11,7 @@ use std::os::unix::net::UnixDatagram;
 
 /// Sends `state` (`KEY=VALUE` lines) to the service manager. `Ok(false)` when not started by
 /// one (no `$NOTIFY_SOCKET`), which is not an error.
-pub fn notify(state: &str) -> io::Result<bool> {
+pub(super) fn notify(state: &str) -> io::Result<bool> {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return Ok(false);
     };
@@ -39,7 +39,7 @@ pub fn notify(state: &str) -> io::Result<bool> {
 
 /// [`notify`], with a failure logged rather than returned: a lost notification must never stop
 /// the node.
-pub fn notify_logged(state: &str) {
+pub(super) fn notify_logged(state: &str) {
     if let Err(e) = notify(state) {
         tracing::warn!(error = %e, state, "cannot notify the service manager");
     }

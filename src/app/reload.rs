@@ -24,12 +24,12 @@ use super::logging::{LogControl, LogError};
 use crate::acme::CertificateChanges;
 use crate::acme::RenewerHandle;
 use crate::config::{Config, ConfigError};
-use crate::probe::service::ProbeRunner;
 use crate::probe::ProbeError;
+use crate::probe::ProbeRunner;
 use crate::serve::Routing;
 
 /// Re-reads the configuration file and applies it.
-pub struct Reloader {
+pub(super) struct Reloader {
     path: PathBuf,
     current: Mutex<Config>,
     routing: Arc<ArcSwap<Routing>>,
@@ -41,7 +41,7 @@ pub struct Reloader {
 
 /// Why a new configuration was refused (nothing of it was applied).
 #[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
+pub(super) enum ReloadError {
     /// The file does not read or does not pass the checks of `config check`.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -55,7 +55,7 @@ pub enum ReloadError {
 
 /// What a reload applied.
 #[derive(Debug)]
-pub struct Applied {
+pub(super) struct Applied {
     /// Keys that differ from the running configuration but only take effect at a restart.
     pub restart_needed: Vec<&'static str>,
     /// Certificates added, removed or changed in the renewer's list.
@@ -65,7 +65,7 @@ pub struct Applied {
 }
 
 impl Reloader {
-    pub fn new(
+    pub(super) fn new(
         config: Config,
         routing: Arc<ArcSwap<Routing>>,
         renewer: RenewerHandle,
@@ -94,13 +94,13 @@ impl Reloader {
     }
 
     /// The reload counter, for the metrics registry.
-    pub fn counter(&self) -> IntCounterVec {
+    pub(super) fn counter(&self) -> IntCounterVec {
         self.reloads.clone()
     }
 
     /// Reads the file and applies it, or refuses it whole. Blocking (file read, origin names
     /// resolved): run it off the serving threads.
-    pub fn reload(&self) -> Result<Applied, ReloadError> {
+    pub(super) fn reload(&self) -> Result<Applied, ReloadError> {
         let result = self.try_reload();
         let label = if result.is_ok() { "applied" } else { "refused" };
         self.reloads.with_label_values(&[label]).inc();
@@ -108,7 +108,7 @@ impl Reloader {
     }
 
     /// [`Self::reload`] with its outcome in the log.
-    pub fn reload_and_log(&self) {
+    pub(super) fn reload_and_log(&self) {
         tracing::info!(file = %self.path.display(), "reloading the configuration");
         match self.reload() {
             Ok(applied) => {
@@ -172,7 +172,7 @@ impl Reloader {
 }
 
 /// The keys of `new` that differ from `old` and are bound at start.
-pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+pub(super) fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut keys = Vec::new();
     let mut check = |differs: bool, key: &'static str| {
         if differs {

@@ -6,7 +6,9 @@
 //! the admin output can all use it without depending on each other. [`acme_problem`] maps what
 //! a CA says (an ACME problem document's type and detail, RFC 8555 §6.7) to a cause.
 
-pub mod acme_problem;
+mod acme_problem;
+
+pub use acme_problem::{diagnose as diagnose_acme_problem, ACME_ERROR_PREFIX};
 mod uncatalogued;
 
 pub use uncatalogued::remedy_without_cause;

@@ -265,8 +265,8 @@ pub(crate) fn judge_challenge(
             Cause::H7,
             format!(
                 "Received certificate with acmeValidationV1 extension value {} but expected {}.",
-                crate::state::certs::check::hex(value),
-                crate::state::certs::check::hex(expected.as_ref())
+                crate::state::certs::hex(value),
+                crate::state::certs::hex(expected.as_ref())
             ),
         );
     }
@@ -648,8 +648,8 @@ mod tests {
             detail,
             format!(
                 "Incorrect validation certificate for tls-alpn-01 challenge. Requested {NAME} from {HOSTPORT}. Received certificate with acmeValidationV1 extension value {} but expected {}.",
-                crate::state::certs::check::hex(&digest("other.thumbprint")),
-                crate::state::certs::check::hex(&digest(KA))
+                crate::state::certs::hex(&digest("other.thumbprint")),
+                crate::state::certs::hex(&digest(KA))
             )
         );
     }

@@ -29,7 +29,7 @@ const KNOWN_TAGS: &[&str] = &[
 
 /// One CAA record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Property {
+pub(super) struct Property {
     pub critical: bool,
     /// Lowercase tag.
     pub tag: String,
@@ -38,7 +38,7 @@ pub struct Property {
 
 /// What a CAA record set says about the configured CA.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(super) enum Decision {
     /// The CA may issue; the text says which record (or why unrestricted).
     Authorized(String),
     /// The CA may not issue (D8).
@@ -50,7 +50,12 @@ pub enum Decision {
 /// Finds and evaluates the CAA record set of `name` (for `*.name` when `wildcard`: RFC 8659
 /// §4.3, `issuewild` first) through the primary resolver, then compares the relevant record set
 /// across the authoritative servers of its zone (D11: the CA may be given either).
-pub async fn check(dns: &Dns, name: &DnsName, wildcard: bool, config: &ProbeConfig) -> Vec<Check> {
+pub(super) async fn check(
+    dns: &Dns,
+    name: &DnsName,
+    wildcard: bool,
+    config: &ProbeConfig,
+) -> Vec<Check> {
     let (verdict, at) = evaluate_at(dns, name, wildcard, config).await;
     let agreement = agreement(dns, at.as_deref().unwrap_or(name.as_str())).await;
     vec![verdict, agreement]
@@ -217,7 +222,7 @@ async fn agreement(dns: &Dns, at: &str) -> Check {
 
 /// RFC 8659 §4 over one relevant record set, for `identities` (issuer domain names of one CA),
 /// with RFC 8657 parameters checked against `account` and `method`.
-pub fn evaluate(
+pub(super) fn evaluate(
     set: &[Property],
     wildcard: bool,
     identities: &[DnsName],
@@ -317,7 +322,7 @@ pub fn evaluate(
 
 /// The value of an `issue` or `issuewild` property.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssueValue {
+pub(super) struct IssueValue {
     /// Lowercase issuer domain name; `None` (written `";"`) authorizes no CA.
     pub issuer: Option<String>,
     /// `(tag, value)`, tags lowercase (RFC 8657: `accounturi`, `validationmethods`).
@@ -325,7 +330,7 @@ pub struct IssueValue {
 }
 
 /// Parses `issuer-domain-name *(";" tag "=" value)` (RFC 8659 §4.2).
-pub fn parse_issue_value(value: &str) -> Result<IssueValue, String> {
+pub(super) fn parse_issue_value(value: &str) -> Result<IssueValue, String> {
     let mut parts = value.split(';');
     let issuer = parts.next().unwrap_or("").trim();
     let issuer = (!issuer.is_empty()).then(|| issuer.trim_end_matches('.').to_ascii_lowercase());

@@ -43,7 +43,7 @@ const MAX_AUTHORITATIVE: usize = 8;
 
 /// The DNS servers a probe asks.
 #[derive(Clone)]
-pub struct Dns {
+pub(super) struct Dns {
     /// Recursive resolvers, each asked on its own (the CA's view, D4/D7 per resolver).
     recursive: Vec<Upstream>,
     /// Authoritative servers from the configuration; empty: found by NS lookup per name.
@@ -53,7 +53,7 @@ pub struct Dns {
 
 /// One DNS server and the resolver that asks only it.
 #[derive(Clone)]
-pub struct Upstream {
+pub(super) struct Upstream {
     /// How reports name it: `ip:port`, or `host (ip:port)` for an authoritative server.
     pub label: String,
     resolver: TokioResolver,
@@ -71,7 +71,7 @@ impl fmt::Debug for Upstream {
 
 /// The outcome of one query, with the distinctions the catalogue needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer<T> {
+pub(super) enum Answer<T> {
     /// Records of the type asked for; `chain` holds the CNAME targets followed, in order.
     Records {
         records: Vec<T>,
@@ -93,7 +93,7 @@ pub enum Answer<T> {
 
 impl<T> Answer<T> {
     /// The CNAME targets followed, if the answer says.
-    pub fn chain(&self) -> &[String] {
+    pub(super) fn chain(&self) -> &[String] {
         match self {
             Answer::Records { chain, .. }
             | Answer::NoData { chain }
@@ -103,7 +103,7 @@ impl<T> Answer<T> {
     }
 
     /// Short words for reports: `NXDOMAIN`, `SERVFAIL`, `timeout`…
-    pub fn describe_failure(&self) -> String {
+    pub(super) fn describe_failure(&self) -> String {
         match self {
             Answer::Records { .. } => "records".into(),
             Answer::NoData { .. } => "no records (NOERROR)".into(),
@@ -118,7 +118,7 @@ impl<T> Answer<T> {
 impl Dns {
     /// Resolvers from the configuration (or `/etc/resolv.conf`), and the configured
     /// authoritative servers.
-    pub fn from_config(config: &ProbeConfig) -> Result<Self, DnsSetupError> {
+    pub(super) fn from_config(config: &ProbeConfig) -> Result<Self, DnsSetupError> {
         let timeout = config.timeout;
         let recursive = if config.resolvers.is_empty() {
             let (system, _) = hickory_resolver::system_conf::read_system_conf()
@@ -155,24 +155,24 @@ impl Dns {
         })
     }
 
-    pub fn recursive(&self) -> &[Upstream] {
+    pub(super) fn recursive(&self) -> &[Upstream] {
         &self.recursive
     }
 
     /// The resolver asked for CAA, NS and redirect targets: the first configured one.
-    pub fn primary(&self) -> &Upstream {
+    pub(super) fn primary(&self) -> &Upstream {
         // `from_config` never builds a `Dns` without a recursive resolver.
         &self.recursive[0]
     }
 
     /// How long one query may take (`probe.timeout`).
-    pub fn timeout(&self) -> Duration {
+    pub(super) fn timeout(&self) -> Duration {
         self.timeout
     }
 
     /// The authoritative servers of `name`'s zone: the configured ones, else those its NS
     /// records name (found by climbing from the name), on port 53.
-    pub async fn authoritative_for(&self, name: &DnsName) -> Result<Vec<Upstream>, String> {
+    pub(super) async fn authoritative_for(&self, name: &DnsName) -> Result<Vec<Upstream>, String> {
         self.zone_of(name.as_str())
             .await
             .map(|(_, servers)| servers)
@@ -183,7 +183,7 @@ impl Dns {
     /// records behind a CNAME belong to the target's zone, not to this name's. The servers are
     /// the configured `probe.authoritative` ones when set, else those the zone's NS records
     /// name, on port 53.
-    pub async fn zone_of(&self, name: &str) -> Result<(String, Vec<Upstream>), String> {
+    pub(super) async fn zone_of(&self, name: &str) -> Result<(String, Vec<Upstream>), String> {
         let primary = self.primary();
         let mut zone = name;
         let found = loop {
@@ -281,13 +281,13 @@ impl Upstream {
     }
 
     /// Where this server listens.
-    pub fn addr(&self) -> Option<SocketAddr> {
+    pub(super) fn addr(&self) -> Option<SocketAddr> {
         self.addr
     }
 
     /// Asks this server for `rtype` records of `name`, following CNAMEs; `pick` keeps the
     /// records of interest.
-    pub async fn query<T>(
+    pub(super) async fn query<T>(
         &self,
         name: &str,
         rtype: RecordType,
@@ -352,13 +352,13 @@ fn classify_error<T>(name: &str, e: NetError) -> Answer<T> {
 }
 
 /// `Name` as text: lowercase, without the trailing dot.
-pub fn name_text(name: &Name) -> String {
+pub(super) fn name_text(name: &Name) -> String {
     let text = name.to_ascii().to_ascii_lowercase();
     text.strip_suffix('.').map(str::to_owned).unwrap_or(text)
 }
 
 /// The common names of response codes (what `dig` prints).
-pub fn rcode_name(code: ResponseCode) -> &'static str {
+pub(super) fn rcode_name(code: ResponseCode) -> &'static str {
     match code {
         ResponseCode::ServFail => "SERVFAIL",
         ResponseCode::Refused => "REFUSED",
@@ -372,14 +372,14 @@ pub fn rcode_name(code: ResponseCode) -> &'static str {
 
 /// The A and AAAA answers of one server for one name.
 #[derive(Debug, Clone)]
-pub struct Resolution {
+pub(super) struct Resolution {
     pub v4: Answer<Ipv4Addr>,
     pub v6: Answer<Ipv6Addr>,
 }
 
 impl Resolution {
     /// Asks `upstream` for A and AAAA at once.
-    pub async fn of(upstream: &Upstream, name: &str) -> Self {
+    pub(super) async fn of(upstream: &Upstream, name: &str) -> Self {
         let (v4, v6) = tokio::join!(
             upstream.query(name, RecordType::A, |r| match r {
                 RData::A(a) => Some(a.0),
@@ -394,7 +394,7 @@ impl Resolution {
     }
 
     /// Every address, IPv4 first, sorted.
-    pub fn addresses(&self) -> Vec<IpAddr> {
+    pub(super) fn addresses(&self) -> Vec<IpAddr> {
         let mut out: Vec<IpAddr> = Vec::new();
         if let Answer::Records { records, .. } = &self.v4 {
             out.extend(records.iter().map(|a| IpAddr::V4(*a)));
@@ -408,7 +408,7 @@ impl Resolution {
     }
 
     /// The CNAME chain (the longer of the two answers').
-    pub fn chain(&self) -> Vec<String> {
+    pub(super) fn chain(&self) -> Vec<String> {
         let (a, b) = (self.v4.chain(), self.v6.chain());
         if a.len() >= b.len() { a } else { b }.to_vec()
     }
@@ -417,7 +417,7 @@ impl Resolution {
     ///
     /// The CA asks for A and AAAA together and only fails when neither yields an address; an
     /// address with the other family failing is a warning, since the CA may still succeed.
-    pub fn check(&self, kind: CheckKind, target: &str, name: &DnsName) -> Check {
+    pub(super) fn check(&self, kind: CheckKind, target: &str, name: &DnsName) -> Check {
         let addresses = self.addresses();
         let via = chain_text(name, &self.chain());
         if !addresses.is_empty() {
@@ -500,7 +500,7 @@ impl Resolution {
 
     /// How this server's answer compares with others': the addresses, or the kind of
     /// absence; `None` for failures, which are reported on their own (D2, D4).
-    pub fn view(&self) -> Option<String> {
+    pub(super) fn view(&self) -> Option<String> {
         let addresses = self.addresses();
         if !addresses.is_empty() {
             return Some(join(&addresses));
@@ -543,7 +543,7 @@ fn failure_cause(answer: &Answer<()>) -> Option<Cause> {
 }
 
 /// ` (CNAME a -> b)` or nothing.
-pub fn chain_text(name: &DnsName, chain: &[String]) -> String {
+pub(super) fn chain_text(name: &DnsName, chain: &[String]) -> String {
     if chain.is_empty() {
         return String::new();
     }
@@ -566,7 +566,7 @@ fn join<T: fmt::Display>(items: &[T]) -> String {
 
 /// What the address checks learnt: the CA's view (the union over the recursive resolvers).
 #[derive(Debug, Default)]
-pub struct Findings {
+pub(super) struct Findings {
     pub addresses: Vec<IpAddr>,
     pub chain: Vec<String>,
     /// The authoritative servers of the zone (for the TXT checks); empty when not found.
@@ -575,7 +575,7 @@ pub struct Findings {
 
 /// Runs the address checks of `name`: per resolver; per authoritative server of every zone
 /// the name and its CNAME chain pass through (D2, D4, D11, [`super::zone`]); D6; D7.
-pub async fn check_addresses(
+pub(super) async fn check_addresses(
     dns: &Dns,
     name: &DnsName,
     config: &ProbeConfig,
@@ -734,7 +734,7 @@ fn points_here(name: &DnsName, findings: &Findings, config: &ProbeConfig) -> Che
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::probe::report::Status;
+    use crate::probe::Status;
 
     fn name() -> DnsName {
         "shop.dcvcheck.com".parse().unwrap()

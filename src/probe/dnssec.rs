@@ -44,7 +44,12 @@ impl<H: DnsHandle> DnsHandle for CheckingDisabled<H> {
 /// The DNSSEC check of the `rtype` records of `name` (A for HTTP-01 and TLS-ALPN-01: the first
 /// lookup the CA makes; TXT at `_acme-challenge` for DNS-01) through the primary resolver,
 /// validated from `anchors`.
-pub async fn check(dns: &Dns, name: &str, rtype: RecordType, anchors: &Arc<TrustAnchors>) -> Check {
+pub(super) async fn check(
+    dns: &Dns,
+    name: &str,
+    rtype: RecordType,
+    anchors: &Arc<TrustAnchors>,
+) -> Check {
     let kind = CheckKind::DnsDnssec;
     let primary = dns.primary();
     let target = primary.label.as_str();
@@ -173,7 +178,7 @@ fn is_bogus(text: &str) -> bool {
 
 /// The trust anchor of the DNSSEC check: the file's DNSKEY records (the format of
 /// `dig DNSKEY . | grep 257`), or IANA's root keys.
-pub fn trust_anchors(file: Option<&std::path::Path>) -> Result<Arc<TrustAnchors>, String> {
+pub(super) fn trust_anchors(file: Option<&std::path::Path>) -> Result<Arc<TrustAnchors>, String> {
     match file {
         None => Ok(Arc::new(TrustAnchors::default())),
         Some(path) => TrustAnchors::from_file(path)
@@ -186,7 +191,7 @@ pub fn trust_anchors(file: Option<&std::path::Path>) -> Result<Arc<TrustAnchors>
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::probe::report::Status;
+    use crate::probe::Status;
 
     #[test]
     fn proofs_decide() {

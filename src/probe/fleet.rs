@@ -24,7 +24,7 @@ use super::report::{Check, Status};
 
 /// How long a member that does not answer the change yet is asked again before it is H6:
 /// twenty-five times the measured p99 of the fleet's propagation.
-pub const PROPAGATION_WAIT: Duration = Duration::from_millis(500);
+pub(super) const PROPAGATION_WAIT: Duration = Duration::from_millis(500);
 
 /// A live member of the fleet, as the probe reaches it.
 /// Read from the fleet store, or from a node's `/v1/status` (the same field names).
@@ -96,7 +96,7 @@ pub trait Members: Send + Sync {
 }
 
 /// The target text of a member's check: `node-4 at 192.0.2.4:80`.
-pub fn target(node_id: &str, addr: SocketAddr) -> String {
+pub(super) fn target(node_id: &str, addr: SocketAddr) -> String {
     format!("{node_id} at {addr}")
 }
 
@@ -106,7 +106,7 @@ pub fn target(node_id: &str, addr: SocketAddr) -> String {
 /// that cannot be reached from here is a warning (H1 at that member): it keeps its membership
 /// lease, so it runs, and the CA may well reach it. When no member has it, the misses keep
 /// their own cause (H2, H7): nothing was synced anywhere, so the fleet is not to blame.
-pub fn blame(judged: Vec<(&str, Check)>, waited: Duration) -> Vec<Check> {
+pub(super) fn blame(judged: Vec<(&str, Check)>, waited: Duration) -> Vec<Check> {
     let answering: BTreeSet<&str> = judged
         .iter()
         .filter(|(_, c)| matches!(c.status, Status::Pass | Status::Warn))
@@ -145,7 +145,7 @@ pub fn blame(judged: Vec<(&str, Check)>, waited: Duration) -> Vec<Check> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::probe::report::CheckKind;
+    use crate::probe::CheckKind;
 
     fn member(id: &str, addresses: &[&str], port: Option<u16>) -> FleetMember {
         FleetMember {

@@ -62,12 +62,12 @@ use crate::state::certs::name_covers;
 /// `numRedirects > maxRedirect` *before* counting it, so 11 redirects are followed and the 12th
 /// is refused with "Too many redirects" (Boulder's own test expects the error at
 /// `/max-redirect/12`).
-pub const MAX_REDIRECTS: usize = 10;
+pub(super) const MAX_REDIRECTS: usize = 10;
 /// Boulder's `maxResponseSize` (va/http.go): at most this many bytes of the body are read, and
 /// a body of this length or more is refused ("Invalid response from …").
-pub const MAX_RESPONSE_SIZE: usize = 128;
+pub(super) const MAX_RESPONSE_SIZE: usize = 128;
 /// Boulder's `maxPathSize` (va/http.go): longest (decoded) path of a redirect target.
-pub const MAX_PATH_SIZE: usize = 2000;
+pub(super) const MAX_PATH_SIZE: usize = 2000;
 /// Largest body read for a pki-validation file (other CAs' file validation, no Boulder limit).
 const MAX_FILE_BODY: usize = 64 * 1024;
 /// The name in dcv-proxy's self-signed default certificate (see the certificate store).
@@ -87,7 +87,7 @@ pub enum HttpSetupError {
 
 /// Fetches over HTTP/1.1 and HTTPS from one chosen address.
 #[derive(Clone)]
-pub struct Fetcher {
+pub(super) struct Fetcher {
     timeout: Duration,
     http_port: u16,
     https_port: u16,
@@ -99,7 +99,7 @@ pub struct Fetcher {
 /// `host` is a name, an IPv4 address, or an IPv6 address in brackets (a redirect to an IP
 /// literal).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Url {
+pub(super) struct Url {
     pub https: bool,
     pub host: String,
     pub port: u16,
@@ -143,14 +143,14 @@ impl Url {
 /// The final response of a fetch. The body is read only for a 200 (Boulder checks the status
 /// before reading), and only up to the limit.
 #[derive(Debug, Clone)]
-pub struct Response {
+pub(super) struct Response {
     pub status: u16,
     pub body: Bytes,
 }
 
 /// A redirect answered (followed, or refused: then it is the last one).
 #[derive(Debug, Clone)]
-pub struct Hop {
+pub(super) struct Hop {
     pub url: Url,
     /// The address that answered it.
     pub address: IpAddr,
@@ -160,29 +160,21 @@ pub struct Hop {
 
 /// Why a fetch ended without a response. The texts are Boulder's (`detailedError`, va/va.go).
 #[derive(Debug, Clone)]
-pub enum FetchError {
+pub(super) enum FetchError {
     /// TCP connect refused, unreachable or timed out: Boulder's "dial" error, the only one after
     /// which it tries another address (`fallbackErr`).
-    Connect {
-        url: Url,
-        addr: SocketAddr,
-        reason: String,
-    },
+    Connect { url: Url, reason: String },
     /// The TLS handshake of an HTTPS hop failed.
     Tls { url: Url, reason: String },
     /// The request was sent but no complete response head came back.
     Exchange { url: Url, reason: String },
     /// The body of the 200 could not be read.
-    Body { url: Url, reason: String },
+    Body { reason: String },
     /// A redirect the CA refuses; `location` is the `Location` header as sent, which Boulder
     /// names in its message (Go's `url.Error` for a `CheckRedirect` error).
     Redirect { location: String, reason: String },
     /// A redirect target's name does not resolve.
-    Resolve {
-        location: String,
-        host: String,
-        reason: String,
-    },
+    Resolve { location: String, reason: String },
 }
 
 impl FetchError {
@@ -214,14 +206,14 @@ impl fmt::Display for FetchError {
 /// both across its IPv6→IPv4 retry (`processRedirect` is one closure over `records` and
 /// `numRedirects`), so the retry continues a trail instead of starting one.
 #[derive(Debug, Clone, Default)]
-pub struct Trail {
+pub(super) struct Trail {
     records: Vec<Url>,
     redirects: usize,
 }
 
 /// What a fetch saw: the redirects and how it ended.
 #[derive(Debug, Clone)]
-pub struct Fetched {
+pub(super) struct Fetched {
     pub hops: Vec<Hop>,
     pub outcome: Result<Response, FetchError>,
     /// The address of the last request (Boulder prefixes its problem detail with it).
@@ -236,14 +228,14 @@ impl Fetched {
     /// `Some(n)` when the fetch ended with a dial error on its `n`-th request (0: the first):
     /// Boulder then retries the whole validation on the first A address, however far the
     /// redirects had gone (`fallbackErr` sees the dial error through `client.Do`).
-    pub fn dial_error(&self) -> Option<usize> {
+    pub(super) fn dial_error(&self) -> Option<usize> {
         matches!(self.outcome, Err(FetchError::Connect { .. })).then_some(self.hops.len())
     }
 }
 
 /// How an attempt from one address ends, as Boulder's choice of address sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attempt {
+pub(super) enum Attempt {
     /// The CA validates when it uses this address.
     Validates,
     /// It fails in a way after which Boulder tries the first A address (HTTP-01: a dial error,
@@ -263,7 +255,7 @@ pub enum Attempt {
 /// Answer order is not fixed (resolvers rotate, and the CA asks from several perspectives), so
 /// each address is taken as possibly first of its family: a failure is tolerated only when it
 /// is, whichever address comes first. `None`: the CA fails when it lands here.
-pub fn ca_tolerates(
+pub(super) fn ca_tolerates(
     ip: IpAddr,
     attempt: Attempt,
     attempts: &[(IpAddr, Attempt)],
@@ -299,7 +291,7 @@ pub fn ca_tolerates(
 /// redirect, which the token check follows, and then verifies no certificate), TLS-ALPN-01 is
 /// a handshake on port 443 (RFC 8737 §3; judged by the TLS-ALPN-01 checks), DNS-01 connects to
 /// nothing.
-pub fn port_unused(method: &str, https: bool) -> Option<&'static str> {
+pub(super) fn port_unused(method: &str, https: bool) -> Option<&'static str> {
     match (method, https) {
         ("http-01", false) | ("tls-alpn-01", true) => None,
         ("http-01", true) => Some(
@@ -313,7 +305,7 @@ pub fn port_unused(method: &str, https: bool) -> Option<&'static str> {
 }
 
 /// Turns a failing check into a warning that says why the CA tolerates it.
-pub fn tolerate(mut check: Check, why: &str) -> Check {
+pub(super) fn tolerate(mut check: Check, why: &str) -> Check {
     if check.status == super::report::Status::Fail {
         check.status = super::report::Status::Warn;
         check.detail = format!("{} ({why})", check.detail);
@@ -322,7 +314,11 @@ pub fn tolerate(mut check: Check, why: &str) -> Check {
 }
 
 impl Fetcher {
-    pub fn new(timeout: Duration, http_port: u16, https_port: u16) -> Result<Self, HttpSetupError> {
+    pub(super) fn new(
+        timeout: Duration,
+        http_port: u16,
+        https_port: u16,
+    ) -> Result<Self, HttpSetupError> {
         // TLS 1.2 and 1.3 only: Boulder refuses an HTTPS redirect target below TLS 1.2
         // (`processRedirect`), and Go's client offers nothing older.
         let mut config = ClientConfig::builder_with_provider(ring_provider())
@@ -340,7 +336,7 @@ impl Fetcher {
     }
 
     /// `http://` or `https://` `name` on the configured port.
-    pub fn url(&self, https: bool, name: &DnsName, path: &str) -> Url {
+    pub(super) fn url(&self, https: bool, name: &DnsName, path: &str) -> Url {
         Url {
             https,
             host: name.as_str().to_owned(),
@@ -354,7 +350,7 @@ impl Fetcher {
     }
 
     /// H1: a TCP connection to `ip` on the HTTP port opens within the timeout.
-    pub async fn connect_check(&self, ip: IpAddr) -> Check {
+    pub(super) async fn connect_check(&self, ip: IpAddr) -> Check {
         let addr = SocketAddr::new(ip, self.http_port);
         let target = addr.to_string();
         match self.connect(addr).await {
@@ -375,7 +371,7 @@ impl Fetcher {
 
     /// GETs `url` from `ip`, following redirects like the CA, reading at most 64 KiB of body
     /// (pki-validation files); redirect targets are resolved through `resolver`.
-    pub async fn fetch(&self, url: Url, ip: IpAddr, resolver: &Upstream) -> Fetched {
+    pub(super) async fn fetch(&self, url: Url, ip: IpAddr, resolver: &Upstream) -> Fetched {
         self.fetch_with(url, ip, resolver, MAX_FILE_BODY, Trail::default())
             .await
     }
@@ -384,7 +380,7 @@ impl Fetcher {
     /// redirects checked by `processRedirect`, every hop resolved afresh (`newHTTPValidationTarget`:
     /// first AAAA, else first A, no fallback), `limit` bytes of body read at most. `trail` is
     /// empty for a first attempt, or the trail of the attempt this one falls back from.
-    pub async fn fetch_with(
+    pub(super) async fn fetch_with(
         &self,
         url: Url,
         ip: IpAddr,
@@ -494,7 +490,6 @@ impl Fetcher {
                             hops,
                             outcome: Err(FetchError::Resolve {
                                 location: location.clone(),
-                                host: next.host.clone(),
                                 reason,
                             }),
                             address: ip,
@@ -515,7 +510,7 @@ impl Fetcher {
     /// which the node would log as a failed handshake at every probe. The statuses are those of
     /// a site served over HTTPS; the caller tolerates them for a validation that never uses the
     /// port.
-    pub async fn https_checks(&self, ip: IpAddr, name: &DnsName) -> (Check, Option<Check>) {
+    pub(super) async fn https_checks(&self, ip: IpAddr, name: &DnsName) -> (Check, Option<Check>) {
         let addr = SocketAddr::new(ip, self.https_port);
         let target = addr.to_string();
         let tcp = match self.connect(addr).await {
@@ -565,7 +560,6 @@ impl Fetcher {
             .await
             .map_err(|reason| FetchError::Connect {
                 url: url.clone(),
-                addr,
                 reason,
             })?;
         let (stream, first_bytes) = Recorder::new(tcp);
@@ -608,7 +602,7 @@ impl Fetcher {
                 url,
                 reason: hyper_words(&e, &first()),
             }),
-            Ok(Err(Failure::Body(reason))) => Err(FetchError::Body { url, reason }),
+            Ok(Err(Failure::Body(reason))) => Err(FetchError::Body { reason }),
             Err(_) => Err(FetchError::Exchange {
                 url,
                 reason: "Timeout after connect (your server may be slow or overloaded)".into(),
@@ -1328,8 +1322,9 @@ fn in_block(ip: IpAddr, network: IpAddr, bits: u8) -> bool {
 
 /// Where a redirect from `current` to `location` leads, if the CA would follow it (the URL
 /// parse and Boulder's `extractRequestTarget` and path limit; the redirect count, the status
-/// and loops are the fetch's).
-pub fn resolve_location(
+/// and loops are the fetch's). What the tests hold the redirect rules to.
+#[cfg(test)]
+fn resolve_location(
     current: &Url,
     location: &str,
     http_port: u16,
@@ -1346,7 +1341,7 @@ pub fn resolve_location(
 /// Judges a fetch of something whose body must be `expected`; a missing answer is `miss`
 /// (H2, or H5/H8 when it is missing on one side only). The detail starts with what Boulder
 /// would say (`processHTTPValidation`, `validateHTTP01`, `detailedError`), then the redirects.
-pub fn judge(
+pub(super) fn judge(
     kind: CheckKind,
     target: &str,
     fetched: &Fetched,
@@ -1439,7 +1434,7 @@ pub fn judge(
 
 /// Whether `fetched` is a miss that a change still on its way would explain: a 404 (410), or
 /// a 200 with other content. Redirect trouble, refusals and unreachable addresses are not.
-pub fn missing(fetched: &Fetched, expected: Expected<'_>) -> bool {
+pub(super) fn missing(fetched: &Fetched, expected: Expected<'_>) -> bool {
     match &fetched.outcome {
         Ok(r) => matches!(r.status, 404 | 410) || (r.status == 200 && !expected.matches(&r.body)),
         Err(_) => false,
@@ -1448,7 +1443,7 @@ pub fn missing(fetched: &Fetched, expected: Expected<'_>) -> bool {
 
 /// The attempt an address's fetch stands for, for [`ca_tolerates`]: validated (passed or only
 /// warned), fell back (a dial error), or failed otherwise.
-pub fn attempt_of(fetched: &Fetched, judged: &Check) -> Attempt {
+pub(super) fn attempt_of(fetched: &Fetched, judged: &Check) -> Attempt {
     use super::report::Status;
     if matches!(judged.status, Status::Pass | Status::Warn) {
         Attempt::Validates
@@ -1461,7 +1456,7 @@ pub fn attempt_of(fetched: &Fetched, judged: &Check) -> Attempt {
 
 /// What a body must be.
 #[derive(Debug, Clone, Copy)]
-pub enum Expected<'a> {
+pub(super) enum Expected<'a> {
     /// A key authorization: the body, trailing white space trimmed, must be exactly these
     /// bytes (Boulder `validateHTTP01`), and shorter than [`MAX_RESPONSE_SIZE`].
     Body(&'a [u8]),
@@ -1476,15 +1471,14 @@ impl Expected<'_> {
                 body.len() < MAX_RESPONSE_SIZE && trim_right_space(body) == *expected
             }
             Expected::Sha256(hex) => {
-                crate::state::certs::check::hex(
-                    ring::digest::digest(&ring::digest::SHA256, body).as_ref(),
-                ) == *hex
+                crate::state::certs::hex(ring::digest::digest(&ring::digest::SHA256, body).as_ref())
+                    == *hex
             }
         }
     }
 
     /// How many bytes of body to read: Boulder's 128 for a key authorization, 64 KiB for a file.
-    pub fn body_limit(&self) -> usize {
+    pub(super) fn body_limit(&self) -> usize {
         match self {
             Expected::Body(_) => MAX_RESPONSE_SIZE,
             Expected::Sha256(_) => MAX_FILE_BODY,
@@ -1603,7 +1597,12 @@ fn preview(body: &[u8]) -> String {
 }
 
 /// H10, C6, C4: the certificate presented for `name` must cover it and be current.
-pub fn certificate_check(target: &str, name: &DnsName, der: &[u8], now: SystemTime) -> Check {
+pub(super) fn certificate_check(
+    target: &str,
+    name: &DnsName,
+    der: &[u8],
+    now: SystemTime,
+) -> Check {
     let kind = CheckKind::HttpsCertificate;
     let cert = match X509Certificate::from_der(der) {
         Ok((_, cert)) => cert,
@@ -1823,7 +1822,7 @@ pub(super) mod tests {
 
     use super::*;
     use crate::probe::dns::Dns;
-    use crate::probe::report::Status;
+    use crate::probe::Status;
 
     const KA: &str = "tok.thumbprint";
 
@@ -2115,7 +2114,6 @@ pub(super) mod tests {
         };
         let dial = with(Err(FetchError::Connect {
             url: current(),
-            addr: SocketAddr::new(ip, 80),
             reason: "Connection refused".into(),
         }));
         assert_eq!(dial.dial_error(), Some(0));

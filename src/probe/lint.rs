@@ -12,7 +12,7 @@ const MAX_CN_LEN: usize = 64;
 
 /// What the network checks look at: a host name, or the name under a wildcard.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subject {
+pub(super) struct Subject {
     /// The exact name, or for `*.shop.example` the `shop.example` the CA validates.
     pub name: DnsName,
     /// `*.name`: only DNS-01 can validate it (RFC 8555 §7.1.3, Baseline Requirements
@@ -23,7 +23,11 @@ pub struct Subject {
 /// Lints `raw` (as typed by the operator) for a CA that validates with `method`. Returns the
 /// checks and, when the name is a valid hostname or a wildcard `method` can validate, what the
 /// network checks look at.
-pub fn lint(raw: &str, sensitive_words: &[String], method: &str) -> (Vec<Check>, Option<Subject>) {
+pub(super) fn lint(
+    raw: &str,
+    sensitive_words: &[String],
+    method: &str,
+) -> (Vec<Check>, Option<Subject>) {
     let mut checks = Vec::new();
     let (wildcard, rest) = match raw.strip_prefix("*.") {
         Some(rest) => (true, rest),
@@ -150,7 +154,7 @@ fn sensitive(name: &DnsName, words: &[String]) -> Check {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::probe::report::Status;
+    use crate::probe::Status;
 
     fn words() -> Vec<String> {
         crate::config::DEFAULT_SENSITIVE_WORDS

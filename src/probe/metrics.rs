@@ -128,7 +128,7 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::probe::report::Check;
+    use crate::probe::Check;
 
     fn render(m: &ProbeMetrics) -> String {
         let registry = prometheus::Registry::new();

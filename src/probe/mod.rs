@@ -19,25 +19,25 @@
 //! Every stage is bounded by `probe.timeout` per exchange and the whole by `probe.deadline`.
 
 mod alpn_check;
-pub mod caa;
+mod caa;
 mod delegation;
 // The catalogue moved to `crate::catalogue`; `super::causes::Cause` keeps working for the checks.
 pub use crate::catalogue as causes;
-pub mod dns;
-pub mod dnssec;
-pub mod fleet;
-pub mod gate;
-pub mod http;
-pub mod lint;
-pub mod metrics;
-pub mod node;
+mod dns;
+mod dnssec;
+mod fleet;
+mod gate;
+mod http;
+mod lint;
+mod metrics;
+mod node;
 mod node_error;
 mod persist;
-pub mod registry;
-pub mod report;
-pub mod service;
-pub mod txt;
-pub mod zone;
+mod registry;
+mod report;
+mod service;
+mod txt;
+mod zone;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -52,10 +52,12 @@ use tokio::time::Instant;
 pub use crate::catalogue::Cause;
 pub use fleet::{Fleet, FleetMember, Members};
 pub use gate::{gate, gate_dns01, gate_tls_alpn, GateFailure};
+pub use node::RegisteredFile;
 pub use node::{AdminNode, LocalNode, Node};
 pub use node_error::NodeError;
 pub use registry::TxtRegistry;
-pub use report::{Check, CheckKind, Report, Status};
+pub use report::{json_document, Check, CheckKind, Report, Status};
+pub use service::{ProbeRunner, ProbeService};
 
 use crate::config::{DnsName, ProbeConfig};
 use dns::{Dns, DnsSetupError, Findings, Resolution};

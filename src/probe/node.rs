@@ -98,7 +98,7 @@ impl Node for LocalNode {
             .filter(|(host, _, _)| *host == apex)
             .map(|(_, file, entry)| RegisteredFile {
                 file: file.to_owned(),
-                sha256: crate::state::certs::check::hex(
+                sha256: crate::state::certs::hex(
                     ring::digest::digest(&ring::digest::SHA256, &entry.body).as_ref(),
                 ),
                 created: entry.created,

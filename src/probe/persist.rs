@@ -189,7 +189,7 @@ fn judge(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::probe::report::Status;
+    use crate::probe::Status;
 
     const ACCOUNT: &str = "https://acme.test/acct/7";
 

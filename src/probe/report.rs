@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::causes::Cause;
 
 /// Version of the JSON document; bumped when a field changes meaning or disappears.
-pub const JSON_VERSION: u32 = 1;
+pub(super) const JSON_VERSION: u32 = 1;
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

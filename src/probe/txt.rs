@@ -15,7 +15,7 @@ use super::zone::{self, Said};
 use crate::config::{DnsName, ExpectedTxt};
 
 /// The TXT checks of `name`: for every expected record belonging to it, one check per server.
-pub async fn check(dns: &Dns, name: &DnsName, expected: &[ExpectedTxt]) -> Vec<Check> {
+pub(super) async fn check(dns: &Dns, name: &DnsName, expected: &[ExpectedTxt]) -> Vec<Check> {
     let mut wanted: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for e in expected.iter().filter(|e| e.name.belongs_to(name.as_str())) {
         let values = wanted.entry(e.name.as_str()).or_default();
@@ -249,7 +249,7 @@ fn quoted<T: AsRef<str>>(values: &[T]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::report::Status;
+    use crate::probe::Status;
 
     fn records(values: &[&str], ttl: u32) -> Answer<String> {
         Answer::Records {

@@ -32,7 +32,7 @@ use crate::config::DnsName;
 
 /// What one authoritative server said to one question.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Said {
+pub(super) enum Said {
     /// An authoritative answer (AA set): the records at the name (a CNAME, or records of the
     /// type asked) and their lowest TTL, NXDOMAIN or none.
     Answer {
@@ -52,7 +52,7 @@ pub enum Said {
 
 impl Said {
     /// Short words for reports.
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         match self {
             Said::Answer { .. } => "an answer".into(),
             Said::NotAuthoritative => "a non-authoritative answer (lame delegation)".into(),
@@ -73,7 +73,12 @@ impl Said {
 
 /// Asks `server` one question (`name`, `rtype`) with recursion not desired: over UDP, and
 /// over TCP when the answer was truncated (RFC 7766 §5).
-pub async fn ask(server: SocketAddr, name: &str, rtype: RecordType, timeout: Duration) -> Said {
+pub(super) async fn ask(
+    server: SocketAddr,
+    name: &str,
+    rtype: RecordType,
+    timeout: Duration,
+) -> Said {
     let Ok(fqdn) = Name::from_ascii(format!("{}.", name.trim_end_matches('.'))) else {
         return Said::Unreachable(format!("{name:?} is not a DNS name"));
     };
@@ -230,7 +235,7 @@ struct ZoneAnswers {
 /// The authoritative checks of `name` and of every name its CNAME `chain` (as the resolvers
 /// followed it) passes through: per name, its zone's servers, each asked for A and AAAA and
 /// for the zone's SOA. Returns the checks and the addresses the last name's servers agree on.
-pub async fn chain_checks(
+pub(super) async fn chain_checks(
     dns: &Dns,
     name: &DnsName,
     chain: &[String],
@@ -428,7 +433,7 @@ fn serial_note(zone: &ZoneAnswers) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::probe::report::Status;
+    use crate::probe::Status;
     use hickory_resolver::proto::rr::rdata::{A, CNAME};
 
     fn answer(records: Vec<RData>) -> Said {

@@ -148,7 +148,7 @@ impl Default for DnsCounters {
 }
 
 /// The label of a query type: its mnemonic when it is one of [`TYPES`], else `other`.
-pub fn type_label(rtype: hickory_server::proto::rr::RecordType) -> &'static str {
+pub(super) fn type_label(rtype: hickory_server::proto::rr::RecordType) -> &'static str {
     let name: &'static str = rtype.into();
     TYPES
         .iter()
@@ -158,7 +158,7 @@ pub fn type_label(rtype: hickory_server::proto::rr::RecordType) -> &'static str 
 }
 
 /// The label of a response code, as `dig` writes it.
-pub fn rcode_label(code: hickory_server::proto::op::ResponseCode) -> &'static str {
+pub(super) fn rcode_label(code: hickory_server::proto::op::ResponseCode) -> &'static str {
     use hickory_server::proto::op::ResponseCode;
     match code {
         ResponseCode::NoError => "NOERROR",

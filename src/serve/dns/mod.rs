@@ -15,9 +15,9 @@
 //! port 53 while the old one still answers there (pingora hands over only its own listeners);
 //! both answer from the same state until the old one stops.
 
-pub mod counters;
+mod counters;
 mod ratelimit;
-pub mod responder;
+mod responder;
 mod zones;
 
 use std::net::SocketAddr;

@@ -43,7 +43,7 @@ use crate::state::ChallengeStore;
 /// anything near this is not a query.
 pub const MAX_QUERY: usize = 4096;
 /// The largest UDP response sent to an EDNS client (RFC 9715: avoids IP fragmentation).
-pub const MAX_UDP_PAYLOAD: u16 = 1232;
+pub(super) const MAX_UDP_PAYLOAD: u16 = 1232;
 /// Without EDNS (RFC 1035 §4.2.1).
 const CLASSIC_UDP_PAYLOAD: u16 = 512;
 

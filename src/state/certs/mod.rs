@@ -24,7 +24,8 @@
 //! others stay stored and take over when the winner is removed. [`CertSnapshot::precedence`]
 //! says who serves each entry and why the others do not, for the admin API and `certs list`.
 
-pub mod check;
+mod check;
+/// Public for the fuzz target `certificate`.
 pub mod pem;
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +37,7 @@ use arc_swap::ArcSwap;
 use prometheus::{IntCounterVec, Opts};
 use rustls::sign::CertifiedKey;
 
+pub(crate) use check::hex;
 pub use check::{name_covers, validate, CertRefusal, ValidCert};
 
 use super::fsio;

@@ -22,7 +22,7 @@ mod follow;
 mod layout;
 mod lock;
 mod records;
-pub mod seal;
+mod seal;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};

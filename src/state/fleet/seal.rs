@@ -12,7 +12,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
 /// Length of the fleet key in bytes.
-pub const KEY_LEN: usize = 32;
+pub(super) const KEY_LEN: usize = 32;
 /// XChaCha20's nonce: 24 random bytes are safe to pick at random for every message.
 const NONCE_LEN: usize = 24;
 /// Marks the format, so a later change of algorithm can be told apart.
