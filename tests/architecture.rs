@@ -16,25 +16,58 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("crypto", &[]),
     ("config", &["catalogue"]),
     ("state", &["config", "catalogue", "crypto", "testkit"]),
-    ("serve", &["config", "state", "catalogue", "inflight", "crypto"]),
+    (
+        "serve",
+        &["config", "state", "catalogue", "inflight", "crypto"],
+    ),
     ("acme", &["config", "state", "catalogue", "testkit"]),
     // The probe derives DNS-01 values the way the ACME client does (`acme::txt_value`).
-    ("probe", &["config", "state", "catalogue", "acme", "testkit"]),
-    ("metrics", &["config", "state", "catalogue", "acme", "probe"]),
+    (
+        "probe",
+        &["config", "state", "catalogue", "acme", "testkit"],
+    ),
+    (
+        "metrics",
+        &["config", "state", "catalogue", "acme", "probe"],
+    ),
     (
         "admin",
-        &["config", "state", "catalogue", "acme", "probe", "metrics", "inflight"],
+        &[
+            "config",
+            "state",
+            "catalogue",
+            "acme",
+            "probe",
+            "metrics",
+            "inflight",
+        ],
     ),
     (
         "app",
         &[
-            "config", "state", "catalogue", "serve", "acme", "probe", "metrics", "admin",
-            "inflight", "crypto",
+            "config",
+            "state",
+            "catalogue",
+            "serve",
+            "acme",
+            "probe",
+            "metrics",
+            "admin",
+            "inflight",
+            "crypto",
         ],
     ),
     (
         "cli",
-        &["config", "state", "catalogue", "acme", "probe", "admin", "app"],
+        &[
+            "config",
+            "state",
+            "catalogue",
+            "acme",
+            "probe",
+            "admin",
+            "app",
+        ],
     ),
     ("testkit", &[]),
     ("lib", &[]),
@@ -93,7 +126,9 @@ fn no_module_reaches_back_up_the_data_flow() {
     let mut wrong = Vec::new();
     for (layer, uses) in imports() {
         let Some(allowed) = rules.get(layer.as_str()) else {
-            wrong.push(format!("src/{layer}: a top-level module missing from MAY_USE"));
+            wrong.push(format!(
+                "src/{layer}: a top-level module missing from MAY_USE"
+            ));
             continue;
         };
         for (name, file) in uses {
@@ -102,7 +137,11 @@ fn no_module_reaches_back_up_the_data_flow() {
             }
         }
     }
-    assert!(wrong.is_empty(), "imports against the data flow:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "imports against the data flow:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
@@ -114,7 +153,10 @@ fn the_rules_name_every_top_level_module_once() {
     for (layer, allowed) in MAY_USE {
         for other in *allowed {
             let back = MAY_USE.iter().find(|(n, _)| n == other).unwrap().1;
-            assert!(!back.contains(layer), "{layer} and {other} may use each other");
+            assert!(
+                !back.contains(layer),
+                "{layer} and {other} may use each other"
+            );
         }
     }
 }

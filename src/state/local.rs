@@ -6,26 +6,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 
 use super::backend::{Backend, BackendError};
 use super::challenge::{apex_of, AcmeAnswer, ChallengeStore, PkiFile};
 use super::fsio;
 use super::layout::StateDir;
+use super::token_record::TokenRecord;
 
 /// Files under `tokens/`, `pki/` and `acme/`.
 #[derive(Clone)]
 pub struct LocalBackend {
     dir: StateDir,
-}
-
-/// On-disk form of a token (`tokens/<token>.json`).
-#[derive(Serialize, Deserialize)]
-struct TokenFile {
-    key_authorization: String,
-    identifier: Option<String>,
-    expires_unix: Option<u64>,
-    created_unix: u64,
 }
 
 impl LocalBackend {
@@ -100,13 +91,8 @@ impl LocalBackend {
 
     /// Writes a token file (also the fleet's local snapshot of a shared token).
     pub(crate) fn write_token(&self, token: &str, answer: &AcmeAnswer) -> Result<(), BackendError> {
-        let file = TokenFile {
-            key_authorization: String::from_utf8_lossy(&answer.key_authorization).into_owned(),
-            identifier: answer.identifier.as_deref().map(str::to_owned),
-            expires_unix: answer.expires.map(unix),
-            created_unix: unix(answer.created),
-        };
-        let json = serde_json::to_vec(&file).map_err(|e| BackendError::Encode(e.to_string()))?;
+        let json = serde_json::to_vec(&TokenRecord::of(answer))
+            .map_err(|e| BackendError::Encode(e.to_string()))?;
         let path = self.token_path(token);
         fsio::write_atomic(&path, &json, 0o600).map_err(|e| BackendError::io(&path, e))
     }
@@ -204,13 +190,8 @@ impl Backend for LocalBackend {
 
 fn read_token(path: &Path) -> Result<AcmeAnswer, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let file: TokenFile = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-    Ok(AcmeAnswer {
-        key_authorization: Bytes::from(file.key_authorization),
-        identifier: file.identifier.map(Into::into),
-        expires: file.expires_unix.map(from_unix),
-        created: from_unix(file.created_unix),
-    })
+    let record: TokenRecord = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    Ok(record.into_answer())
 }
 
 fn list_files(dir: &Path) -> Vec<PathBuf> {

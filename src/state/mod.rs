@@ -14,6 +14,7 @@ pub mod fleet;
 mod fsio;
 mod layout;
 mod local;
+mod token_record;
 mod webroot;
 
 use std::sync::Arc;

@@ -17,7 +17,7 @@ use super::layout::{Entry, Layout};
 use super::records::{AlpnRecord, CertRecord, Dns01Record, Member, PkiRecord, TokenRecord};
 use super::seal::FleetKey;
 use crate::state::certs::{validate, CertSource, CertStore, DEFAULT_ID};
-use crate::state::challenge::{apex_of, AcmeAnswer, ChallengeStore, PkiFile, TxtChallenge};
+use crate::state::challenge::{apex_of, ChallengeStore, PkiFile, TxtChallenge};
 use crate::state::local::{from_unix, unix, LocalBackend};
 
 /// One key and value as read from etcd.
@@ -247,16 +247,11 @@ impl Applier {
             .snapshot()
             .acme()
             .find(|(t, _)| *t == token)
-            .map(|(_, a)| token_record(a));
+            .map(|(_, a)| TokenRecord::of(a));
         if current.as_ref() == Some(&record) {
             return Ok(Applied::Same);
         }
-        let answer = AcmeAnswer {
-            key_authorization: Bytes::from(record.key_authorization),
-            identifier: record.identifier.map(Into::into),
-            expires: record.expires_unix.map(from_unix),
-            created: from_unix(record.created_unix),
-        };
+        let answer = record.into_answer();
         if answer.expires.is_some_and(|t| t <= SystemTime::now()) {
             return Ok(Applied::Same);
         }
@@ -384,16 +379,6 @@ fn changed(was: bool) -> Applied {
         Applied::Changed
     } else {
         Applied::Same
-    }
-}
-
-/// The record form of an answer (second precision, like etcd holds it).
-pub(crate) fn token_record(a: &AcmeAnswer) -> TokenRecord {
-    TokenRecord {
-        key_authorization: String::from_utf8_lossy(&a.key_authorization).into_owned(),
-        identifier: a.identifier.as_deref().map(str::to_owned),
-        expires_unix: a.expires.map(unix),
-        created_unix: unix(a.created),
     }
 }
 

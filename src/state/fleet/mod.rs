@@ -37,7 +37,7 @@ pub use follow::FleetFollower;
 pub use records::Member;
 pub use seal::{FleetKey, SealError};
 
-use self::apply::{pki_record, token_record, Applier, Kv};
+use self::apply::{pki_record, Applier, Kv};
 use self::counters::FleetCounters;
 use self::layout::Layout;
 use self::records::{AlpnRecord, CertRecord, Dns01Record, SecretRecord};
@@ -310,7 +310,7 @@ impl Backend for FleetBackend {
             .map(|t| t.duration_since(SystemTime::now()).unwrap_or_default());
         let revision = self
             .shared
-            .put(&key, encode(&token_record(answer))?, ttl)
+            .put(&key, encode(&records::TokenRecord::of(answer))?, ttl)
             .await?;
         self.shared.applier.note_own(&key, revision);
         self.local.write_token(token, answer)

@@ -4,14 +4,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-/// `<prefix>/tokens/<token>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct TokenRecord {
-    pub(crate) key_authorization: String,
-    pub(crate) identifier: Option<String>,
-    pub(crate) expires_unix: Option<u64>,
-    pub(crate) created_unix: u64,
-}
+/// `<prefix>/tokens/<token>`: the record of the state directory's token files.
+pub(crate) use crate::state::token_record::TokenRecord;
 
 /// `<prefix>/pki/<host>/<file>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
