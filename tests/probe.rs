@@ -4,11 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common_probe;
+mod common;
 
 use std::time::Duration;
 
-use common_probe::*;
+use common::probe_harness::*;
 use serde_json::json;
 
 const DAY: Duration = Duration::from_secs(86_400);

@@ -5,11 +5,11 @@
 //!
 //! Nothing leaves loopback: every prober and node is given challtestsrv as its resolver, never
 //! `/etc/resolv.conf` (challtestsrv is no authoritative server, so none is configured, as in
-//! `tests/common_probe`).
+//! `tests/common/probe_harness.rs`).
 
 #![allow(clippy::unwrap_used)]
 
-mod common_probe;
+mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common_probe::{
+use common::probe_harness::{
     free_port, http_request, wait_until, CannedReply, Challtestsrv, TestServer, BIN,
 };
 use dcv_proxy::config::{Config, DnsName, ExpectedTxt};
@@ -148,7 +148,9 @@ fn reply(status: u16, location: Option<String>, body: impl Into<String>) -> Cann
 async fn probe_one(
     name: &str,
     ip: &str,
-    server: impl Fn(&common_probe::SeenRequest, &Tokens, &Ports) -> CannedReply + Send + 'static,
+    server: impl Fn(&common::probe_harness::SeenRequest, &Tokens, &Ports) -> CannedReply
+        + Send
+        + 'static,
 ) -> Report {
     let dns = Challtestsrv::start();
     dns.add_a(name, &[ip]);
@@ -256,7 +258,7 @@ async fn a_redirect_loop_is_detected() {
 /// `/.well-known/acme-challenge/T` → `/hop/1/T` → … → `/hop/N/T`, which answers.
 fn chain(
     n: usize,
-) -> impl Fn(&common_probe::SeenRequest, &Tokens, &Ports) -> CannedReply + Send + 'static {
+) -> impl Fn(&common::probe_harness::SeenRequest, &Tokens, &Ports) -> CannedReply + Send + 'static {
     move |req, tokens, _| {
         let token = req.path.rsplit('/').next().unwrap_or("").to_owned();
         let hop: usize = req
@@ -327,7 +329,7 @@ async fn only_status_200_validates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_of_128_bytes_is_refused_and_127_pass() {
     let padded = |n: usize| {
-        move |req: &common_probe::SeenRequest, tokens: &Tokens, _: &Ports| {
+        move |req: &common::probe_harness::SeenRequest, tokens: &Tokens, _: &Ports| {
             let ka = tokens.for_path(&req.path);
             let pad = n.saturating_sub(ka.len());
             reply(200, None, format!("{ka}{}", " ".repeat(pad)))

@@ -2,8 +2,11 @@
 //! origin that records what reaches it, and plain, TLS and HTTP/2 clients that see exactly what
 //! the node sends.
 //!
-//! Every test binary (`tests/edge.rs`, `tests/tls.rs`, `tests/admin.rs`) includes this module and
-//! uses a different part of it.
+//! Every test binary includes this module and uses a different part of it, by role: this file
+//! (the node, the origin, the clients, metrics), [`pebble`] (the CA), [`etcd`], [`nginx`],
+//! [`dnslab`] (authoritative servers and a recursive resolver), [`hostile`] (misbehaving origins
+//! and clients), [`operator`] (the CLI as an operator runs it) and [`probe_harness`] (the
+//! blocking harness of the probe scenarios, with challtestsrv as their DNS).
 
 // Each test binary uses a subset of the harness; the rest would be reported as dead code. Items
 // are `pub` for the test files that include this module, which are not a library API.
@@ -42,6 +45,7 @@ pub mod hostile;
 pub mod nginx;
 pub mod operator;
 pub mod pebble;
+pub mod probe_harness;
 
 /// How long any single wait (start-up, one request) may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(30);

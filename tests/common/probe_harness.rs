@@ -1,4 +1,5 @@
-//! Harness of the probe scenarios: real child processes on loopback, each test with its own.
+//! Harness of the probe scenarios (`tests/probe.rs`, `tests/probe_http01.rs`): real child
+//! processes driven from blocking code, on loopback, each test with its own.
 //!
 //! - [`Challtestsrv`]: `pebble-challtestsrv` as the authoritative DNS (and resolver) whose
 //!   management API sets A/AAAA/CNAME/CAA/TXT records and SERVFAIL;
