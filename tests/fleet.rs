@@ -277,17 +277,23 @@ async fn one_tls_alpn01_order_for_three_nodes() {
     one_order_for_three_nodes("tls-alpn-01").await;
 }
 
-async fn one_order_for_three_nodes(challenge: &str) {
+/// etcd, a fleet key in a temporary directory, the shared ports, and Pebble reaching 127.0.0.2
+/// for every name, whichever node ordered.
+async fn fleet_and_ca() -> (Etcd, tempfile::TempDir, PathBuf, (u16, u16), Pebble) {
     let etcd = Etcd::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path());
     let ports = shared_ports(&[]);
-    // The CA reaches 127.0.0.2 for every name, whichever node ordered.
     let pebble = Pebble::start(PebbleConfig::for_node(
         SocketAddr::new(ip(2), ports.0),
         SocketAddr::new(ip(2), ports.1),
     ))
     .await;
+    (etcd, dir, key, ports, pebble)
+}
+
+async fn one_order_for_three_nodes(challenge: &str) {
+    let (etcd, _dir, key, ports, pebble) = fleet_and_ca().await;
     let extra = format!(
         "{}\n[[certificate]]\nnames = [\"o.fleet.test\", \"www.o.fleet.test\"]\nchallenge = {challenge:?}\n",
         pebble.acme_config()
@@ -344,15 +350,7 @@ async fn one_order_for_three_nodes(challenge: &str) {
 /// counting its own would have placed two), and the other certificate waits, saying so.
 #[tokio::test]
 async fn the_budget_of_new_orders_is_counted_once_for_the_whole_fleet() {
-    let etcd = Etcd::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let key = key_file(dir.path());
-    let ports = shared_ports(&[]);
-    let pebble = Pebble::start(PebbleConfig::for_node(
-        SocketAddr::new(ip(2), ports.0),
-        SocketAddr::new(ip(2), ports.1),
-    ))
-    .await;
+    let (etcd, _dir, key, ports, pebble) = fleet_and_ca().await;
     let ids = ["b1.fleet.test", "b2.fleet.test"];
     let extra = format!(
         "{}max_new_orders = 1\nnew_orders_window = \"1h\"\n[[certificate]]\nnames = [{:?}]\n[[certificate]]\nnames = [{:?}]\n",
