@@ -8,9 +8,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::backend::{Backend, BackendError};
-use super::challenge::{apex_of, AcmeAnswer, ChallengeStore, PkiFile};
+use super::challenge::{AcmeAnswer, ChallengeStore, PkiFile};
 use super::fsio;
 use super::layout::StateDir;
+use super::names::apex_of;
 use super::token_record::TokenRecord;
 
 /// Files under `tokens/`, `pki/` and `acme/`.
@@ -35,7 +36,7 @@ impl LocalBackend {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .and_then(|n| n.strip_suffix(".json"))
-                .filter(|t| super::challenge::is_token(t))
+                .filter(|t| super::names::is_token(t))
                 .map(str::to_owned)
             else {
                 continue;
@@ -64,7 +65,7 @@ impl LocalBackend {
                 let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                     continue;
                 };
-                if !super::challenge::is_file_name(name) {
+                if !super::names::is_file_name(name) {
                     continue;
                 }
                 match std::fs::read(&path) {

@@ -14,6 +14,7 @@ pub mod fleet;
 mod fsio;
 mod layout;
 mod local;
+mod names;
 mod token_record;
 mod webroot;
 
@@ -23,15 +24,13 @@ use std::time::{Duration, SystemTime};
 pub use alpn::challenge_certificate;
 pub use backend::{Backend, BackendError, HeldLock, LockRelease, OrderSlot};
 pub use certs::{CertRefusal, CertStore};
-pub use challenge::{
-    apex_of, is_file_name, is_token, AcmeAnswer, AnswerSource, ChallengeStore, PkiFile, Reply,
-    TxtChallenge, MAX_TOKEN_LEN,
-};
+pub use challenge::{AcmeAnswer, AnswerSource, ChallengeStore, PkiFile, Reply, TxtChallenge};
 pub use fleet::FleetHandle;
 pub use fsio::{remove_durable, write_atomic};
 pub use layout::StateDir;
 pub(crate) use local::unix;
 pub use local::LocalBackend;
+pub use names::{apex_of, is_file_name, is_token, MAX_TOKEN_LEN};
 pub use webroot::WebrootSync;
 
 use certs::{CertEntry, CertId, CertSource, InstallError};

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
-use super::challenge::is_token;
 use super::challenge::AcmeAnswer;
+use super::names::is_token;
 use super::State;
 
 /// How often the webroot is looked at.

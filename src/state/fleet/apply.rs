@@ -16,8 +16,9 @@ use super::counters::FleetCounters;
 use super::layout::{Entry, Layout};
 use super::records::{AlpnRecord, CertRecord, Dns01Record, Member, PkiRecord, TokenRecord};
 use super::seal::FleetKey;
+use crate::state::apex_of;
 use crate::state::certs::{validate, CertSource, CertStore, DEFAULT_ID};
-use crate::state::challenge::{apex_of, ChallengeStore, PkiFile, TxtChallenge};
+use crate::state::challenge::{ChallengeStore, PkiFile, TxtChallenge};
 use crate::state::local::{from_unix, unix, LocalBackend};
 
 /// One key and value as read from etcd.

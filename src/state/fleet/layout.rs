@@ -15,8 +15,8 @@
 //! ```
 
 use crate::config::{CertId, DnsName};
-use crate::state::challenge::apex_of;
-use crate::state::challenge::{is_file_name, is_token};
+use crate::state::apex_of;
+use crate::state::{is_file_name, is_token};
 
 /// The key names under one prefix.
 #[derive(Debug, Clone)]
