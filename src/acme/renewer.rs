@@ -1012,7 +1012,7 @@ impl Renewer {
         match shared {
             // This node's count goes on too, so that its look before the lock never says
             // "free" for less than the fleet has placed from here.
-            Ok(Some(OrderSlot::Taken { .. })) => {
+            Ok(Some(OrderSlot::Taken)) => {
                 budget.record(now);
                 Ok(())
             }

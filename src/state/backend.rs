@@ -83,8 +83,8 @@ impl Drop for HeldLock {
 /// The answer of [`Backend::take_order_slot`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderSlot {
-    /// Counted: the order may be placed; `used` orders are now counted in the window.
-    Taken { used: usize },
+    /// Counted: the order may be placed.
+    Taken,
     /// The budget is spent: `used` orders in the window, the next slot frees at `next_free`.
     Full { used: usize, next_free: SystemTime },
 }

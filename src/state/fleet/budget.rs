@@ -80,7 +80,7 @@ pub(crate) async fn take(
             )]);
         let done = shared.timed(client.txn(txn)).await.map_err(fail);
         match done {
-            Ok(rsp) if rsp.succeeded() => return Ok(OrderSlot::Taken { used: used + 1 }),
+            Ok(rsp) if rsp.succeeded() => return Ok(OrderSlot::Taken),
             // Another node took this slot first: its lease is of no use; read again.
             Ok(_) => {
                 let _ = shared.timed(client.lease_revoke(lease)).await;
