@@ -5,6 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use std::time::SystemTime;
+
+use crate::acme::{AccountState, AcmeStatus, BackupState, CertState, Diagnosis, Progress};
+use crate::api::{AdminClient, CertInstalled, CertPut, Health, RenewRequested, Status};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 
 /// Exit status for a bad command line or configuration (BSD `EX_USAGE`).
@@ -188,16 +192,14 @@ fn check(config: Config, names: Vec<String>, json: bool) -> i32 {
         );
         return EXIT_USAGE;
     }
-    let token = match std::fs::read_to_string(&config.admin.token_file) {
-        Ok(t) => t.trim().to_owned(),
-        Err(e) => {
-            eprintln!(
-                "dcv-proxy check: cannot read the admin token {}: {e} (the probe publishes its token through the admin API; run as the user dcv-proxy runs as)",
-                config.admin.token_file.display()
-            );
-            return EXIT_PROBE_ERROR;
-        }
-    };
+    let client = AdminClient::from_config(&config).with_timeout(config.probe.timeout);
+    if !client.has_token() {
+        eprintln!(
+            "dcv-proxy check: cannot read the admin token {} (the probe publishes its token through the admin API; run as the user dcv-proxy runs as)",
+            config.admin.token_file.display()
+        );
+        return EXIT_PROBE_ERROR;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -210,11 +212,7 @@ fn check(config: Config, names: Vec<String>, json: bool) -> i32 {
         }
     };
     runtime.block_on(async {
-        let node = std::sync::Arc::new(AdminNode::new(
-            config.admin.listen,
-            token,
-            config.probe.timeout,
-        ));
+        let node = std::sync::Arc::new(AdminNode::new(client));
         if let Err(e) = node.health().await {
             eprintln!("dcv-proxy check: {e}");
             return EXIT_PROBE_ERROR;
@@ -258,37 +256,35 @@ fn init_logging(default_filter: &str) {
     let _ = crate::app::init_logging(default_filter);
 }
 
-/// `health`: `GET /healthz` through the admin API.
-fn health(config: &Config) -> i32 {
-    let client = crate::admin::AdminClient::from_config(config);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+/// A runtime for one request to the admin API.
+fn runtime(command: &str) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
+        Ok(rt) => Some(rt),
         Err(e) => {
-            eprintln!("dcv-proxy health: {e}");
-            return EXIT_FAILURE;
+            eprintln!("{command}: {e}");
+            None
         }
+    }
+}
+
+/// `health`: `GET /healthz` through the admin API.
+fn health(config: &Config) -> i32 {
+    let client = AdminClient::from_config(config);
+    let Some(runtime) = runtime("dcv-proxy health") else {
+        return EXIT_FAILURE;
     };
-    match runtime.block_on(client.request(http::Method::GET, "/healthz", None)) {
-        Ok((200, body)) => {
-            let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            if json["status"] == "ok" {
-                println!("ok");
-                0
-            } else {
-                eprintln!(
-                    "dcv-proxy health: unexpected answer: {}",
-                    String::from_utf8_lossy(&body)
-                );
-                EXIT_FAILURE
-            }
+    match runtime.block_on(client.get::<Health>("/healthz")) {
+        Ok(health) if health.status == "ok" => {
+            println!("ok");
+            0
         }
-        Ok((status, body)) => {
+        Ok(health) => {
             eprintln!(
-                "dcv-proxy health: admin API answered {status}: {}",
-                String::from_utf8_lossy(&body)
+                "dcv-proxy health: unexpected answer: status {:?}",
+                health.status
             );
             EXIT_FAILURE
         }
@@ -299,103 +295,90 @@ fn health(config: &Config) -> i32 {
     }
 }
 
-/// `certs list|renew`, through the admin API of the running node.
+/// `certs list|renew|put`, through the admin API of the running node.
 fn certs(config: &Config, action: CertsAction) -> i32 {
-    let client = crate::admin::AdminClient::from_config(config);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("dcv-proxy: {e}");
-            return EXIT_FAILURE;
-        }
+    let client = AdminClient::from_config(config);
+    let Some(runtime) = runtime("dcv-proxy") else {
+        return EXIT_FAILURE;
     };
-    let (method, path, upload) = match &action {
-        CertsAction::List { .. } => (http::Method::GET, "/v1/status".to_owned(), None),
-        CertsAction::Renew { id } => (
-            http::Method::POST,
-            format!("/v1/certificates/{id}/renew"),
-            None,
-        ),
+    let answer = match action {
+        CertsAction::List { json: true } => runtime
+            .block_on(client.get::<serde_json::Value>("/v1/status"))
+            .map(|doc| {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string())
+                );
+                0
+            }),
+        CertsAction::List { json: false } => runtime
+            .block_on(client.get::<Status<AcmeStatus>>("/v1/status"))
+            .map(|status| {
+                print!("{}", certs_table(&status));
+                0
+            }),
+        CertsAction::Renew { id } => runtime
+            .block_on(client.call::<RenewRequested>(
+                http::Method::POST,
+                &format!("/v1/certificates/{id}/renew"),
+                None::<&()>,
+            ))
+            .map(|_| {
+                println!("renewal of {id} requested");
+                0
+            }),
         CertsAction::Put {
             id,
             cert,
             key,
             chain,
             names,
-        } => match upload_body(cert, key, chain.as_deref(), names) {
-            Ok(body) => (
-                http::Method::PUT,
-                format!("/v1/certificates/{id}"),
-                Some(body),
-            ),
-            Err(message) => {
-                eprintln!("dcv-proxy certs put: {message}");
-                return EXIT_USAGE;
+        } => {
+            let body = match upload_body(&cert, &key, chain.as_deref(), &names) {
+                Ok(body) => body,
+                Err(message) => {
+                    eprintln!("dcv-proxy certs put: {message}");
+                    return EXIT_USAGE;
+                }
+            };
+            if !client.has_token() {
+                eprintln!(
+                    "dcv-proxy certs put: cannot read the admin token {}: run as root or as the user dcv-proxy runs as",
+                    config.admin.token_file.display()
+                );
+                return EXIT_FAILURE;
             }
-        },
-    };
-    if upload.is_some() && !client.has_token() {
-        eprintln!(
-            "dcv-proxy certs put: cannot read the admin token {}: run as root or as the user dcv-proxy runs as",
-            config.admin.token_file.display()
-        );
-        return EXIT_FAILURE;
-    }
-    let (status, body) = match runtime.block_on(client.request(method, &path, upload)) {
-        Ok(answer) => answer,
-        Err(e) => {
-            eprintln!("dcv-proxy: {e}");
-            return EXIT_FAILURE;
+            runtime
+                .block_on(client.call::<CertInstalled>(
+                    http::Method::PUT,
+                    &format!("/v1/certificates/{id}"),
+                    Some(&body),
+                ))
+                .map(|installed| stored(&id, &installed))
         }
     };
-    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    if !(200..300).contains(&status) {
-        let reason = json["error"].as_str().unwrap_or("no reason given");
-        eprintln!("dcv-proxy: admin API answered {status}: {reason}");
-        return EXIT_FAILURE;
+    answer.unwrap_or_else(|e| {
+        eprintln!("dcv-proxy: {e}");
+        EXIT_FAILURE
+    })
+}
+
+/// What `certs put` says of a stored certificate; exit status 3 when another certificate keeps
+/// being presented for some of its names.
+fn stored(id: &str, installed: &CertInstalled) -> i32 {
+    println!(
+        "{id}: stored and checked ({}), expires {}; served from the next handshake",
+        installed.certificate.names.join(", "),
+        installed.certificate.not_after
+    );
+    for warning in &installed.warnings {
+        eprintln!("dcv-proxy certs put: warning: {warning}");
     }
-    if let CertsAction::Put { id, .. } = &action {
-        let names: Vec<&str> = json["names"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n.as_str())
-            .collect();
-        println!(
-            "{id}: stored and checked ({}), expires {}; served from the next handshake",
-            names.join(", "),
-            json["not_after"].as_str().unwrap_or("?")
-        );
-        let warnings: Vec<&str> = json["warnings"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|w| w.as_str())
-            .collect();
-        for warning in &warnings {
-            eprintln!("dcv-proxy certs put: warning: {warning}");
-        }
-        return if warnings.is_empty() {
-            0
-        } else {
-            EXIT_NOT_SERVED
-        };
+    if installed.warnings.is_empty() {
+        0
+    } else {
+        EXIT_NOT_SERVED
     }
-    match action {
-        CertsAction::List { json: true } => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json).unwrap_or_default()
-            );
-        }
-        CertsAction::List { json: false } => print!("{}", certs_table(&json)),
-        CertsAction::Renew { id } => println!("renewal of {id} requested"),
-        CertsAction::Put { .. } => {}
-    }
-    0
 }
 
 /// The JSON body of `PUT /v1/certificates/<id>` from the files of an ACME client.
@@ -404,7 +387,7 @@ fn upload_body(
     key: &std::path::Path,
     chain: Option<&std::path::Path>,
     names: &[String],
-) -> Result<Vec<u8>, String> {
+) -> Result<CertPut, String> {
     let read = |path: &std::path::Path, what: &str| {
         std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
@@ -417,96 +400,72 @@ fn upload_body(
         certificate.push_str(&read(chain, "chain (--chain)")?);
     }
     let private_key = read(key, "private key (--key)")?;
-    serde_json::to_vec(&serde_json::json!({
-        "certificate": certificate,
-        "private_key": private_key,
-        "names": names,
-    }))
-    .map_err(|e| e.to_string())
+    Ok(CertPut {
+        certificate,
+        private_key,
+        names: names.to_vec(),
+    })
 }
 
 /// One line per certificate: id, expiry, source, names, then the renewer's view when there is one.
-fn certs_table(status: &serde_json::Value) -> String {
+fn certs_table(status: &Status<AcmeStatus>) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let acme = &status["acme"]["certificates"];
+    let empty = std::collections::BTreeMap::new();
+    let renewals = status.acme.as_ref().map_or(&empty, |a| &a.certificates);
     let _ = writeln!(
         out,
         "{:<24} {:<21} {:<11} {:<8} {:<21} NAMES",
         "ID", "NOT AFTER", "SOURCE", "STATE", "NEXT RENEWAL"
     );
-    let mut seen = std::collections::HashSet::new();
-    for cert in status["certificates"].as_array().into_iter().flatten() {
-        let id = cert["id"].as_str().unwrap_or("?");
-        seen.insert(id.to_owned());
-        let renewal = &acme[id];
-        let names: Vec<&str> = cert["names"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n.as_str())
-            .collect();
+    for cert in &status.certificates {
+        let renewal = renewals.get(&cert.id);
         let _ = writeln!(
             out,
             "{:<24} {:<21} {:<11} {:<8} {:<21} {}",
-            id,
-            cert["not_after"].as_str().unwrap_or("-"),
-            cert["source"].as_str().unwrap_or("-"),
-            renewal["state"].as_str().unwrap_or("-"),
-            renewal["next_renewal"]
-                .as_str()
-                .or(renewal["next_attempt"].as_str())
+            cert.id,
+            cert.not_after,
+            cert.source,
+            renewal.map_or_else(|| "-".to_owned(), |r| name_of(&r.state)),
+            renewal
+                .and_then(|r| r.next_renewal.as_deref().or(r.next_attempt.as_deref()))
                 .unwrap_or("-"),
-            names.join(",")
+            cert.names.join(",")
         );
     }
-    for (id, renewal) in acme.as_object().into_iter().flatten() {
-        if seen.contains(id) {
+    for (id, renewal) in renewals {
+        if status.certificates.iter().any(|c| &c.id == id) {
             continue;
         }
-        let names: Vec<&str> = renewal["names"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n.as_str())
-            .collect();
         let _ = writeln!(
             out,
             "{:<24} {:<21} {:<11} {:<8} {:<21} {}",
             id,
             "(not issued)",
             "acme",
-            renewal["state"].as_str().unwrap_or("-"),
-            renewal["next_attempt"].as_str().unwrap_or("-"),
-            names.join(",")
+            name_of(&renewal.state),
+            renewal.next_attempt.as_deref().unwrap_or("-"),
+            renewal.names.join(",")
         );
     }
     // Which certificate is presented for each name (README "Certificate precedence").
-    let owners = status["names"].as_array().cloned().unwrap_or_default();
-    if !owners.is_empty() {
+    if !status.names.is_empty() {
         let _ = writeln!(
             out,
             "\n{:<40} {:<24} NOT SERVED BY (WHY)",
             "NAME", "SERVED BY"
         );
-        for owner in &owners {
-            let others: Vec<String> = owner["not_served_by"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|o| {
-                    format!(
-                        "{} ({})",
-                        o["certificate"].as_str().unwrap_or("?"),
-                        o["reason"].as_str().unwrap_or("?").replace('_', " ")
-                    )
-                })
+        for owner in &status.names {
+            let others: Vec<String> = owner
+                .not_served_by
+                .iter()
+                .map(|o| format!("{} ({})", o.certificate, o.reason.replace('_', " ")))
                 .collect();
             let _ = writeln!(
                 out,
                 "{:<40} {:<24} {}",
-                owner["name"].as_str().unwrap_or("?"),
-                owner["served_by"].as_str().unwrap_or("?"),
+                owner.name,
+                owner.served_by,
                 if others.is_empty() {
                     "-".to_owned()
                 } else {
@@ -517,154 +476,137 @@ fn certs_table(status: &serde_json::Value) -> String {
         let _ = writeln!(out);
     }
     // The node's clock, so "next poll in" is right even from another host.
-    let now = status["now"]
-        .as_str()
-        .and_then(|t| humantime::parse_rfc3339(t).ok())
-        .unwrap_or_else(std::time::SystemTime::now);
-    let account = &status["acme"]["account"];
-    if account["state"] == "error" {
-        let _ = writeln!(
-            out,
-            "  ACME account: error: {}",
-            account["error"].as_str().unwrap_or("-")
-        );
-        failure_lines(
-            &mut out,
-            &account["last_error"],
-            &account["next_attempt"],
-            now,
-        );
+    let now = humantime::parse_rfc3339(&status.now).unwrap_or_else(|_| SystemTime::now());
+    if let Some(account) = status.acme.as_ref().map(|a| &a.account) {
+        if account.state == AccountState::Error {
+            let _ = writeln!(
+                out,
+                "  ACME account: error: {}",
+                account.error.as_deref().unwrap_or("-")
+            );
+            if let Some(error) = &account.last_error {
+                failure_lines(&mut out, error, account.next_attempt.as_deref(), now);
+            }
+        }
     }
-    for (id, renewal) in acme.as_object().into_iter().flatten() {
-        if renewal["state"] == "ordering" {
+    for (id, renewal) in renewals {
+        if renewal.state == CertState::Ordering {
             let _ = writeln!(
                 out,
                 "  {id}: ordering: {}",
-                progress_line(&renewal["progress"], now)
+                renewal
+                    .progress
+                    .as_ref()
+                    .map_or_else(|| "starting".to_owned(), |p| progress_line(p, now))
             );
         }
         // `[[acme.ca]]`: who issued it, and which CAs were passed over and why.
-        if let Some(ca) = renewal["ca"].as_str() {
+        if let Some(ca) = &renewal.ca {
             let _ = writeln!(out, "  {id}: issued by CA {ca}");
         }
-        let backup = &renewal["backup"];
-        if backup.is_object() {
-            let _ = match backup["state"].as_str() {
-                Some("ready") => writeln!(
+        if let Some(backup) = &renewal.backup {
+            let _ = match backup.state {
+                BackupState::Ready => writeln!(
                     out,
                     "  {id}: backup from CA {} (serial {}, until {}), not served",
-                    backup["ca"].as_str().unwrap_or("?"),
-                    backup["serial"].as_str().unwrap_or("?"),
-                    backup["not_after"].as_str().unwrap_or("?")
+                    backup.ca.as_deref().unwrap_or("?"),
+                    backup.serial.as_deref().unwrap_or("?"),
+                    backup.not_after.as_deref().unwrap_or("?")
                 ),
-                Some(state) => writeln!(out, "  {id}: backup {state}"),
-                None => Ok(()),
+                state => writeln!(out, "  {id}: backup {}", name_of(&state)),
             };
-            if backup["last_error"].is_object() {
+            if let Some(error) = &backup.last_error {
                 let _ = writeln!(
                     out,
                     "  {id}: last backup order failed: {}",
-                    cause_text(&backup["last_error"])
+                    cause_text(error)
                 );
             }
-            let swap = &backup["swapped_in"];
-            if swap.is_object() {
+            if let Some(swap) = &backup.swapped_in {
                 let _ = writeln!(
                     out,
                     "  {id}: backup swapped in at {} ({}), serial {} from CA {}",
-                    swap["at"].as_str().unwrap_or("?"),
-                    swap["reason"].as_str().unwrap_or("?"),
-                    swap["serial"].as_str().unwrap_or("?"),
-                    swap["ca"].as_str().unwrap_or("?")
+                    swap.at,
+                    swap.reason.as_str(),
+                    swap.serial,
+                    swap.ca
                 );
             }
         }
-        for skip in renewal["skipped"].as_array().into_iter().flatten() {
+        for skip in &renewal.skipped {
             let _ = writeln!(
                 out,
                 "  {id}: CA {} passed over ({}): {}",
-                skip["ca"].as_str().unwrap_or("?"),
-                skip["reason"].as_str().unwrap_or("?"),
-                cause_text(skip)
+                skip.ca,
+                name_of(&skip.reason),
+                match skip.cause {
+                    Some(cause) => format!("{cause}: {}", skip.remedy),
+                    None => skip.remedy.to_string(),
+                }
             );
-            let _ = writeln!(
-                out,
-                "      the CA said: {}",
-                skip["detail"].as_str().unwrap_or("-")
-            );
+            let _ = writeln!(out, "      the CA said: {}", skip.detail);
         }
-        let error = &renewal["last_error"];
-        if error.is_object() {
+        if let Some(error) = &renewal.last_error {
             let _ = writeln!(out, "  {id}: last order failed: {}", cause_text(error));
-            let next = if renewal["state"] == "failed" {
-                &renewal["next_attempt"]
+            let next = if renewal.state == CertState::Failed {
+                renewal.next_attempt.as_deref()
             } else {
-                &serde_json::Value::Null
+                None
             };
             failure_lines(&mut out, error, next, now);
-        } else if let Some(error) = renewal["last_order"]["error"].as_str() {
+        } else if let Some(error) = renewal.last_order.as_ref().and_then(|o| o.error.as_deref()) {
             let _ = writeln!(out, "  {id}: last order failed: {error}");
         }
     }
     out
 }
 
+/// An enum of the status document as the document spells it (`ordering`, `rate-limited`).
+fn name_of(value: &impl serde::Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => "?".to_owned(),
+    }
+}
+
 /// `H1: <remedy>` for a failure the catalogue knows, else its ACME type or kind and what to do.
-fn cause_text(error: &serde_json::Value) -> String {
-    match (error["cause"].as_str(), error["remedy"].as_str()) {
+fn cause_text(error: &Diagnosis) -> String {
+    match (error.cause, &error.remedy) {
         (Some(cause), Some(remedy)) => format!("{cause}: {remedy}"),
-        (Some(cause), None) => cause.to_owned(),
-        _ => format!(
+        (Some(cause), None) => cause.to_string(),
+        (None, _) => format!(
             "{} (no catalogue cause): {}",
-            failure_type(error),
-            crate::catalogue::remedy_without_cause(
-                error["ca_type"].as_str(),
-                error["kind"].as_str().unwrap_or("")
-            )
+            error.type_label(),
+            crate::catalogue::remedy_without_cause(error.ca_type.as_deref(), error.kind.as_str())
         ),
     }
 }
 
-fn failure_type(error: &serde_json::Value) -> &str {
-    error["ca_type"]
-        .as_str()
-        .or(error["kind"].as_str())
-        .unwrap_or("error")
-}
-
 /// Under the cause: what the CA (or the node) said, each subproblem with its own cause, and
 /// when the next attempt is.
-fn failure_lines(
-    out: &mut String,
-    error: &serde_json::Value,
-    next_attempt: &serde_json::Value,
-    now: std::time::SystemTime,
-) {
+fn failure_lines(out: &mut String, error: &Diagnosis, next_attempt: Option<&str>, now: SystemTime) {
     use std::fmt::Write;
-    if !error.is_object() {
-        return;
-    }
-    let said = |e: &serde_json::Value| {
-        let mut text = failure_type(e).to_owned();
-        if let Some(identifier) = e["identifier"].as_str() {
+    let said = |e: &Diagnosis| {
+        let mut text = e.type_label().to_owned();
+        if let Some(identifier) = &e.identifier {
             text.push_str(": ");
             text.push_str(identifier);
         }
         text.push_str(": ");
-        text.push_str(e["detail"].as_str().unwrap_or(""));
+        text.push_str(&e.detail);
         text
     };
     let _ = writeln!(out, "      {}", said(error));
-    for sub in error["subproblems"].as_array().into_iter().flatten() {
+    for sub in &error.subproblems {
         let _ = writeln!(
             out,
             "      subproblem {}: {}",
-            sub["identifier"].as_str().unwrap_or("-"),
+            sub.identifier.as_deref().unwrap_or("-"),
             cause_text(sub)
         );
         let _ = writeln!(out, "        {}", said(sub));
     }
-    if let Some(at) = next_attempt.as_str() {
+    if let Some(at) = next_attempt {
         match humantime::parse_rfc3339(at) {
             Ok(t) => {
                 let _ = writeln!(
@@ -681,20 +623,15 @@ fn failure_lines(
 }
 
 /// `a.test: waiting for the CA to validate (poll 3), next poll in 4 s`.
-fn progress_line(progress: &serde_json::Value, now: std::time::SystemTime) -> String {
-    let mut line = progress["text"].as_str().unwrap_or("starting").to_owned();
-    if let Some(t) = progress["next_poll"]
-        .as_str()
-        .and_then(|t| humantime::parse_rfc3339(t).ok())
-    {
+fn progress_line(progress: &Progress, now: SystemTime) -> String {
+    let mut line = progress.text.clone();
+    let at = |t: &Option<String>| t.as_deref().and_then(|t| humantime::parse_rfc3339(t).ok());
+    if let Some(t) = at(&progress.next_poll) {
         line.push_str(", next poll in ");
         line.push_str(&crate::acme::short_duration(
             t.duration_since(now).unwrap_or_default(),
         ));
-    } else if let Some(t) = progress["until"]
-        .as_str()
-        .and_then(|t| humantime::parse_rfc3339(t).ok())
-    {
+    } else if let Some(t) = at(&progress.until) {
         line.push_str(", gives up in ");
         line.push_str(&crate::acme::short_duration(
             t.duration_since(now).unwrap_or_default(),
@@ -708,11 +645,31 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    #[test]
-    fn certs_table_shows_which_certificate_serves_each_name() {
-        let status = serde_json::json!({
+    /// A whole `/v1/status` document around the parts a test sets.
+    fn status(parts: serde_json::Value) -> Status<AcmeStatus> {
+        let mut doc = serde_json::json!({
+            "version": "0.0.0",
+            "started": "2027-01-15T07:00:00Z",
             "now": "2027-01-15T08:00:00.000Z",
             "certificates": [],
+            "names": [],
+            "challenges": {"acme_tokens": 0, "pki_files": 0, "tls_alpn": 0},
+            "fleet": {"backend": "local"}
+        });
+        for (key, value) in parts.as_object().unwrap() {
+            doc[key] = value.clone();
+        }
+        if let Some(acme) = doc["acme"].as_object_mut() {
+            acme.entry("directory")
+                .or_insert("https://ca.test/dir".into());
+            acme.entry("cas").or_insert(serde_json::json!([]));
+        }
+        serde_json::from_value(doc).unwrap()
+    }
+
+    #[test]
+    fn certs_table_shows_which_certificate_serves_each_name() {
+        let status = status(serde_json::json!({
             "names": [
                 {"name": "a.test", "served_by": "long", "not_served_by": [
                     {"certificate": "short", "reason": "expires_earlier"}
@@ -720,7 +677,7 @@ mod tests {
                 {"name": "b.test", "served_by": "long", "not_served_by": []}
             ],
             "acme": {"account": {"state": "ready"}, "certificates": {}}
-        });
+        }));
         let text = certs_table(&status);
         let line = text.lines().find(|l| l.starts_with("a.test")).unwrap();
         assert!(
@@ -733,15 +690,15 @@ mod tests {
 
     #[test]
     fn certs_table_shows_cause_remedy_progress_and_next_attempt() {
-        let status = serde_json::json!({
-            "now": "2027-01-15T08:00:00.000Z",
-            "certificates": [],
+        let status = status(serde_json::json!({
             "acme": {
                 "account": {"state": "ready"},
                 "certificates": {
                     "a.test": {
                         "names": ["a.test"],
+                        "challenge": "http-01",
                         "state": "ordering",
+                        "consecutive_failures": 0,
                         "progress": {
                             "step": "polling-authorization",
                             "name": "a.test",
@@ -753,7 +710,9 @@ mod tests {
                     },
                     "h1.test": {
                         "names": ["h1.test", "www.h1.test"],
+                        "challenge": "http-01",
                         "state": "failed",
+                        "consecutive_failures": 1,
                         "next_attempt": "2027-01-15T08:00:02Z",
                         "last_error": {
                             "kind": "problem",
@@ -776,7 +735,7 @@ mod tests {
                     }
                 }
             }
-        });
+        }));
         let text = certs_table(&status);
         assert!(
             text.contains("  a.test: ordering: a.test: waiting for the CA to validate (poll 3), next poll in 4 s\n"),

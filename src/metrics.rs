@@ -167,18 +167,16 @@ impl Collector for OrderStreaks {
 
     fn collect(&self) -> Vec<MetricFamily> {
         self.gauge.reset();
-        let status = self.renewer.status_json();
-        for (id, cert) in status["certificates"].as_object().into_iter().flatten() {
-            let failures = cert["consecutive_failures"].as_i64().unwrap_or(0);
-            let error = &cert["last_error"];
-            let cause = error["cause"].as_str().unwrap_or("none");
-            let kind = error["ca_type"]
-                .as_str()
-                .or(error["kind"].as_str())
-                .unwrap_or("none");
+        let status = self.renewer.status();
+        for (id, cert) in &status.certificates {
+            let error = cert.last_error.as_ref();
+            let cause = error.and_then(|e| e.cause).map_or("none", |c| c.id());
+            let kind = error.map_or("none", |e| {
+                e.ca_type.as_deref().unwrap_or_else(|| e.kind.as_str())
+            });
             self.gauge
-                .with_label_values(&[id, cause, kind])
-                .set(failures);
+                .with_label_values(&[id.as_str(), cause, kind])
+                .set(i64::from(cert.consecutive_failures));
         }
         self.gauge.collect()
     }

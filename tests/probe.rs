@@ -562,6 +562,7 @@ fn running_server_probes_its_sites_on_an_interval() {
 mod gate {
     use std::sync::Arc;
 
+    use dcv_proxy::api::AdminClient;
     use dcv_proxy::config::{Config, DnsName};
     use dcv_proxy::probe::{gate, AdminNode, Cause, Prober};
 
@@ -570,11 +571,11 @@ mod gate {
     fn prober(node: &Node) -> Prober {
         let config = Config::load(&node.config_path).unwrap();
         let token = std::fs::read_to_string(node.state_dir().join("admin.token")).unwrap();
-        let admin = AdminNode::new(
+        let admin = AdminNode::new(AdminClient::new(
             config.admin.listen,
-            token.trim().to_owned(),
+            Some(token.trim().to_owned()),
             Duration::from_secs(2),
-        );
+        ));
         Prober::new(config.probe, Arc::new(admin)).unwrap()
     }
 

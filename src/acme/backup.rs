@@ -114,7 +114,7 @@ pub fn must_replace_early(
 }
 
 /// Why a backup was swapped in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SwapReason {
     /// The CA's ARI window for the served certificate ends in the past.

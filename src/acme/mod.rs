@@ -20,9 +20,13 @@ mod tlsalpn;
 
 pub use backup::{backup_due, must_replace_early, Backup, SwapReason};
 pub use dns01::txt_value;
-pub use problem::{Diagnosis, FailureKind, ProblemDoc};
+pub use problem::{Diagnosis, FailureKind, ProblemDoc, SubproblemDoc};
 pub use progress::{short_duration, Progress, Step};
-pub use renewer::{CertificateChanges, Renewer, RenewerHandle};
+pub use renewer::{
+    AccountState, AccountStatus, AcmeStatus, BackupState, BackupStatus, CaSkip, CaState, CertState,
+    CertStatus, CertificateChanges, OrderRecord, OrderResult, Renewer, RenewerHandle, SkipReason,
+    SwapRecord,
+};
 pub use selfcheck::{gate_address, LocalSelfCheck, SelfCheck};
 
 /// Why an ACME operation failed.
@@ -150,7 +154,7 @@ mod tests {
         let d = e.diagnose();
         assert_eq!(d.kind, FailureKind::SelfCheck);
         assert_eq!(d.cause, Some(Cause::D8));
-        assert_eq!(d.remedy, Some(Cause::D8.remedy()));
+        assert_eq!(d.remedy.as_deref(), Some(Cause::D8.remedy()));
         assert_eq!(d.identifier.as_deref(), Some("a.test"));
         assert_eq!(d.type_label(), "self-check");
         assert_eq!(d.subproblems.len(), 1);

@@ -3,12 +3,14 @@
 //! problem and of each subproblem, which is what `/v1/status`, `certs list`, the log and the
 //! `dcv_acme_order_failures_total` metric show for a failed order.
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 use crate::catalogue::{diagnose_acme_problem, Cause, ACME_ERROR_PREFIX};
 
 /// A problem document with its subproblems.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ProblemDoc {
     /// `urn:ietf:params:acme:error:…`
     #[serde(rename = "type")]
@@ -20,12 +22,12 @@ pub struct ProblemDoc {
     /// §7.1.4: the challenge belongs to one authorization, hence one identifier).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identifier: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subproblems: Vec<SubproblemDoc>,
 }
 
 /// A subproblem about one identifier (RFC 8555 §6.7.1).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SubproblemDoc {
     #[serde(rename = "type")]
     pub kind: String,
@@ -191,7 +193,7 @@ impl std::fmt::Display for ProblemDoc {
 /// What kind of failure an order (or the account) met: a problem document from the CA, or one
 /// of the node's own reasons. The `type` label of `dcv_acme_order_failures_total` when there
 /// is no ACME type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailureKind {
     /// The CA answered with a problem document (RFC 8555 §6.7).
@@ -232,13 +234,13 @@ impl FailureKind {
 /// `cause`, `summary` and `remedy` are null when the catalogue has no cause for it (a
 /// `badNonce`, a `serverInternal`, the CA unreachable): such a failure is shown by its ACME
 /// type (`ca_type`) or its `kind` and detail, never forced into a cause that does not fit.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Diagnosis {
     pub kind: FailureKind,
     /// The catalogue id (`H1`).
     pub cause: Option<Cause>,
-    pub summary: Option<&'static str>,
-    pub remedy: Option<&'static str>,
+    pub summary: Option<Cow<'static, str>>,
+    pub remedy: Option<Cow<'static, str>>,
     /// What the CA (or the node) said.
     pub detail: String,
     /// The ACME error type without the URN prefix, when the CA sent a problem document.
@@ -246,7 +248,7 @@ pub struct Diagnosis {
     /// The identifier the failure is about, when one is known.
     pub identifier: Option<String>,
     /// One per subproblem (RFC 8555 §6.7.1), each with its own cause.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subproblems: Vec<Diagnosis>,
 }
 
@@ -261,8 +263,8 @@ impl Diagnosis {
         Diagnosis {
             kind,
             cause,
-            summary: cause.map(Cause::summary),
-            remedy: cause.map(Cause::remedy),
+            summary: cause.map(|c| c.summary().into()),
+            remedy: cause.map(|c| c.remedy().into()),
             detail,
             ca_type,
             identifier,
@@ -273,7 +275,7 @@ impl Diagnosis {
     /// What to do: the cause's remedy, or for a failure the catalogue has no cause for, the
     /// remedy of its ACME type or kind (the CA unreachable, a stale nonce, a full disk).
     pub fn what_to_do(&self) -> &'static str {
-        self.remedy.unwrap_or_else(|| {
+        self.cause.map(Cause::remedy).unwrap_or_else(|| {
             crate::catalogue::remedy_without_cause(self.ca_type.as_deref(), self.kind.as_str())
         })
     }
@@ -323,7 +325,7 @@ mod tests {
         // The top takes the first subproblem's cause, not its own summary type's (P2).
         assert_eq!(d.cause, Some(Cause::P1));
         assert_eq!(d.ca_type.as_deref(), Some("rejectedIdentifier"));
-        assert_eq!(d.remedy, Some(Cause::P1.remedy()));
+        assert_eq!(d.remedy.as_deref(), Some(Cause::P1.remedy()));
         let subs: Vec<_> = d
             .subproblems
             .iter()

@@ -6,10 +6,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A step of an order, in the order they happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Step {
     /// `newOrder` and the order's authorizations (RFC 8555 §7.4, §7.5).
@@ -53,7 +53,7 @@ impl std::fmt::Display for Step {
 }
 
 /// An order's current step: `progress` of a certificate in `/v1/status` while it is `ordering`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Progress {
     pub step: Step,
     /// The identifier the step is about (authorization steps only).

@@ -23,6 +23,7 @@
 //! is ordered at once and one removed is no longer renewed (its served certificate stays until it
 //! is deleted through the admin API).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -35,7 +36,7 @@ use pingora_core::services::background::BackgroundService;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{GaugeVec, IntCounterVec, Opts};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Notify};
 
 use super::client::AcmeHttp;
@@ -84,7 +85,20 @@ struct Shared {
     swaps: IntCounterVec,
 }
 
-#[derive(Default, Clone, Serialize)]
+/// The renewer's document in `/v1/status` (`acme`): what the CLI's `certs list` and the status
+/// page show of every CA and certificate.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct AcmeStatus {
+    /// The first CA's directory URL.
+    pub directory: String,
+    /// The first CA's account (as before there were several), then every CA's in `cas`.
+    pub account: AccountStatus,
+    pub cas: Vec<CaState>,
+    /// By certificate id.
+    pub certificates: BTreeMap<String, CertStatus>,
+}
+
+#[derive(Default, Clone)]
 struct Status {
     /// One per configured CA, in order of preference.
     cas: Vec<CaState>,
@@ -92,8 +106,8 @@ struct Status {
 }
 
 /// One CA as the renewer sees it: its account and whether it is out.
-#[derive(Default, Clone, Serialize)]
-pub(super) struct CaState {
+#[derive(Default, Clone, Serialize, Deserialize)]
+pub struct CaState {
     pub name: String,
     pub directory: String,
     pub account: AccountStatus,
@@ -111,18 +125,18 @@ pub(super) struct CaState {
 
 /// Why a CA was passed over for a certificate (serialised as `policy`, `rate-limited`,
 /// `outage`).
-pub(super) use super::schedule::FailureClass as SkipReason;
+pub use super::schedule::FailureClass as SkipReason;
 
 /// A CA passed over for a certificate's orders, and why: shown until an order succeeds.
-#[derive(Clone, Serialize)]
-pub(super) struct CaSkip {
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CaSkip {
     pub ca: String,
     pub reason: SkipReason,
     /// The catalogue cause (P2 for a policy refusal, P4 for a rate limit, P11 for an outage,
     /// or what the CA's answer maps to).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<crate::catalogue::Cause>,
-    pub remedy: &'static str,
+    pub remedy: Cow<'static, str>,
     /// What the CA said (or that it did not answer).
     pub detail: String,
     pub since: String,
@@ -141,9 +155,9 @@ pub(super) struct CaSkip {
 }
 
 /// The account's state (serialised as `unknown`, `ready`, `error`).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(super) enum AccountState {
+pub enum AccountState {
     /// No attempt yet.
     #[default]
     Unknown,
@@ -154,9 +168,9 @@ pub(super) enum AccountState {
 }
 
 /// A certificate's renewal state (serialised as `waiting`, `due`, `ordering`, `failed`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(super) enum CertState {
+pub enum CertState {
     /// Served; the renewal is planned.
     Waiting,
     /// To be ordered now (missing, planned time reached, or renewal requested).
@@ -168,9 +182,9 @@ pub(super) enum CertState {
 }
 
 /// How an order ended (serialised as `valid`, `failed`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(super) enum OrderResult {
+pub enum OrderResult {
     Valid,
     Failed,
 }
@@ -186,8 +200,8 @@ impl OrderResult {
 }
 
 /// The ACME account as seen by the renewer.
-#[derive(Default, Clone, Serialize)]
-pub(super) struct AccountStatus {
+#[derive(Default, Clone, Serialize, Deserialize)]
+pub struct AccountStatus {
     pub state: AccountState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -204,10 +218,10 @@ pub(super) struct AccountStatus {
 }
 
 /// One certificate's renewal state.
-#[derive(Clone, Serialize)]
-pub(super) struct CertStatus {
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CertStatus {
     pub names: Vec<String>,
-    pub challenge: &'static str,
+    pub challenge: Cow<'static, str>,
     pub state: CertState,
     /// While `ordering`: the order's current step.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -227,7 +241,7 @@ pub(super) struct CertStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<Diagnosis>,
     /// The CA paused the name (P10): no order until `dcv-proxy certs renew`.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
     /// Due, but waiting for the account's budget of new orders (`acme.max_new_orders`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -239,7 +253,7 @@ pub(super) struct CertStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca: Option<String>,
     /// CAs passed over for this certificate, and why (`[[acme.ca]]` fallback).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<CaSkip>,
     /// The backup certificate (`backup = true`): kept from another CA, never served.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -266,9 +280,9 @@ pub(super) struct CertStatus {
 }
 
 /// Where a certificate's backup stands (serialised as `missing`, `ready`, `ordering`, `failed`).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(super) enum BackupState {
+pub enum BackupState {
     /// None kept (yet, or any more).
     #[default]
     Missing,
@@ -281,8 +295,8 @@ pub(super) enum BackupState {
 }
 
 /// A certificate's backup (`backup = true`).
-#[derive(Clone, Default, Serialize)]
-pub(super) struct BackupStatus {
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct BackupStatus {
     pub state: BackupState,
     /// The CA that issued the backup kept now.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -307,8 +321,8 @@ pub(super) struct BackupStatus {
 }
 
 /// A backup swapped in for the served certificate.
-#[derive(Clone, Serialize)]
-pub(super) struct SwapRecord {
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SwapRecord {
     pub at: String,
     pub reason: SwapReason,
     /// The backup's serial, now served.
@@ -317,8 +331,8 @@ pub(super) struct SwapRecord {
 }
 
 /// The last order attempt.
-#[derive(Clone, Serialize)]
-pub(super) struct OrderRecord {
+#[derive(Clone, Serialize, Deserialize)]
+pub struct OrderRecord {
     /// The CA the order was placed with.
     pub ca: String,
     pub started: String,
@@ -335,7 +349,7 @@ pub(super) struct OrderRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile_received: Option<String>,
     /// A profile was asked for and the CA's order named another, or none: the CA ignored it.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub profile_ignored: bool,
 }
 
@@ -946,7 +960,7 @@ impl Renewer {
             ca: self.acme.cas[i].name.clone(),
             reason: class,
             cause: Some(cause),
-            remedy: cause.remedy(),
+            remedy: cause.remedy().into(),
             detail: diagnosis.detail.clone(),
             since: rfc3339(now),
             until: until.map(rfc3339),
@@ -1818,7 +1832,7 @@ impl Renewer {
             ca: self.acme.cas[j].name.clone(),
             reason: SkipReason::Outage,
             cause: Some(cause),
-            remedy: cause.remedy(),
+            remedy: cause.remedy().into(),
             detail: format!("out since {}: {detail}", rfc3339(since)),
             since: rfc3339(now),
             until: Some(rfc3339(until)),
@@ -1836,7 +1850,7 @@ impl Renewer {
             ca = %skip.ca,
             reason = ?skip.reason,
             cause,
-            remedy = skip.remedy,
+            remedy = %skip.remedy,
             detail = %skip.detail,
             until = skip.until.as_deref().unwrap_or("the next renewal"),
             "CA passed over; asking the next CA of acme.ca"
@@ -1938,24 +1952,24 @@ impl RenewerHandle {
     }
 
     /// The renewer's state for `/v1/status`.
-    pub fn status_json(&self) -> serde_json::Value {
+    pub fn status(&self) -> AcmeStatus {
         let status = self.shared.with(|s| s.clone());
-        serde_json::json!({
-            "directory": self.shared.directory,
-            // The first CA's account (as before there were several), then every CA's.
-            "account": status.cas.first().map(|c| c.account.clone()).unwrap_or_default(),
-            "cas": status.cas,
-            "certificates": status.certificates,
-        })
+        AcmeStatus {
+            directory: self.shared.directory.clone(),
+            account: status
+                .cas
+                .first()
+                .map(|c| c.account.clone())
+                .unwrap_or_default(),
+            cas: status.cas,
+            certificates: status.certificates,
+        }
     }
 
     /// One certificate's renewal state.
-    pub fn certificate_json(&self, id: &CertId) -> Option<serde_json::Value> {
-        self.shared.with(|s| {
-            s.certificates
-                .get(id.as_str())
-                .and_then(|st| serde_json::to_value(st).ok())
-        })
+    pub fn certificate(&self, id: &CertId) -> Option<CertStatus> {
+        self.shared
+            .with(|s| s.certificates.get(id.as_str()).cloned())
     }
 
     /// The renewer's collectors, for the metrics registry.
@@ -2009,7 +2023,7 @@ impl CertStatus {
     fn new(cert: &CertificateConfig) -> Self {
         CertStatus {
             names: cert.names.iter().map(|n| n.to_string()).collect(),
-            challenge: cert.challenge.as_str(),
+            challenge: cert.challenge.as_str().into(),
             paused: false,
             deferred: None,
             profile: cert.profile.clone(),

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use rand::Rng;
 
 /// What a planned renewal time is based on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Basis {
     /// No usable certificate yet: order now.
@@ -165,7 +165,7 @@ pub fn urgency(not_after: Option<SystemTime>) -> SystemTime {
 }
 
 /// What a failed order at one CA says about asking the next one (`[[acme.ca]]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailureClass {
     /// The CA refuses the names or the account by policy (`rejectedIdentifier`,

@@ -48,18 +48,10 @@ pub fn json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Refused
         .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokenBody {
-    key_authorization: String,
-    identifier: Option<String>,
-    ttl_seconds: Option<u64>,
-}
-
 /// `PUT /v1/acme/tokens/<token>`: the answer to store, created at `now`.
 pub fn token_put(token: &str, body: &[u8], now: SystemTime) -> Result<AcmeAnswer, Refused> {
     token_path(token)?;
-    let body: TokenBody = json_body(body)?;
+    let body: crate::api::TokenPut = json_body(body)?;
     // RFC 8555 §8.1: keyAuthorization = token || '.' || base64url(JWK thumbprint). Refusing
     // anything else catches the "file content incorrect" mistakes (H7) at the API.
     let thumbprint = body
@@ -119,13 +111,6 @@ pub fn token_path(token: &str) -> Result<(), Refused> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PkiBody {
-    content: Option<String>,
-    content_base64: Option<String>,
-}
-
 /// A host in a path (`/v1/pki/<host>…`).
 pub fn host(host: &str) -> Result<DnsName, Refused> {
     host.parse::<DnsName>()
@@ -148,7 +133,7 @@ pub fn file_name(file: &str) -> Result<(), Refused> {
 pub fn pki_put(host_text: &str, file: &str, body: &[u8]) -> Result<(DnsName, Vec<u8>), Refused> {
     let host = host(host_text)?;
     file_name(file)?;
-    let body: PkiBody = json_body(body)?;
+    let body: crate::api::PkiPut = json_body(body)?;
     let bytes = match (body.content, body.content_base64) {
         (Some(text), None) => text.into_bytes(),
         (None, Some(b64)) => base64::engine::general_purpose::STANDARD
@@ -180,19 +165,6 @@ pub fn cert_id(id: &str) -> Result<CertId, Refused> {
     CertId::parse(id).map_err(|e| refuse(StatusCode::BAD_REQUEST, e))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CertBody {
-    /// Leaf then intermediates (PEM); may also carry the key.
-    certificate: String,
-    /// PEM private key, unless it is in `certificate`.
-    #[serde(default)]
-    private_key: String,
-    /// Names the certificate must cover (C6).
-    #[serde(default)]
-    names: Vec<String>,
-}
-
 /// An upload, parsed; the certificate itself is checked by the store (`state::certs::check`).
 #[derive(Debug)]
 pub struct CertUpload {
@@ -206,7 +178,7 @@ pub struct CertUpload {
 /// `PUT /v1/certificates/<id>`.
 pub fn cert_put(id: &str, body: &[u8]) -> Result<CertUpload, Refused> {
     let id = cert_id(id)?;
-    let body: CertBody = json_body(body)?;
+    let body: crate::api::CertPut = json_body(body)?;
     let mut names = Vec::with_capacity(body.names.len());
     for name in &body.names {
         let pattern = name.strip_prefix("*.").unwrap_or(name);
@@ -228,12 +200,6 @@ pub fn cert_put(id: &str, body: &[u8]) -> Result<CertUpload, Refused> {
     })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TxtBody {
-    values: Vec<String>,
-}
-
 /// A TXT record name in a path (`/v1/probe/txt/<name>`).
 pub fn record_name(name: &str) -> Result<RecordName, Refused> {
     name.parse()
@@ -243,7 +209,7 @@ pub fn record_name(name: &str) -> Result<RecordName, Refused> {
 /// `PUT /v1/probe/txt/<name>`: the name and its expected values.
 pub fn txt_put(name: &str, body: &[u8]) -> Result<(RecordName, Vec<String>), Refused> {
     let name = record_name(name)?;
-    let body: TxtBody = json_body(body)?;
+    let body: crate::api::TxtPut = json_body(body)?;
     if body.values.is_empty()
         || body
             .values

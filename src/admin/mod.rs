@@ -8,7 +8,6 @@
 //! otherwise, and nothing changes). Bodies are capped (413), and every refusal is a 4xx with a
 //! JSON `{"error": "..."}` that says why.
 
-mod client;
 /// Public for the fuzz target `admin_input`: every parser of admin requests.
 pub mod input;
 mod page;
@@ -16,7 +15,6 @@ mod probe;
 mod routes;
 mod token;
 
-pub use client::AdminClient;
 pub use token::AdminToken;
 
 use std::sync::Arc;
@@ -85,14 +83,11 @@ impl Reply {
     }
 
     pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Reply {
-        #[derive(Serialize)]
-        struct ErrorBody {
-            error: String,
-        }
         Reply::json(
             status,
-            &ErrorBody {
+            &crate::api::ErrorBody {
                 error: message.into(),
+                reason: None,
             },
         )
     }

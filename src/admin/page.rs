@@ -5,7 +5,7 @@
 //!   inline and pinned by its hash in the `Content-Security-Policy`, which also forbids loading
 //!   anything else, so the page cannot be made to fetch from elsewhere even by a name that
 //!   slipped through.
-//! - Rendered from the very document `/v1/status` returns ([`super::routes::status_value`]), so
+//! - Rendered from the very document `/v1/status` returns ([`super::routes::status_document`]), so
 //!   the page and the API cannot disagree; only the catalogue's summaries and remedies for the
 //!   probe's causes are looked up here.
 //! - Every value that comes from outside the binary (names from the configuration, issuer names
@@ -32,7 +32,7 @@ pub(super) fn page(api: &AdminApi, query: Option<&str>) -> Reply {
         Ok(o) => o,
         Err(refused) => return refused.into(),
     };
-    let status = super::routes::status_value(api);
+    let status = serde_json::to_value(super::routes::status_document(api)).unwrap_or_default();
     let interval = api
         .probe
         .as_ref()

@@ -13,6 +13,7 @@
 use http::StatusCode;
 
 use super::{AdminApi, Reply};
+use crate::api::{Removed, TxtRecord, TxtRecords};
 use crate::probe::ProbeRunner;
 use crate::probe::Report;
 use crate::probe::Status;
@@ -100,11 +101,11 @@ pub(super) fn list_txt(api: &AdminApi) -> Reply {
     for e in runner.txt().list() {
         records.entry(e.name.to_string()).or_default().push(e.value);
     }
-    let records: Vec<_> = records
+    let records = records
         .into_iter()
-        .map(|(name, values)| serde_json::json!({ "name": name, "values": values }))
+        .map(|(name, values)| TxtRecord { name, values })
         .collect();
-    Reply::json(StatusCode::OK, &serde_json::json!({ "records": records }))
+    Reply::json(StatusCode::OK, &TxtRecords { records })
 }
 
 pub(super) fn put_txt(api: &AdminApi, name: &str, body: &[u8]) -> Reply {
@@ -119,7 +120,10 @@ pub(super) fn put_txt(api: &AdminApi, name: &str, body: &[u8]) -> Reply {
     match runner.txt().put(name.clone(), values.clone()) {
         Ok(()) => Reply::json(
             StatusCode::CREATED,
-            &serde_json::json!({ "name": name, "values": values }),
+            &TxtRecord {
+                name: name.to_string(),
+                values,
+            },
         ),
         Err(e) => Reply::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
@@ -135,7 +139,12 @@ pub(super) fn delete_txt(api: &AdminApi, name: &str) -> Reply {
         Err(refused) => return refused.into(),
     };
     match runner.txt().remove(&name) {
-        Ok(true) => Reply::json(StatusCode::OK, &serde_json::json!({ "removed": name })),
+        Ok(true) => Reply::json(
+            StatusCode::OK,
+            &Removed {
+                removed: name.to_string(),
+            },
+        ),
         Ok(false) => Reply::error(StatusCode::NOT_FOUND, format!("no TXT record {name}")),
         Err(e) => Reply::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }

@@ -3,17 +3,21 @@
 
 use std::time::SystemTime;
 
-use bytes::Bytes;
-use http::{Method, StatusCode};
-use serde::Serialize;
-
 use super::input::{self, Refused};
 use super::{AdminApi, AdminRequest, Reply};
+use crate::acme::AcmeStatus;
+use crate::api::{
+    CertDetail, CertInstalled, CertList, CertNotIssued, CertView, ChallengeCounts, ErrorBody,
+    FleetError, FleetStatus, Health, NameOwnerView, NotServed, PassedOver, PkiFileView, PkiFiles,
+    Removed, RenewRequested, Status, TokenEntry, TokenList,
+};
 use crate::state::certs::{
     CertEntry, CertId, CertSnapshot, CertSource, InstallError, NameOwner, DEFAULT_ID,
 };
 use crate::state::unix;
 use crate::state::{apex_of, AcmeAnswer, PkiFile};
+use bytes::Bytes;
+use http::{Method, StatusCode};
 
 impl From<Refused> for Reply {
     fn from(r: Refused) -> Reply {
@@ -26,9 +30,12 @@ pub(super) async fn route(api: &AdminApi, req: AdminRequest) -> Reply {
     let get = matches!(req.method, Method::GET | Method::HEAD);
     match (segments.as_slice(), &req.method) {
         ([] | ["status"], _) if get => super::page::page(api, req.query.as_deref()),
-        (["healthz"], _) if get => {
-            Reply::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
-        }
+        (["healthz"], _) if get => Reply::json(
+            StatusCode::OK,
+            &Health {
+                status: "ok".into(),
+            },
+        ),
         (["metrics"], _) if get => Reply::text(
             StatusCode::OK,
             "text/plain; version=0.0.4",
@@ -73,62 +80,72 @@ fn rfc3339(t: SystemTime) -> String {
 // ---- status
 
 fn status(api: &AdminApi) -> Reply {
-    Reply::json(StatusCode::OK, &status_value(api))
+    Reply::json(StatusCode::OK, &status_document(api))
 }
 
 /// The document of `GET /v1/status`, which the status page renders too.
-pub(super) fn status_value(api: &AdminApi) -> serde_json::Value {
+pub(super) fn status_document(api: &AdminApi) -> Status<AcmeStatus> {
     let certs = api.state.certs.snapshot();
     let challenges = api.state.challenges.snapshot();
-    serde_json::json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "started": rfc3339(api.started),
-        // The node's clock: `acme…progress.next_poll` and `next_attempt` are read against it.
-        "now": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-        "certificates": certs.entries().map(|e| cert_view(&certs, e)).collect::<Vec<_>>(),
-        // Which certificate each name is presented with (see "Certificate precedence").
-        "names": certs.precedence().iter().map(name_view).collect::<Vec<_>>(),
-        "challenges": {
-            "acme_tokens": challenges.acme_count(),
-            "pki_files": challenges.pki_count(),
-            "tls_alpn": challenges.alpn_names().count(),
+    Status {
+        version: env!("CARGO_PKG_VERSION").into(),
+        started: rfc3339(api.started),
+        now: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        certificates: certs.entries().map(|e| cert_view(&certs, e)).collect(),
+        names: certs.precedence().iter().map(name_view).collect(),
+        challenges: ChallengeCounts {
+            acme_tokens: challenges.acme_count(),
+            pki_files: challenges.pki_count(),
+            tls_alpn: challenges.alpn_names().count(),
         },
-        "acme": api.acme.as_ref().map(|a| a.status_json()),
-        // The last self-probe result per name (null: not probed yet or probe off).
-        "probe": api.probe.as_deref().map(super::probe::summaries),
-        "fleet": match api.state.fleet() {
-            Some(fleet) => fleet.status_json(),
-            None => serde_json::json!({ "backend": "local" }),
-        },
-    })
+        acme: api.acme.as_ref().map(|a| a.status()),
+        probe: api.probe.as_deref().map(super::probe::summaries),
+        fleet: fleet_status(api),
+    }
 }
 
-fn name_view(owner: &NameOwner) -> serde_json::Value {
-    serde_json::json!({
-        "name": owner.name,
-        "served_by": owner.served_by.as_str(),
-        "not_served_by": owner.passed_over.iter().map(|(id, why)| serde_json::json!({
-            "certificate": id.as_str(),
-            "reason": why.as_str(),
-        })).collect::<Vec<_>>(),
-    })
+fn fleet_status(api: &AdminApi) -> FleetStatus {
+    let Some(fleet) = api.state.fleet() else {
+        return FleetStatus::local();
+    };
+    let mut members = fleet.members();
+    members.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+    FleetStatus {
+        backend: "etcd".into(),
+        node_id: Some(fleet.node_id().to_owned()),
+        endpoints: fleet.endpoints().to_vec(),
+        prefix: Some(fleet.prefix().to_owned()),
+        connected: Some(fleet.connected()),
+        revision: Some(fleet.revision()),
+        members,
+        last_error: fleet.last_error().map(|(at, error)| FleetError {
+            at: rfc3339(at),
+            error,
+        }),
+    }
+}
+
+fn name_view(owner: &NameOwner) -> NameOwnerView {
+    NameOwnerView {
+        name: owner.name.clone(),
+        served_by: owner.served_by.as_str().to_owned(),
+        not_served_by: owner
+            .passed_over
+            .iter()
+            .map(|(id, why)| PassedOver {
+                certificate: id.as_str().to_owned(),
+                reason: why.as_str().to_owned(),
+            })
+            .collect(),
+    }
 }
 
 // ---- ACME tokens
 
-#[derive(Serialize)]
-struct TokenView {
-    token: String,
-    key_authorization: String,
-    identifier: Option<String>,
-    created: String,
-    expires: Option<String>,
-}
-
-fn token_view(token: &str, a: &AcmeAnswer) -> TokenView {
-    TokenView {
-        token: token.to_owned(),
-        key_authorization: String::from_utf8_lossy(&a.key_authorization).into_owned(),
+fn token_entry(token: &str, a: &AcmeAnswer) -> TokenEntry {
+    TokenEntry {
+        token: Some(token.to_owned()),
+        key_authorization: Some(String::from_utf8_lossy(&a.key_authorization).into_owned()),
         identifier: a.identifier.as_deref().map(str::to_owned),
         created: rfc3339(a.created),
         expires: a.expires.map(rfc3339),
@@ -140,27 +157,27 @@ fn token_view(token: &str, a: &AcmeAnswer) -> TokenView {
 /// pending. Without it, the same list without `token` and `key_authorization`.
 fn list_tokens(api: &AdminApi, authorized: bool) -> Reply {
     let snapshot = api.state.challenges.snapshot();
-    let mut tokens: Vec<TokenView> = snapshot.acme().map(|(t, a)| token_view(t, a)).collect();
+    let mut tokens: Vec<TokenEntry> = snapshot.acme().map(|(t, a)| token_entry(t, a)).collect();
     tokens.sort_by(|a, b| a.token.cmp(&b.token));
     if authorized {
-        return Reply::json(StatusCode::OK, &serde_json::json!({ "tokens": tokens }));
+        return Reply::json(
+            StatusCode::OK,
+            &TokenList {
+                tokens,
+                redacted: None,
+            },
+        );
     }
-    let redacted: Vec<serde_json::Value> = tokens
-        .iter()
-        .map(|t| {
-            serde_json::json!({
-                "identifier": t.identifier,
-                "created": t.created,
-                "expires": t.expires,
-            })
-        })
-        .collect();
+    for t in &mut tokens {
+        t.token = None;
+        t.key_authorization = None;
+    }
     Reply::json(
         StatusCode::OK,
-        &serde_json::json!({
-            "tokens": redacted,
-            "redacted": "token and key_authorization are shown with Authorization: Bearer <token from the admin token file>",
-        }),
+        &TokenList {
+            tokens,
+            redacted: Some("token and key_authorization are shown with Authorization: Bearer <token from the admin token file>".into()),
+        },
     )
 }
 
@@ -169,7 +186,7 @@ async fn put_token(api: &AdminApi, token: &str, body: &[u8]) -> Reply {
         Ok(a) => a,
         Err(refused) => return refused.into(),
     };
-    let view = token_view(token, &answer);
+    let view = token_entry(token, &answer);
     match api.state.put_token(token, answer).await {
         Ok(()) => Reply::json(StatusCode::CREATED, &view),
         Err(e) => Reply::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
@@ -181,7 +198,7 @@ async fn delete_token(api: &AdminApi, token: &str) -> Reply {
         return refused.into();
     }
     match api.state.remove_token(token).await {
-        Ok(true) => Reply::json(StatusCode::OK, &serde_json::json!({ "removed": token })),
+        Ok(true) => Reply::json(StatusCode::OK, &removed(token)),
         Ok(false) => Reply::error(StatusCode::NOT_FOUND, format!("no token {token}")),
         Err(e) => Reply::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
@@ -189,20 +206,15 @@ async fn delete_token(api: &AdminApi, token: &str) -> Reply {
 
 // ---- pki-validation files
 
-#[derive(Serialize)]
-struct PkiView {
-    host: String,
-    /// The apex and www names this file answers on (H8).
-    answers_on: [String; 2],
-    file: String,
-    size: usize,
-    sha256: String,
-    created: String,
+fn removed(what: &str) -> Removed {
+    Removed {
+        removed: what.to_owned(),
+    }
 }
 
-fn pki_view(host: &str, file: &str, entry: &PkiFile) -> PkiView {
+fn pki_view(host: &str, file: &str, entry: &PkiFile) -> PkiFileView {
     let www = format!("www.{host}");
-    PkiView {
+    PkiFileView {
         host: host.to_owned(),
         answers_on: [host.to_owned(), www],
         file: file.to_owned(),
@@ -221,13 +233,13 @@ fn list_pki(api: &AdminApi, host: Option<&str>) -> Reply {
         Some(Err(refused)) => return refused.into(),
     };
     let snapshot = api.state.challenges.snapshot();
-    let mut files: Vec<PkiView> = snapshot
+    let mut files: Vec<PkiFileView> = snapshot
         .pki()
         .filter(|(h, _, _)| filter.as_deref().is_none_or(|f| f == *h))
         .map(|(h, f, e)| pki_view(h, f, e))
         .collect();
     files.sort_by(|a, b| (&a.host, &a.file).cmp(&(&b.host, &b.file)));
-    Reply::json(StatusCode::OK, &serde_json::json!({ "files": files }))
+    Reply::json(StatusCode::OK, &PkiFiles { files })
 }
 
 async fn put_pki(api: &AdminApi, host: &str, file: &str, body: &[u8]) -> Reply {
@@ -252,7 +264,7 @@ async fn delete_pki(api: &AdminApi, host: &str, file: &str) -> Reply {
         Err(refused) => return refused.into(),
     };
     match api.state.remove_pki(host.as_str(), file).await {
-        Ok(true) => Reply::json(StatusCode::OK, &serde_json::json!({ "removed": file })),
+        Ok(true) => Reply::json(StatusCode::OK, &removed(file)),
         Ok(false) => Reply::error(StatusCode::NOT_FOUND, format!("no file {file} for {host}")),
         Err(e) => Reply::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
@@ -261,17 +273,15 @@ async fn delete_pki(api: &AdminApi, host: &str, file: &str) -> Reply {
 // ---- certificates
 
 /// One certificate, with the names it is not presented for (another certificate wins them).
-fn cert_view(snapshot: &CertSnapshot, e: &CertEntry) -> serde_json::Value {
+fn cert_view(snapshot: &CertSnapshot, e: &CertEntry) -> CertView {
     let now = SystemTime::now();
-    let not_served: Vec<serde_json::Value> = snapshot
+    let not_served = snapshot
         .not_served(&e.id)
         .into_iter()
-        .map(|(name, by, why)| {
-            serde_json::json!({
-                "name": name,
-                "served_by": by.as_str(),
-                "reason": why.as_str(),
-            })
+        .map(|(name, by, why)| NotServed {
+            name,
+            served_by: by.as_str().to_owned(),
+            reason: why.as_str().to_owned(),
         })
         .collect();
     let expires_in = e
@@ -279,24 +289,24 @@ fn cert_view(snapshot: &CertSnapshot, e: &CertEntry) -> serde_json::Value {
         .not_after
         .duration_since(now)
         .map_or(0, |d| d.as_secs());
-    serde_json::json!({
-        "id": e.id.as_str(),
-        "names": e.cert.names,
-        "subject": e.cert.subject,
-        "issuer": e.cert.issuer,
-        "serial": e.cert.serial,
-        "sha256_fingerprint": e.cert.fingerprint,
-        "not_before": rfc3339(e.cert.not_before),
-        "not_after": rfc3339(e.cert.not_after),
-        "not_after_unix": unix(e.cert.not_after),
-        "expires_in_seconds": expires_in,
-        "chain_length": e.cert.key.cert.len(),
-        "self_signed": e.cert.self_signed,
-        "default": e.id.as_str() == DEFAULT_ID,
-        "source": e.source.as_str(),
-        "published": rfc3339(e.published),
-        "not_served": not_served,
-    })
+    CertView {
+        id: e.id.as_str().to_owned(),
+        names: e.cert.names.clone(),
+        subject: e.cert.subject.clone(),
+        issuer: e.cert.issuer.clone(),
+        serial: e.cert.serial.clone(),
+        sha256_fingerprint: e.cert.fingerprint.clone(),
+        not_before: rfc3339(e.cert.not_before),
+        not_after: rfc3339(e.cert.not_after),
+        not_after_unix: unix(e.cert.not_after),
+        expires_in_seconds: expires_in,
+        chain_length: e.cert.key.cert.len(),
+        self_signed: e.cert.self_signed,
+        default: e.id.as_str() == DEFAULT_ID,
+        source: e.source.as_str().to_owned(),
+        published: rfc3339(e.published),
+        not_served,
+    }
 }
 
 fn parse_id(id: &str) -> Result<CertId, Reply> {
@@ -305,11 +315,11 @@ fn parse_id(id: &str) -> Result<CertId, Reply> {
 
 fn list_certs(api: &AdminApi) -> Reply {
     let snapshot = api.state.certs.snapshot();
-    let list: Vec<_> = snapshot
+    let certificates = snapshot
         .entries()
         .map(|e| cert_view(&snapshot, e))
         .collect();
-    Reply::json(StatusCode::OK, &serde_json::json!({ "certificates": list }))
+    Reply::json(StatusCode::OK, &CertList { certificates })
 }
 
 fn get_cert(api: &AdminApi, id: &str) -> Reply {
@@ -317,21 +327,25 @@ fn get_cert(api: &AdminApi, id: &str) -> Reply {
         Ok(id) => id,
         Err(reply) => return reply,
     };
-    let acme = api.acme.as_ref().and_then(|a| a.certificate_json(&id));
+    let acme = api.acme.as_ref().and_then(|a| a.certificate(&id));
     let snapshot = api.state.certs.snapshot();
     match snapshot.entry(&id) {
-        Some(e) => {
-            let mut view = cert_view(&snapshot, e);
-            if let (Some(acme), Some(obj)) = (acme, view.as_object_mut()) {
-                obj.insert("acme".into(), acme);
-            }
-            Reply::json(StatusCode::OK, &view)
-        }
+        Some(e) => Reply::json(
+            StatusCode::OK,
+            &CertDetail {
+                certificate: cert_view(&snapshot, e),
+                acme,
+            },
+        ),
         // Configured for ACME but not issued yet: show the renewer's state.
         None => match acme {
             Some(acme) => Reply::json(
                 StatusCode::OK,
-                &serde_json::json!({ "id": id.as_str(), "issued": false, "acme": acme }),
+                &CertNotIssued {
+                    id: id.as_str().to_owned(),
+                    issued: false,
+                    acme,
+                },
             ),
             None => Reply::error(StatusCode::NOT_FOUND, format!("no certificate {id}")),
         },
@@ -352,7 +366,10 @@ fn renew_cert(api: &AdminApi, id: &str) -> Reply {
     match acme.renew(&id) {
         Ok(()) => Reply::json(
             StatusCode::ACCEPTED,
-            &serde_json::json!({ "renewal": "requested", "id": id.as_str() }),
+            &RenewRequested {
+                renewal: "requested".into(),
+                id: id.as_str().to_owned(),
+            },
         ),
         Err(e) => Reply::error(StatusCode::NOT_FOUND, e.to_string()),
     }
@@ -381,10 +398,10 @@ async fn put_cert(api: &AdminApi, id: &str, body: &[u8]) -> Reply {
         ),
         Err(InstallError::Refused(refusal)) => Reply::json(
             StatusCode::UNPROCESSABLE_ENTITY,
-            &serde_json::json!({
-                "error": format!("certificate refused: {refusal}"),
-                "reason": refusal.reason(),
-            }),
+            &ErrorBody {
+                error: format!("certificate refused: {refusal}"),
+                reason: Some(refusal.reason().to_owned()),
+            },
         ),
         Err(e) => write_failed(e),
     }
@@ -396,7 +413,6 @@ async fn put_cert(api: &AdminApi, id: &str, body: &[u8]) -> Reply {
 /// in between).
 fn installed(api: &AdminApi, entry: &CertEntry) -> Reply {
     let snapshot = api.state.certs.snapshot();
-    let mut view = cert_view(&snapshot, entry);
     let warnings: Vec<String> = snapshot
         .not_served(&entry.id)
         .into_iter()
@@ -409,10 +425,13 @@ fn installed(api: &AdminApi, entry: &CertEntry) -> Reply {
             )
         })
         .collect();
-    if let Some(obj) = view.as_object_mut() {
-        obj.insert("warnings".into(), warnings.into());
-    }
-    Reply::json(StatusCode::CREATED, &view)
+    Reply::json(
+        StatusCode::CREATED,
+        &CertInstalled {
+            certificate: cert_view(&snapshot, entry),
+            warnings,
+        },
+    )
 }
 
 /// A certificate that could not be written: nothing changed, and the status says whether the
@@ -440,10 +459,7 @@ async fn delete_cert(api: &AdminApi, id: &str) -> Reply {
         Err(reply) => return reply,
     };
     match api.state.remove_cert(&id).await {
-        Ok(true) => Reply::json(
-            StatusCode::OK,
-            &serde_json::json!({ "removed": id.as_str() }),
-        ),
+        Ok(true) => Reply::json(StatusCode::OK, &removed(id.as_str())),
         Ok(false) => Reply::error(StatusCode::NOT_FOUND, format!("no certificate {id}")),
         Err(InstallError::RemoveDefault) => Reply::error(
             StatusCode::CONFLICT,

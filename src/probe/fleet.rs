@@ -26,19 +26,16 @@ use super::report::{Check, Status};
 /// twenty-five times the measured p99 of the fleet's propagation.
 pub(super) const PROPAGATION_WAIT: Duration = Duration::from_millis(500);
 
-/// A live member of the fleet, as the probe reaches it.
-/// Read from the fleet store, or from a node's `/v1/status` (the same field names).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+/// A live member of the fleet, as the probe reaches it: from the fleet store's member record,
+/// read here or through a node's `/v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FleetMember {
     pub node_id: String,
     /// Where the world reaches it (its `fleet.public_addresses`).
-    #[serde(default, rename = "public_addresses")]
     pub addresses: Vec<IpAddr>,
     /// Port of its first HTTP listener, where it answers HTTP-01 and pki-validation.
-    #[serde(default)]
     pub http_port: Option<u16>,
     /// Where its DNS listener answers the validation zones (D15).
-    #[serde(default)]
     pub dns: Vec<SocketAddr>,
 }
 

@@ -40,9 +40,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Empty, Full, Limited};
-use hyper_util::rt::TokioIo;
+use bytes::Bytes;
+use http_body_util::Empty;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::{AlertDescription, ClientConfig, DigitallySignedStruct, SignatureScheme};
@@ -662,38 +661,28 @@ async fn one_exchange<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let answer = crate::http1::send(stream, request)
         .await
         .map_err(Failure::Head)?;
-    // The connection task ends with the exchange; aborting it on every path closes the socket.
-    let _driver = AbortOnDrop(tokio::spawn(connection));
-    let response = sender.send_request(request).await.map_err(Failure::Head)?;
-    let status = response.status().as_u16();
-    let location = response
-        .headers()
+    let status = answer.head.status.as_u16();
+    let location = answer
+        .head
+        .headers
         .get(http::header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let mut body = BytesMut::new();
-    if status == 200 {
-        let mut incoming = response.into_body();
-        while body.len() < limit {
-            match incoming.frame().await {
-                None => break,
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        let take = data.len().min(limit - body.len());
-                        body.extend_from_slice(&data[..take]);
-                    }
-                }
-                Some(Err(e)) => return Err(Failure::Body(e.to_string())),
-            }
-        }
-    }
+    let body = if status == 200 {
+        answer
+            .body(limit)
+            .await
+            .map_err(|e| Failure::Body(e.to_string()))?
+    } else {
+        Bytes::new()
+    };
     Ok(Exchanged {
         status,
         location,
-        body: body.freeze(),
+        body,
     })
 }
 
@@ -1663,50 +1652,6 @@ pub(super) fn certificate_check(
             cert.issuer()
         ),
     )
-}
-
-/// One HTTP/1.1 exchange over `stream`; the body is read up to `limit` bytes (the admin API).
-pub(crate) async fn http1<S, B>(
-    stream: S,
-    request: http::Request<B>,
-    limit: usize,
-) -> Result<(http::response::Parts, Bytes), String>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    // The connection task ends with the exchange; aborting it on every path closes the socket.
-    let driver = AbortOnDrop(tokio::spawn(connection));
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (parts, body) = response.into_parts();
-    let body = Limited::new(body, limit)
-        .collect()
-        .await
-        .map_err(|e| format!("reading the body: {e}"))?
-        .to_bytes();
-    drop(driver);
-    Ok((parts, body))
-}
-
-/// A request body for [`http1`].
-pub(crate) fn full(bytes: impl Into<Bytes>) -> Full<Bytes> {
-    Full::new(bytes.into())
-}
-
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Accepts any certificate: Boulder does not verify certificates when it follows a redirect to

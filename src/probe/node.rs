@@ -4,19 +4,19 @@
 //! [`LocalNode`], the state itself; from the command line it is [`AdminNode`], the node's admin
 //! API.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use serde::Deserialize;
-use tokio::net::TcpStream;
+use serde::de::IgnoredAny;
 
 use super::fleet::{Fleet, FleetMember, Members};
-use super::http::{full, http1};
 use super::node_error::NodeError;
 use super::registry::TxtRegistry;
+use crate::api::{
+    AdminClient, ClientError, Health, PkiFiles, Removed, Status, TokenEntry, TokenPut, TxtRecords,
+};
 use crate::config::{DnsName, ExpectedTxt, RecordName};
 use crate::state::State;
 use crate::state::{apex_of, AcmeAnswer};
@@ -124,110 +124,39 @@ impl Members for LocalNode {
 
 /// A node reached through its admin API (for `dcv-proxy check`).
 pub struct AdminNode {
-    addr: SocketAddr,
-    token: String,
-    timeout: Duration,
+    client: AdminClient,
 }
 
 impl AdminNode {
-    pub fn new(addr: SocketAddr, token: String, timeout: Duration) -> Self {
-        Self {
-            addr,
-            token,
-            timeout,
-        }
+    pub fn new(client: AdminClient) -> Self {
+        Self { client }
     }
 
     /// `GET /healthz`: whether the node is there at all.
     pub async fn health(&self) -> Result<(), NodeError> {
-        self.call(http::Method::GET, "/healthz", None)
-            .await
-            .map(drop)
-    }
-
-    async fn call(
-        &self,
-        method: http::Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-    ) -> Result<Bytes, NodeError> {
-        let unreachable = |reason: String| NodeError::Unreachable {
-            addr: self.addr,
-            reason,
-        };
-        let method_name = match method {
-            http::Method::GET => "GET",
-            http::Method::PUT => "PUT",
-            http::Method::DELETE => "DELETE",
-            _ => "POST",
-        };
-        let body = body.map_or_else(Vec::new, |b| b.to_string().into_bytes());
-        let request = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(http::header::HOST, self.addr.to_string())
-            .header(
-                http::header::AUTHORIZATION,
-                format!("Bearer {}", self.token),
-            )
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::CONTENT_LENGTH, body.len())
-            .body(full(body))
-            .map_err(|e| unreachable(e.to_string()))?;
-        let exchange = async {
-            let stream = TcpStream::connect(self.addr)
-                .await
-                .map_err(|e| e.to_string())?;
-            http1(stream, request, 4 << 20).await
-        };
-        let (parts, bytes) = tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| unreachable(format!("no answer within {:?}", self.timeout)))?
-            .map_err(unreachable)?;
-        if !parts.status.is_success() {
-            return Err(NodeError::Refused {
-                method: method_name,
-                path: path.to_owned(),
-                status: parts.status.as_u16(),
-                body: String::from_utf8_lossy(&bytes).trim().to_owned(),
-            });
-        }
-        Ok(bytes)
+        self.client.get::<Health>("/healthz").await?;
+        Ok(())
     }
 
     /// What the node's `/v1/status` says of its fleet.
     async fn fleet_status(&self) -> Result<Option<Fleet>, NodeError> {
-        #[derive(Deserialize)]
-        struct Status {
-            #[serde(default)]
-            fleet: Option<StatusFleet>,
-        }
-        #[derive(Deserialize)]
-        struct StatusFleet {
-            backend: String,
-            #[serde(default)]
-            node_id: String,
-            #[serde(default)]
-            members: Vec<FleetMember>,
-        }
-        let path = "/v1/status";
-        let bytes = self.call(http::Method::GET, path, None).await?;
-        let status: Status = Self::parse(path, &bytes)?;
-        Ok(status
-            .fleet
-            .filter(|f| f.backend != "local")
-            .map(|f| Fleet {
-                node_id: f.node_id,
-                members: f.members,
+        let status: Status<IgnoredAny> = self.client.get("/v1/status").await?;
+        let fleet = status.fleet;
+        Ok(fleet
+            .node_id
+            .filter(|_| fleet.backend != "local")
+            .map(|node_id| Fleet {
+                node_id,
+                members: fleet.members.into_iter().map(FleetMember::from).collect(),
             }))
     }
+}
 
-    fn parse<T: for<'de> Deserialize<'de>>(path: &str, bytes: &[u8]) -> Result<T, NodeError> {
-        serde_json::from_slice(bytes).map_err(|e| NodeError::Unexpected {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })
-    }
+fn unexpected(path: &str, reason: String) -> NodeError {
+    NodeError::Admin(ClientError::Unexpected {
+        path: path.to_owned(),
+        reason,
+    })
 }
 
 #[async_trait]
@@ -239,57 +168,43 @@ impl Node for AdminNode {
         identifier: &DnsName,
         ttl: Duration,
     ) -> Result<(), NodeError> {
-        let body = serde_json::json!({
-            "key_authorization": key_authorization,
-            "identifier": identifier.as_str(),
-            "ttl_seconds": ttl.as_secs().max(1),
-        });
-        self.call(
-            http::Method::PUT,
-            &format!("/v1/acme/tokens/{token}"),
-            Some(body),
-        )
-        .await
-        .map(drop)
+        let body = TokenPut {
+            key_authorization: key_authorization.to_owned(),
+            identifier: Some(identifier.as_str().to_owned()),
+            ttl_seconds: Some(ttl.as_secs().max(1)),
+        };
+        self.client
+            .call::<TokenEntry>(
+                http::Method::PUT,
+                &format!("/v1/acme/tokens/{token}"),
+                Some(&body),
+            )
+            .await?;
+        Ok(())
     }
 
     async fn remove_token(&self, token: &str) -> Result<(), NodeError> {
+        let path = format!("/v1/acme/tokens/{token}");
         match self
-            .call(
-                http::Method::DELETE,
-                &format!("/v1/acme/tokens/{token}"),
-                None,
-            )
+            .client
+            .call::<Removed>(http::Method::DELETE, &path, None::<&()>)
             .await
         {
-            Ok(_) | Err(NodeError::Refused { status: 404, .. }) => Ok(()),
-            Err(e) => Err(e),
+            Ok(_) => Ok(()),
+            Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 
     async fn pki_files(&self, name: &DnsName) -> Result<Vec<RegisteredFile>, NodeError> {
-        #[derive(Deserialize)]
-        struct Files {
-            files: Vec<File>,
-        }
-        #[derive(Deserialize)]
-        struct File {
-            file: String,
-            sha256: String,
-            created: String,
-        }
         let path = format!("/v1/pki/{name}");
-        let bytes = self.call(http::Method::GET, &path, None).await?;
-        let files: Files = Self::parse(&path, &bytes)?;
+        let files: PkiFiles = self.client.get(&path).await?;
         files
             .files
             .into_iter()
             .map(|f| {
-                let created =
-                    humantime::parse_rfc3339(&f.created).map_err(|e| NodeError::Unexpected {
-                        path: path.clone(),
-                        reason: format!("created {:?}: {e}", f.created),
-                    })?;
+                let created = humantime::parse_rfc3339(&f.created)
+                    .map_err(|e| unexpected(&path, format!("created {:?}: {e}", f.created)))?;
                 Ok(RegisteredFile {
                     file: f.file,
                     sha256: f.sha256,
@@ -300,32 +215,19 @@ impl Node for AdminNode {
     }
 
     async fn expected_txt(&self) -> Result<Vec<ExpectedTxt>, NodeError> {
-        #[derive(Deserialize)]
-        struct Records {
-            records: Vec<Record>,
-        }
-        #[derive(Deserialize)]
-        struct Record {
-            name: String,
-            values: Vec<String>,
-        }
         let path = "/v1/probe/txt";
-        let bytes = match self.call(http::Method::GET, path, None).await {
-            Ok(bytes) => bytes,
+        let records: TxtRecords = match self.client.get(path).await {
+            Ok(records) => records,
             // The node runs without its own probe: nothing can have been registered.
-            Err(NodeError::Refused { status: 503, .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
+            Err(e) if e.status() == Some(503) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
         };
-        let records: Records = Self::parse(path, &bytes)?;
         let mut out = Vec::new();
         for record in records.records {
             let name: RecordName = record
                 .name
                 .parse()
-                .map_err(|reason| NodeError::Unexpected {
-                    path: path.to_owned(),
-                    reason,
-                })?;
+                .map_err(|reason| unexpected(path, reason))?;
             for value in record.values {
                 out.push(ExpectedTxt {
                     name: name.clone(),

@@ -811,7 +811,11 @@ impl Node {
     }
 
     pub async fn admin_get(&self, path: &str) -> Response {
-        self.admin_request("GET", path, None, None).await
+        let response = self.admin_request("GET", path, None, None).await;
+        if path == "/v1/status" && response.status == 200 {
+            assert_typed_status(&response.json());
+        }
+        response
     }
 
     /// `PUT path` with a JSON body and the right token.
@@ -948,6 +952,20 @@ impl Response {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
+}
+
+/// The status document is exactly what its type says: read as `api::Status<acme::AcmeStatus>`
+/// (as the CLI reads it) and written back, nothing is lost, renamed or refused. Every test that
+/// reads `/v1/status` checks it, in whatever state the node is.
+pub fn assert_typed_status(doc: &serde_json::Value) {
+    let typed: dcv_proxy::api::Status<dcv_proxy::acme::AcmeStatus> =
+        serde_json::from_value(doc.clone())
+            .unwrap_or_else(|e| panic!("/v1/status does not read as its type: {e}\n{doc:#}"));
+    let back = serde_json::to_value(&typed).expect("status document");
+    assert_eq!(
+        &back, doc,
+        "/v1/status changed when read as its type and written back"
+    );
 }
 
 /// `METHOD path HTTP/1.1` with `Host`, `Connection: close` and `headers`.

@@ -24,7 +24,6 @@ mod lock;
 mod records;
 mod seal;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -521,32 +520,23 @@ impl FleetHandle {
             .collect()
     }
 
-    /// `fleet` in `/v1/status`.
-    pub fn status_json(&self) -> serde_json::Value {
-        let last_error = self
-            .shared
+    /// The etcd endpoints this node talks to (`fleet.endpoints`).
+    pub fn endpoints(&self) -> &[String] {
+        &self.shared.config.endpoints
+    }
+
+    /// The key prefix of this fleet (`fleet.prefix`).
+    pub fn prefix(&self) -> &str {
+        &self.shared.config.prefix
+    }
+
+    /// The last error talking to etcd, and when (cleared by nothing: it is history).
+    pub fn last_error(&self) -> Option<(SystemTime, String)> {
+        self.shared
             .last_error
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let members: BTreeMap<String, Member> = self
-            .members()
-            .into_iter()
-            .map(|m| (m.node_id.clone(), m))
-            .collect();
-        serde_json::json!({
-            "backend": "etcd",
-            "node_id": self.node_id(),
-            "endpoints": self.shared.config.endpoints,
-            "prefix": self.shared.config.prefix,
-            "connected": self.connected(),
-            "revision": self.revision(),
-            "members": members.values().collect::<Vec<_>>(),
-            "last_error": last_error.map(|(at, e)| serde_json::json!({
-                "at": humantime::format_rfc3339_seconds(at).to_string(),
-                "error": e,
-            })),
-        })
+            .clone()
     }
 
     /// The fleet's collectors, for the metrics registry.

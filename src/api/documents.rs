@@ -1,0 +1,312 @@
+//! The documents of the admin API: what each endpoint takes and answers. The routes write them,
+//! the CLI, `dcv-proxy check` (the probe's node client) and the tests read them, so a field
+//! renamed on one side is a compile error on the other, not a `null` read by a string key.
+//!
+//! Request bodies refuse unknown fields (a misspelt `ttl_secnds` is a 400 with serde's line and
+//! column, not a silently ignored setting); answers accept them, so an older client reads a
+//! newer node. Times are RFC 3339 strings, as everywhere in the API.
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::fleet::Member;
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}
+
+/// Every refusal: a 4xx or 5xx with why (and, for a refused certificate, the refusal's id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    /// The refusal's short name (`names-not-covered`, …), where there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A `DELETE` that removed something: what it removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removed {
+    pub removed: String,
+}
+
+// ---- ACME tokens (HTTP-01)
+
+/// `PUT /v1/acme/tokens/<token>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenPut {
+    /// `token.thumbprint` (RFC 8555 §8.1).
+    pub key_authorization: String,
+    /// The one name the token is answered for; none: every name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<String>,
+    /// How long it is answered; none: until removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u64>,
+}
+
+/// A published token. `token` and `key_authorization` are left out of a list read without the
+/// bearer token: they are all it takes to fetch the answer from port 80.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_authorization: Option<String>,
+    pub identifier: Option<String>,
+    pub created: String,
+    pub expires: Option<String>,
+}
+
+/// `GET /v1/acme/tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenList {
+    pub tokens: Vec<TokenEntry>,
+    /// Set when the secrets were left out: how to see them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redacted: Option<String>,
+}
+
+// ---- pki-validation files
+
+/// `PUT /v1/pki/<host>/<file>`: the file's content as text or as base64, one of the two.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PkiPut {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_base64: Option<String>,
+}
+
+/// A registered validation file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PkiFileView {
+    pub host: String,
+    /// The apex and www names this file answers on (H8).
+    pub answers_on: [String; 2],
+    pub file: String,
+    pub size: usize,
+    /// SHA-256 of the content, lowercase hex.
+    pub sha256: String,
+    pub created: String,
+}
+
+/// `GET /v1/pki`, `GET /v1/pki/<host>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PkiFiles {
+    pub files: Vec<PkiFileView>,
+}
+
+// ---- certificates
+
+/// `PUT /v1/certificates/<id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertPut {
+    /// Leaf then intermediates (PEM); may also carry the key.
+    pub certificate: String,
+    /// PEM private key, unless it is in `certificate`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub private_key: String,
+    /// Names the certificate must cover (C6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+}
+
+/// A stored certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertView {
+    pub id: String,
+    pub names: Vec<String>,
+    pub subject: String,
+    pub issuer: String,
+    pub serial: String,
+    pub sha256_fingerprint: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub not_after_unix: u64,
+    pub expires_in_seconds: u64,
+    pub chain_length: usize,
+    pub self_signed: bool,
+    /// The certificate presented when no other covers the name.
+    pub default: bool,
+    /// `upload`, `acme`, `file`, …
+    pub source: String,
+    pub published: String,
+    /// Names it covers for which another certificate is presented.
+    pub not_served: Vec<NotServed>,
+}
+
+/// A name a certificate covers but is not presented for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotServed {
+    pub name: String,
+    pub served_by: String,
+    pub reason: String,
+}
+
+/// `201` to a `PUT /v1/certificates/<id>`: the stored certificate, and a warning per name
+/// another certificate keeps being presented for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertInstalled {
+    #[serde(flatten)]
+    pub certificate: CertView,
+    pub warnings: Vec<String>,
+}
+
+/// `GET /v1/certificates`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertList {
+    pub certificates: Vec<CertView>,
+}
+
+/// `GET /v1/certificates/<id>`: the stored certificate, with the renewer's view (`A`, the
+/// ACME status of one certificate) when ACME manages it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertDetail<A> {
+    #[serde(flatten)]
+    pub certificate: CertView,
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub acme: Option<A>,
+}
+
+/// `GET /v1/certificates/<id>` of a certificate configured for ACME and not issued yet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertNotIssued<A> {
+    pub id: String,
+    /// Always `false`.
+    pub issued: bool,
+    pub acme: A,
+}
+
+/// `202` to `POST /v1/certificates/<id>/renew`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewRequested {
+    /// `requested`.
+    pub renewal: String,
+    pub id: String,
+}
+
+// ---- TXT records the probe expects (D9, D10)
+
+/// `PUT /v1/probe/txt/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxtPut {
+    pub values: Vec<String>,
+}
+
+/// The values expected at one name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxtRecord {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+/// `GET /v1/probe/txt`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxtRecords {
+    pub records: Vec<TxtRecord>,
+}
+
+// ---- status
+
+/// `GET /v1/status`, which the status page renders too. `A` is the renewer's document (the
+/// ACME status, `acme::AcmeStatus`); a reader that does not need it reads
+/// `Status<serde::de::IgnoredAny>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status<A> {
+    pub version: String,
+    pub started: String,
+    /// The node's clock: the renewer's `next_poll` and `next_attempt` are read against it.
+    pub now: String,
+    pub certificates: Vec<CertView>,
+    /// Which certificate each name is presented with (README, "Certificate precedence").
+    pub names: Vec<NameOwnerView>,
+    pub challenges: ChallengeCounts,
+    /// The renewer's state; none without `[[certificate]]` for ACME.
+    #[serde(default = "none")]
+    pub acme: Option<A>,
+    /// The last self-probe result per name (null: not probed yet, or probe off): the probe's
+    /// own summary document (`GET /v1/probe`), which no client of this crate reads.
+    #[serde(default)]
+    pub probe: Option<serde_json::Value>,
+    pub fleet: FleetStatus,
+}
+
+fn none<A>() -> Option<A> {
+    None
+}
+
+/// Which certificate a name is presented with, and those passed over for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameOwnerView {
+    pub name: String,
+    pub served_by: String,
+    pub not_served_by: Vec<PassedOver>,
+}
+
+/// A certificate passed over for a name, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassedOver {
+    pub certificate: String,
+    pub reason: String,
+}
+
+/// How many answers the challenge store holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeCounts {
+    pub acme_tokens: usize,
+    pub pki_files: usize,
+    pub tls_alpn: usize,
+}
+
+/// The state backend: `local` (one node, a directory) or `etcd` (a fleet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetStatus {
+    pub backend: String,
+    /// The rest is the fleet's (`etcd`) only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected: Option<bool>,
+    /// The last etcd revision this node applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    /// The live members, this node included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<Member>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<FleetError>,
+}
+
+impl FleetStatus {
+    /// A node on its own.
+    pub fn local() -> Self {
+        Self {
+            backend: "local".into(),
+            node_id: None,
+            endpoints: Vec::new(),
+            prefix: None,
+            connected: None,
+            revision: None,
+            members: Vec::new(),
+            last_error: None,
+        }
+    }
+}
+
+/// The fleet store's last error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetError {
+    pub at: String,
+    pub error: String,
+}

@@ -1,0 +1,15 @@
+//! The admin API as its clients and its server share it: the documents every endpoint takes
+//! and answers ([`documents`]), and the one client that talks to a node ([`AdminClient`]).
+//! The routes (`admin`) write these types, the CLI and the probe's node client read them; it
+//! sits below both in the data flow, so the probe can use it without reaching up into `admin`.
+
+mod client;
+mod documents;
+
+pub use client::{AdminClient, ClientError};
+pub use documents::{
+    CertDetail, CertInstalled, CertList, CertNotIssued, CertPut, CertView, ChallengeCounts,
+    ErrorBody, FleetError, FleetStatus, Health, NameOwnerView, NotServed, PassedOver, PkiFileView,
+    PkiFiles, PkiPut, Removed, RenewRequested, Status, TokenEntry, TokenList, TokenPut, TxtPut,
+    TxtRecord, TxtRecords,
+};
