@@ -17,12 +17,11 @@
 //!
 //! Reading the head is a pure function ([`read_head`]) so that it can be fuzzed on its own.
 
-use std::borrow::Cow;
-use std::fmt;
+mod head;
+mod replay;
+
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,20 +29,15 @@ use bytes::{Buf, Bytes, BytesMut};
 use pingora_core::apps::{HttpServerApp, ServerApp};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::l4::stream::Stream as L4Stream;
-use pingora_core::protocols::raw_connect::ProxyDigest;
-use pingora_core::protocols::tls::SslDigest;
-use pingora_core::protocols::{
-    GetProxyDigest, GetSocketDigest, GetTimingDigest, SocketDigest, TimingDigest,
-};
-use pingora_core::protocols::{Peek, Shutdown, Ssl, Stream, UniqueID, UniqueIDType, ALPN};
+use pingora_core::protocols::{GetSocketDigest, SocketDigest};
+use pingora_core::protocols::{Shutdown, Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::listening::Service;
 use pingora_http::RequestHeader;
 use pingora_proxy::HttpProxy;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::classify;
 use super::counters::Scheme;
 use super::decide::{Decider, Decision, Tally, BAD_GATEWAY, BAD_REQUEST};
 use super::fastproxy::{self, Relayed};
@@ -53,20 +47,13 @@ use super::park::ParkingLot;
 use super::proxy::EdgeProxy;
 use crate::inflight::{Front, InFlight};
 
-/// Largest request head accepted on HTTP/1.x, the same as pingora's HTTP/2 header-list limit:
-/// a longer one gets `431` and the connection is closed, before anything reaches pingora or an
-/// origin (pingora alone would read up to 1 MiB).
-pub(super) const MAX_HEAD: usize = 64 * 1024;
+use head::Head;
+use head::HEAD_TOO_LARGE;
+pub use head::{read_head, HeadRead, MAX_HEADERS};
+use replay::Replay;
 
-/// The answer to a head longer than [`MAX_HEAD`].
-const HEAD_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\n\
-Content-Type: text/plain\r\nContent-Length: 32\r\nConnection: close\r\n\r\n\
-request header fields too large\n";
-/// Most header lines the fast path looks at; a head with more is handed to pingora once it is
-/// complete (and within [`MAX_HEAD`]).
-pub const MAX_HEADERS: usize = 32;
 /// The head buffer of a connection: a typical request head fits, a longer one grows it.
-const HEAD_BUF: usize = 1024;
+pub(super) const HEAD_BUF: usize = 1024;
 /// Less room than this left for the next read: make room ([`HEAD_BUF`] more).
 const HEAD_ROOM_MIN: usize = 256;
 /// How long a connection may stay idle before the first byte of a request.
@@ -103,129 +90,6 @@ impl FastPath {
             parking: OnceLock::new(),
         }
     }
-}
-
-/// A request head as far as the fast path is concerned.
-#[derive(Debug)]
-pub enum HeadRead<'a> {
-    /// More bytes are needed.
-    Partial,
-    /// Not for the fast path (HTTP/1.0, a body, an upgrade, a malformed or unusual head):
-    /// pingora gets the connection with every byte read so far — the whole head, unless the
-    /// head is malformed in a way pingora refuses at once.
-    HandOver,
-    /// Longer than [`MAX_HEAD`], complete or not: answered with `431`, whatever the size of
-    /// the reads it arrived in.
-    TooLarge,
-    /// A complete head the fast path can decide on.
-    Head(Head<'a>),
-}
-
-/// The parts of a complete HTTP/1.1 head that decide the answer.
-#[derive(Debug)]
-pub struct Head<'a> {
-    /// Bytes of the head, the blank line included.
-    pub len: usize,
-    /// The request method.
-    pub method: &'a str,
-    /// Every header line, for the request relayed to an origin.
-    pub headers: &'a [httparse::Header<'a>],
-    /// `GET` or `HEAD`.
-    pub get_or_head: bool,
-    /// `HEAD`: answer without a body.
-    pub head: bool,
-    /// The origin-form request target (path and query).
-    pub target: &'a str,
-    /// The target's path.
-    pub path: &'a str,
-    /// The normalised `Host` (see [`classify::request_host`]).
-    pub host: Option<Cow<'a, str>>,
-    /// The client asked to close after this answer (a `close` token in `Connection`).
-    pub close: bool,
-}
-
-/// Reads the request head at the start of `buf`, its header lines into `headers` (the fast
-/// path looks at no more than [`MAX_HEADERS`]). Never panics, never allocates unless the host
-/// needs lowercasing.
-pub fn read_head<'a>(buf: &'a [u8], headers: &'a mut [httparse::Header<'a>]) -> HeadRead<'a> {
-    let mut req = httparse::Request::new(headers);
-    let len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) if n <= MAX_HEAD => n,
-        Ok(httparse::Status::Complete(_)) => return HeadRead::TooLarge,
-        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return HeadRead::TooLarge,
-        Ok(httparse::Status::Partial) => return HeadRead::Partial,
-        // More header lines than the fast path looks at, or a request line pingora may still
-        // accept after escaping it: pingora's, but only once the whole head is here and within
-        // the limit, so that the limits hold for it too.
-        Err(
-            httparse::Error::TooManyHeaders | httparse::Error::Token | httparse::Error::Version,
-        ) => {
-            return match head_end(buf) {
-                Some(end) if end <= MAX_HEAD => HeadRead::HandOver,
-                Some(_) => HeadRead::TooLarge,
-                None if buf.len() >= MAX_HEAD => HeadRead::TooLarge,
-                None => HeadRead::Partial,
-            };
-        }
-        // Anything else malformed pingora refuses as soon as it reads it (400).
-        Err(_) => return HeadRead::HandOver,
-    };
-    let (Some(method), Some(target), Some(1)) = (req.method, req.path, req.version) else {
-        return HeadRead::HandOver;
-    };
-    if !target.starts_with('/') {
-        return HeadRead::HandOver;
-    }
-    let mut host = None;
-    let mut close = false;
-    for h in req.headers.iter() {
-        if h.name.eq_ignore_ascii_case("host") {
-            if host.is_some() {
-                return HeadRead::HandOver;
-            }
-            host = Some(h.value);
-        } else if h.name.eq_ignore_ascii_case("connection") {
-            close |= h
-                .value
-                .split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding")
-            || (h.name.eq_ignore_ascii_case("content-length") && h.value != b"0")
-            || h.name.eq_ignore_ascii_case("expect")
-            || h.name.eq_ignore_ascii_case("upgrade")
-        {
-            // A body, a 100-continue or an upgrade: pingora's.
-            return HeadRead::HandOver;
-        }
-    }
-    let head = method == "HEAD";
-    HeadRead::Head(Head {
-        len,
-        method,
-        headers: req.headers,
-        get_or_head: method == "GET" || head,
-        head,
-        target,
-        path: target.split_once('?').map_or(target, |(p, _)| p),
-        host: classify::request_host(None, host),
-        close,
-    })
-}
-
-/// Where the head at the start of `buf` ends (just past its empty line), with line ends of
-/// CRLF or a bare LF, as httparse reads them.
-fn head_end(buf: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(at) = buf[from..].iter().position(|b| *b == b'\n') {
-        let nl = from + at;
-        match (buf.get(nl + 1), buf.get(nl + 2)) {
-            (Some(b'\n'), _) => return Some(nl + 2),
-            (Some(b'\r'), Some(b'\n')) => return Some(nl + 3),
-            _ => {}
-        }
-        from = nl + 1;
-    }
-    None
 }
 
 /// What the fast path made of one request head.
@@ -618,253 +482,5 @@ fn reason(status: u16) -> &'static str {
         307 => "Temporary Redirect",
         308 => "Permanent Redirect",
         _ => "Redirect",
-    }
-}
-
-/// A connection with bytes already read from it, replayed before anything else: how a request
-/// the fast path started to read reaches pingora intact.
-pub(super) struct Replay {
-    prefix: BytesMut,
-    inner: Stream,
-    /// A request was served on this connection already: it is a kept-alive one.
-    reused: bool,
-}
-
-impl Replay {
-    /// The underlying stream, any bytes left from an earlier request, and whether a request
-    /// was served on it already.
-    fn take(stream: Stream) -> (Stream, BytesMut, bool) {
-        if stream.as_any().is::<Replay>() {
-            if let Ok(replay) = stream.into_any().downcast::<Replay>() {
-                let Replay {
-                    prefix,
-                    inner,
-                    reused,
-                } = *replay;
-                return (inner, prefix, reused);
-            }
-            // `is` said it is a Replay; the downcast cannot fail. Without a stream there is
-            // nothing to serve.
-            unreachable!("a Replay downcasts to Replay")
-        }
-        (stream, BytesMut::with_capacity(HEAD_BUF), false)
-    }
-
-    /// `inner` behind the `prefix` still to be read, remembering whether it was `reused`.
-    fn wrap(inner: Stream, prefix: BytesMut, reused: bool) -> Stream {
-        if prefix.is_empty() && !reused {
-            inner
-        } else {
-            Box::new(Replay {
-                prefix,
-                inner,
-                reused,
-            })
-        }
-    }
-}
-
-impl AsyncRead for Replay {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix[..n]);
-            self.prefix.advance(n);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Replay {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
-#[async_trait]
-impl Shutdown for Replay {
-    async fn shutdown(&mut self) {
-        Shutdown::shutdown(&mut *self.inner).await
-    }
-}
-
-impl UniqueID for Replay {
-    fn id(&self) -> UniqueIDType {
-        self.inner.id()
-    }
-}
-
-impl Ssl for Replay {
-    fn get_ssl(&self) -> Option<&pingora_core::protocols::tls::TlsRef> {
-        self.inner.get_ssl()
-    }
-    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
-        self.inner.get_ssl_digest()
-    }
-    fn selected_alpn_proto(&self) -> Option<ALPN> {
-        self.inner.selected_alpn_proto()
-    }
-}
-
-impl GetTimingDigest for Replay {
-    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
-        self.inner.get_timing_digest()
-    }
-    fn get_read_pending_time(&self) -> Duration {
-        self.inner.get_read_pending_time()
-    }
-    fn get_write_pending_time(&self) -> Duration {
-        self.inner.get_write_pending_time()
-    }
-}
-
-impl GetProxyDigest for Replay {
-    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
-        self.inner.get_proxy_digest()
-    }
-    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
-        self.inner.set_proxy_digest(digest)
-    }
-}
-
-impl GetSocketDigest for Replay {
-    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
-        self.inner.get_socket_digest()
-    }
-    fn set_socket_digest(&mut self, digest: SocketDigest) {
-        self.inner.set_socket_digest(digest)
-    }
-}
-
-#[async_trait]
-impl Peek for Replay {
-    async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
-        if self.prefix.len() >= buf.len() {
-            buf.copy_from_slice(&self.prefix[..buf.len()]);
-            return Ok(true);
-        }
-        // A partial prefix cannot be peeked together with the socket: say peeking is not
-        // supported, which callers handle (pingora then skips its h2c preface check).
-        if !self.prefix.is_empty() {
-            return Ok(false);
-        }
-        self.inner.try_peek(buf).await
-    }
-}
-
-impl fmt::Debug for Replay {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Replay")
-            .field("prefix", &self.prefix.len())
-            .finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn head(raw: &str) -> HeadRead<'static> {
-        // A test's few heads may live as long as the test binary.
-        let raw: &'static str = Box::leak(raw.to_owned().into_boxed_str());
-        let headers = Box::leak(Box::new([httparse::EMPTY_HEADER; MAX_HEADERS]));
-        read_head(raw.as_bytes(), headers)
-    }
-
-    #[test]
-    fn plain_gets_are_read() {
-        let HeadRead::Head(h) =
-            head("GET /.well-known/acme-challenge/t?x=1 HTTP/1.1\r\nHost: A.test:80\r\n\r\n")
-        else {
-            panic!("not a head");
-        };
-        assert_eq!(h.path, "/.well-known/acme-challenge/t");
-        assert_eq!(h.target, "/.well-known/acme-challenge/t?x=1");
-        assert_eq!(h.host.as_deref(), Some("a.test"));
-        assert!(h.get_or_head && !h.head && !h.close);
-        assert!(matches!(
-            head("HEAD / HTTP/1.1\r\nConnection: close\r\n\r\n"),
-            HeadRead::Head(Head {
-                head: true,
-                close: true,
-                host: None,
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn partial_heads_wait() {
-        assert!(matches!(
-            head("GET / HTTP/1.1\r\nHost: a"),
-            HeadRead::Partial
-        ));
-        assert!(matches!(head(""), HeadRead::Partial));
-    }
-
-    #[test]
-    fn heads_past_the_limit_are_too_large_complete_or_not() {
-        let big = "x".repeat(MAX_HEAD);
-        let complete = format!("GET / HTTP/1.1\r\nX-Big: {big}\r\n\r\n");
-        assert!(matches!(head(&complete), HeadRead::TooLarge));
-        assert!(matches!(head(&complete[..MAX_HEAD]), HeadRead::TooLarge));
-        let fits = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", &big[..MAX_HEAD - 64]);
-        assert!(matches!(head(&fits), HeadRead::Head(_)));
-    }
-
-    #[test]
-    fn unusual_heads_go_to_pingora() {
-        for raw in [
-            "GET / HTTP/1.0\r\n\r\n",
-            "GET http://a.test/ HTTP/1.1\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
-            "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-            "GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
-            "GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
-            "G\0T / HTTP/1.1\r\n\r\n",
-        ] {
-            assert!(matches!(head(raw), HeadRead::HandOver), "{raw:?}");
-        }
-        let many: String = (0..MAX_HEADERS + 1)
-            .map(|i| format!("X-{i}: v\r\n"))
-            .collect();
-        assert!(matches!(
-            head(&format!("GET / HTTP/1.1\r\n{many}\r\n")),
-            HeadRead::HandOver
-        ));
-    }
-
-    #[test]
-    fn the_431_answer_is_consistent() {
-        let text = std::str::from_utf8(HEAD_TOO_LARGE).unwrap_or_default();
-        let (headers, body) = text.split_once("\r\n\r\n").unwrap_or_default();
-        assert!(headers.starts_with("HTTP/1.1 431 "));
-        assert!(headers.contains(&format!("Content-Length: {}", body.len())));
     }
 }
