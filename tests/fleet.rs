@@ -345,6 +345,58 @@ async fn one_order_for_three_nodes(challenge: &str) {
     );
 }
 
+/// While etcd is away a node places no order (another node may be ordering the same
+/// certificate, and the fleet's count of new orders cannot be read), and its status says why
+/// and what to look at, not only when it tries again.
+#[tokio::test]
+async fn without_etcd_no_order_is_placed_and_the_status_says_why() {
+    let (mut etcd, _dir, key, ports, pebble) = fleet_and_ca().await;
+    let id = "e.fleet.test";
+    let extra = format!(
+        "{}\n[[certificate]]\nnames = [{id:?}]\n",
+        pebble.acme_config()
+    );
+    let node = fleet_node(&etcd.endpoint(), &key, 2, ports, &extra).await;
+    connected(&node, 1).await;
+    eventually(
+        "the certificate is issued and its order recorded",
+        || async {
+            let status = node.admin_get("/v1/status").await.json();
+            let renewal = &status["acme"]["certificates"][id];
+            (renewal["state"] == "waiting" && renewal["last_order"]["result"] == "valid")
+                .then_some(())
+        },
+    )
+    .await;
+    let orders = orders_seen_by_the_ca(&pebble);
+
+    etcd.stop();
+    eventually("the node sees etcd gone", || async {
+        let status = node.admin_get("/v1/status").await.json();
+        (status["fleet"]["connected"] == false).then_some(())
+    })
+    .await;
+    let rsp = node
+        .admin_post(&format!("/v1/certificates/{id}/renew"))
+        .await;
+    assert_eq!(rsp.status, 202, "{}", rsp.text());
+    let why = eventually("the renewal waits for etcd and says why", || async {
+        let status = node.admin_get("/v1/status").await.json();
+        let renewal = &status["acme"]["certificates"][id];
+        let why = renewal["deferred"].as_str()?.to_owned();
+        renewal["next_attempt"].as_str()?;
+        why.starts_with("the fleet lock cannot be taken")
+            .then_some(why)
+    })
+    .await;
+    assert!(
+        why.contains("fleet (no catalogue cause): the node cannot reach the fleet's etcd")
+            && why.contains("dcv_fleet_connected"),
+        "{why}"
+    );
+    assert_eq!(orders_seen_by_the_ca(&pebble), orders, "{}", pebble.log());
+}
+
 /// The CA counts new orders per account and the fleet shares one account: with a budget of
 /// one new order per hour and two certificates, three nodes place one order between them (each
 /// counting its own would have placed two), and the other certificate waits, saying so.

@@ -47,6 +47,9 @@ pub enum AcmeError {
     /// Account or certificate could not be stored.
     #[error("storage: {0}")]
     Storage(String),
+    /// The fleet store (etcd) could not be asked for a lock or the order count.
+    #[error("fleet store: {0}")]
+    Fleet(String),
     /// The node's own check of a challenge failed, so the CA was not asked.
     #[error("self-check failed for {name}: {cause}")]
     SelfCheck { name: String, cause: String },
@@ -81,6 +84,7 @@ impl AcmeError {
             AcmeError::Transport(d) => plain(FailureKind::Transport, d),
             AcmeError::Key(d) => plain(FailureKind::Key, d),
             AcmeError::Storage(d) => plain(FailureKind::Storage, d),
+            AcmeError::Fleet(d) => plain(FailureKind::Fleet, d),
             AcmeError::Refused(d) => plain(FailureKind::Refused, d),
             AcmeError::Timeout(d) => plain(FailureKind::Timeout, d),
         }

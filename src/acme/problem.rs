@@ -208,6 +208,8 @@ pub enum FailureKind {
     Refused,
     /// The account or the certificate could not be stored.
     Storage,
+    /// The fleet store (etcd) could not be asked for a lock or the order count.
+    Fleet,
     /// A key or CSR could not be made.
     Key,
     /// The `[acme]` settings cannot be used.
@@ -223,6 +225,7 @@ impl FailureKind {
             FailureKind::Timeout => "timeout",
             FailureKind::Refused => "refused",
             FailureKind::Storage => "storage",
+            FailureKind::Fleet => "fleet",
             FailureKind::Key => "key",
             FailureKind::Config => "config",
         }

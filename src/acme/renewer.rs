@@ -243,7 +243,8 @@ pub struct CertStatus {
     /// The CA paused the name (P10): no order until `dcv-proxy certs renew`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
-    /// Due, but waiting for the account's budget of new orders (`acme.max_new_orders`).
+    /// Due, but not ordered yet, and why: waiting for the account's budget of new orders
+    /// (`acme.max_new_orders`), or for the fleet store (its lock, its count of orders).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deferred: Option<String>,
     /// The profile asked for on this certificate's orders.
@@ -519,7 +520,7 @@ impl Renewer {
                 }
                 result
             }
-            Err(e) => Err(AcmeError::Storage(e.to_string())),
+            Err(e) => Err(AcmeError::Fleet(e.to_string())),
         };
         match result {
             Ok((account, created)) => {
@@ -1047,8 +1048,9 @@ impl Renewer {
                 let at = now + first.unwrap_or(Duration::from_secs(60));
                 Err(BudgetWait {
                     why: format!(
-                        "the fleet's count of new orders cannot be read ({e}); not ordering until it can, next at {}: see the node's connection to etcd (dcv_fleet_connected, `fleet` in GET /v1/status)",
-                        rfc3339(at)
+                        "the fleet's count of new orders cannot be read ({e}); not ordering until it can, next at {}. fleet (no catalogue cause): {}",
+                        rfc3339(at),
+                        fleet_remedy()
                     ),
                     until: at,
                 })
@@ -1103,11 +1105,16 @@ impl Renewer {
             .copied()
             .unwrap_or(Duration::from_secs(60));
         let at = SystemTime::now() + first;
-        tracing::warn!(certificate = %cert.id, %error, next_attempt = %rfc3339(at), "fleet lock unavailable; not ordering now");
+        let remedy = fleet_remedy();
+        tracing::warn!(certificate = %cert.id, %error, next_attempt = %rfc3339(at), kind = "fleet", remedy, "fleet lock unavailable; not ordering now");
         self.shared.with(|s| {
             let st = s.cert_mut(cert);
             st.retry_at = Some(at);
             st.next_attempt = Some(rfc3339(at));
+            st.deferred = Some(format!(
+                "the fleet lock cannot be taken ({error}); not ordering until it can, next at {}. fleet (no catalogue cause): {remedy}",
+                rfc3339(at)
+            ));
         });
     }
 
@@ -1705,7 +1712,7 @@ impl Renewer {
         let lock = match lock {
             Ok(lock) => lock,
             Err(e) => {
-                tracing::warn!(certificate = %cert.id, error = %e, "fleet lock unavailable; no backup order now");
+                tracing::warn!(certificate = %cert.id, error = %e, kind = "fleet", remedy = fleet_remedy(), "fleet lock unavailable; no backup order now");
                 return Some(());
             }
         };
@@ -1983,6 +1990,12 @@ impl RenewerHandle {
             Box::new(RenewalGauge::new(self.shared.clone())),
         ]
     }
+}
+
+/// What to do while the fleet store cannot be asked (no catalogue cause: an outage of the
+/// node's own etcd, not a reason the CA gives).
+fn fleet_remedy() -> &'static str {
+    crate::catalogue::remedy_without_cause(None, super::FailureKind::Fleet.as_str())
 }
 
 /// An order's steps, into the certificate's status.

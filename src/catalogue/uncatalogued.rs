@@ -20,6 +20,9 @@ pub fn remedy_without_cause(ca_type: Option<&str>, kind: &str) -> &'static str {
         "badNonce" => {
             "a stale replay nonce, normally retried at once: if it repeats, something between the node and the CA caches or replays answers"
         }
+        "fleet" => {
+            "the node cannot reach the fleet's etcd: look at its connection (dcv_fleet_connected, `fleet` in GET /v1/status: endpoints, last_error) and its log (`fleet: etcd unavailable`); meanwhile it serves its local snapshot and places no order, so that no two nodes order one certificate and the fleet's budget of new orders holds"
+        }
         "storage" => "the state directory could not be written (full or read-only disk: see the detail)",
         "key" => "a key or CSR could not be made (see the detail)",
         "config" => "the [acme] settings cannot be used as they are: fix what the detail names",
