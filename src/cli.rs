@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use std::time::SystemTime;
 
 use crate::acme::{AccountState, AcmeStatus, BackupState, CertState, Diagnosis, Progress};
-use crate::api::{AdminClient, CertInstalled, CertPut, Health, RenewRequested, Status};
+use crate::api::{wire_name, AdminClient, CertInstalled, CertPut, Health, RenewRequested, Status};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 
 /// Exit status for a bad command line or configuration (BSD `EX_USAGE`).
@@ -426,7 +426,7 @@ fn certs_table(status: &Status<AcmeStatus>) -> String {
             cert.id,
             cert.not_after,
             cert.source,
-            renewal.map_or_else(|| "-".to_owned(), |r| name_of(&r.state)),
+            renewal.map_or_else(|| "-".to_owned(), |r| wire_name(&r.state)),
             renewal
                 .and_then(|r| r.next_renewal.as_deref().or(r.next_attempt.as_deref()))
                 .unwrap_or("-"),
@@ -443,7 +443,7 @@ fn certs_table(status: &Status<AcmeStatus>) -> String {
             id,
             "(not issued)",
             "acme",
-            name_of(&renewal.state),
+            wire_name(&renewal.state),
             renewal.next_attempt.as_deref().unwrap_or("-"),
             renewal.names.join(",")
         );
@@ -513,7 +513,7 @@ fn certs_table(status: &Status<AcmeStatus>) -> String {
                     backup.serial.as_deref().unwrap_or("?"),
                     backup.not_after.as_deref().unwrap_or("?")
                 ),
-                state => writeln!(out, "  {id}: backup {}", name_of(&state)),
+                state => writeln!(out, "  {id}: backup {}", wire_name(&state)),
             };
             if let Some(error) = &backup.last_error {
                 let _ = writeln!(
@@ -538,7 +538,7 @@ fn certs_table(status: &Status<AcmeStatus>) -> String {
                 out,
                 "  {id}: CA {} passed over ({}): {}",
                 skip.ca,
-                name_of(&skip.reason),
+                wire_name(&skip.reason),
                 match skip.cause {
                     Some(cause) => format!("{cause}: {}", skip.remedy),
                     None => skip.remedy.to_string(),
@@ -559,14 +559,6 @@ fn certs_table(status: &Status<AcmeStatus>) -> String {
         }
     }
     out
-}
-
-/// An enum of the status document as the document spells it (`ordering`, `rate-limited`).
-fn name_of(value: &impl serde::Serialize) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => "?".to_owned(),
-    }
 }
 
 /// `H1: <remedy>` for a failure the catalogue knows, else its ACME type or kind and what to do.

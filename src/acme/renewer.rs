@@ -1323,10 +1323,11 @@ impl Renewer {
         if self.acme.cas.len() < 2 {
             return;
         }
-        let record = serde_json::json!({ "ca": ca }).to_string();
+        let record = IssuerRecord { ca: ca.to_owned() };
+        let bytes = serde_json::to_vec(&record).unwrap_or_default();
         if let Err(e) = self
             .state
-            .store_secret(&issuer_record(&cert.id), record.as_bytes())
+            .store_secret(&issuer_record(&cert.id), &bytes)
             .await
         {
             tracing::warn!(certificate = %cert.id, error = %e, "cannot record which CA issued the certificate");
@@ -1339,9 +1340,9 @@ impl Renewer {
             return;
         }
         let name = match self.state.load_secret(&issuer_record(&cert.id)).await {
-            Ok(Some(bytes)) => serde_json::from_slice::<serde_json::Value>(&bytes)
+            Ok(Some(bytes)) => serde_json::from_slice::<IssuerRecord>(&bytes)
                 .ok()
-                .and_then(|v| v["ca"].as_str().map(str::to_owned)),
+                .map(|r| r.ca),
             Ok(None) => None,
             Err(e) => {
                 tracing::warn!(certificate = %cert.id, error = %e, "cannot read which CA issued the certificate");
@@ -1990,6 +1991,12 @@ impl RenewerHandle {
             Box::new(RenewalGauge::new(self.shared.clone())),
         ]
     }
+}
+
+/// The record `issuer-<id>`: which CA issued the served certificate (by its `[[acme.ca]]` name).
+#[derive(Serialize, Deserialize)]
+struct IssuerRecord {
+    ca: String,
 }
 
 /// What to do while the fleet store cannot be asked (no catalogue cause: an outage of the

@@ -18,13 +18,14 @@ use std::fmt::Write as _;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine;
-use http::StatusCode;
-use serde_json::Value;
-
 use super::input::{self, PageOptions};
 use super::{AdminApi, Reply};
+use crate::acme::schedule::Basis;
+use crate::acme::{AccountState, AcmeStatus, CertState, CertStatus, Diagnosis, Progress};
+use crate::api::{wire_name, CertView, ProbeSummary, Status};
 use crate::catalogue::Cause;
+use base64::Engine;
+use http::StatusCode;
 
 /// `GET /` and `GET /status`.
 pub(super) fn page(api: &AdminApi, query: Option<&str>) -> Reply {
@@ -32,7 +33,7 @@ pub(super) fn page(api: &AdminApi, query: Option<&str>) -> Reply {
         Ok(o) => o,
         Err(refused) => return refused.into(),
     };
-    let status = serde_json::to_value(super::routes::status_document(api)).unwrap_or_default();
+    let status = super::routes::status_document(api);
     let interval = api
         .probe
         .as_ref()
@@ -110,7 +111,7 @@ footer{color:var(--muted);padding:1rem 1rem 2rem;border-top:1px solid var(--line
 
 /// Everything the page is made of.
 struct View<'a> {
-    status: &'a Value,
+    status: &'a Status<AcmeStatus>,
     now: SystemTime,
     host_name: &'a str,
     probe_interval: Option<Duration>,
@@ -127,7 +128,7 @@ struct Attention {
 impl View<'_> {
     fn render(&self) -> String {
         let s = self.status;
-        let node = s["fleet"]["node_id"].as_str().unwrap_or(self.host_name);
+        let node = s.fleet.node_id.as_deref().unwrap_or(self.host_name);
         let attention = self.attention();
         let mut h = Html::default();
         h.raw("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
@@ -150,11 +151,11 @@ impl View<'_> {
             .raw("</style>\n</head>\n<body>\n<header>\n<h1>dcv-proxy on ")
             .text(node)
             .raw("</h1>\n<p class=\"meta\">Version ")
-            .text(s["version"].as_str().unwrap_or("?"))
+            .text(&s.version)
             .raw(" · started ");
-        self.time(&mut h, &s["started"]);
+        self.time(&mut h, Some(&s.started));
         h.raw(" · this page ");
-        self.time(&mut h, &s["now"]);
+        self.time(&mut h, Some(&s.now));
         if self.options.refresh > 0 {
             h.raw(" · reloads every ")
                 .text(&self.options.refresh.to_string())
@@ -197,7 +198,7 @@ impl View<'_> {
         self.answers(&mut h);
 
         h.raw("</main>\n<footer>dcv-proxy ")
-            .text(s["version"].as_str().unwrap_or("?"))
+            .text(&s.version)
             .raw(" on ")
             .text(node)
             .raw(". Read-only: nothing on this page changes the node. The same data: ")
@@ -205,13 +206,21 @@ impl View<'_> {
         h.out
     }
 
+    /// The renewer's state of every certificate (empty without ACME).
+    fn renewals(&self) -> impl Iterator<Item = (&String, &CertStatus)> {
+        self.status
+            .acme
+            .iter()
+            .flat_map(|acme| acme.certificates.iter())
+    }
+
     // ---- what needs attention
 
     fn attention(&self) -> Vec<Attention> {
         let s = self.status;
         let mut out = Vec::new();
-        for cert in s["certificates"].as_array().into_iter().flatten() {
-            let id = cert["id"].as_str().unwrap_or("?");
+        for cert in &s.certificates {
+            let id = &cert.id;
             if let Some((class, text)) = self.lifetime_problem(cert) {
                 out.push(Attention {
                     anchor: format!("cert-{id}"),
@@ -219,7 +228,7 @@ impl View<'_> {
                     class,
                 });
             }
-            let shadowed = cert["not_served"].as_array().map_or(0, Vec::len);
+            let shadowed = cert.not_served.len();
             if shadowed > 0 {
                 out.push(Attention {
                     anchor: format!("cert-{id}"),
@@ -230,9 +239,8 @@ impl View<'_> {
                 });
             }
         }
-        for (id, acme) in s["acme"]["certificates"].as_object().into_iter().flatten() {
-            let error = &acme["last_error"];
-            if error.is_object() {
+        for (id, renewal) in self.renewals() {
+            if let Some(error) = &renewal.last_error {
                 out.push(Attention {
                     anchor: format!("cert-{id}"),
                     text: format!("{id}: last order failed: {}", failure_headline(error)),
@@ -240,34 +248,32 @@ impl View<'_> {
                 });
             }
         }
-        let account = &s["acme"]["account"];
-        if account["state"] == "error" {
-            out.push(Attention {
-                anchor: "acme-account".into(),
-                text: format!(
-                    "ACME account: {}",
-                    if account["last_error"].is_object() {
-                        failure_headline(&account["last_error"])
-                    } else {
-                        account["error"].as_str().unwrap_or("error").to_owned()
-                    }
-                ),
-                class: "fail",
-            });
+        if let Some(account) = s.acme.as_ref().map(|a| &a.account) {
+            if account.state == AccountState::Error {
+                out.push(Attention {
+                    anchor: "acme-account".into(),
+                    text: format!(
+                        "ACME account: {}",
+                        match &account.last_error {
+                            Some(error) => failure_headline(error),
+                            None => account.error.clone().unwrap_or_else(|| "error".into()),
+                        }
+                    ),
+                    class: "fail",
+                });
+            }
         }
-        for (name, report) in s["probe"].as_object().into_iter().flatten() {
-            let verdict = report["verdict"].as_str().unwrap_or("");
-            let causes: Vec<&str> = strings(&report["causes"]);
+        for (name, report) in s.probe.iter().flatten() {
+            let verdict = report.verdict.as_deref().unwrap_or("");
             let class = match verdict {
                 "fail" | "error" => "fail",
                 "warn" => "warn",
                 _ => "",
             };
             if !class.is_empty() {
-                let causes = if causes.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", causes.join(", "))
+                let causes = match report.causes.as_deref() {
+                    Some(causes) if !causes.is_empty() => format!(" ({})", causes.join(", ")),
+                    _ => String::new(),
                 };
                 out.push(Attention {
                     anchor: format!("probe-{name}"),
@@ -282,8 +288,7 @@ impl View<'_> {
                 });
             }
         }
-        let fleet = &s["fleet"];
-        if fleet["backend"] == "etcd" && fleet["connected"] != true {
+        if s.fleet.backend == "etcd" && s.fleet.connected != Some(true) {
             out.push(Attention {
                 anchor: "fleet".into(),
                 text: "fleet: not connected to etcd, serving the local snapshot".into(),
@@ -294,9 +299,9 @@ impl View<'_> {
     }
 
     /// `(class, text)` when a certificate is expired or past two thirds of its life.
-    fn lifetime_problem(&self, cert: &Value) -> Option<(&'static str, String)> {
+    fn lifetime_problem(&self, cert: &CertView) -> Option<(&'static str, String)> {
         let (left, lifetime) = self.lifetime(cert)?;
-        if cert["default"] == true && cert["self_signed"] == true {
+        if cert.default && cert.self_signed {
             return None;
         }
         if left <= 0.0 {
@@ -319,9 +324,9 @@ impl View<'_> {
     }
 
     /// Seconds left and the whole lifetime of a certificate.
-    fn lifetime(&self, cert: &Value) -> Option<(f64, f64)> {
-        let not_before = time_of(&cert["not_before"])?;
-        let not_after = time_of(&cert["not_after"])?;
+    fn lifetime(&self, cert: &CertView) -> Option<(f64, f64)> {
+        let not_before = time_of(&cert.not_before)?;
+        let not_after = time_of(&cert.not_after)?;
         let lifetime = not_after
             .duration_since(not_before)
             .ok()?
@@ -334,9 +339,9 @@ impl View<'_> {
         Some((left, lifetime))
     }
 
-    fn probe_stale(&self, report: &Value) -> bool {
-        let (Some(every), Some(finished)) = (self.probe_interval, time_of(&report["finished"]))
-        else {
+    fn probe_stale(&self, report: &ProbeSummary) -> bool {
+        let finished = report.finished.as_deref().and_then(time_of);
+        let (Some(every), Some(finished)) = (self.probe_interval, finished) else {
             return false;
         };
         self.now
@@ -348,40 +353,40 @@ impl View<'_> {
 
     fn certificates(&self, h: &mut Html) {
         let s = self.status;
-        let acme = &s["acme"]["certificates"];
+        let acme = s.acme.as_ref();
         h.raw("<section id=\"certificates\" aria-labelledby=\"certificates-h\">\n<h2 id=\"certificates-h\">Certificates</h2>\n");
-        let certs = s["certificates"].as_array().cloned().unwrap_or_default();
         h.raw("<p class=\"note\">Among certificates carrying the same name, the one with the exact name is presented before a wildcard, and of those the one that expires last. ");
         h.raw("The <span class=\"cause\">default</span> certificate is presented when none covers the name.</p>\n");
-        for cert in &certs {
-            let id = cert["id"].as_str().unwrap_or("?");
-            self.certificate(h, id, cert, &acme[id]);
+        for cert in &s.certificates {
+            let renewal = acme.and_then(|a| a.certificates.get(&cert.id));
+            self.certificate(h, &cert.id, Some(cert), renewal);
         }
         // Configured for ACME, not issued yet.
-        for (id, renewal) in acme.as_object().into_iter().flatten() {
-            if certs.iter().any(|c| c["id"] == id.as_str()) {
+        for (id, renewal) in self.renewals() {
+            if s.certificates.iter().any(|c| &c.id == id) {
                 continue;
             }
-            self.certificate(h, id, &Value::Null, renewal);
+            self.certificate(h, id, None, Some(renewal));
         }
-        let account = &s["acme"]["account"];
-        if account.is_object() {
+        if let Some(acme) = acme {
+            let account = &acme.account;
             h.raw("<article class=\"card\" id=\"acme-account\" aria-labelledby=\"acme-account-h\">\n<h3 id=\"acme-account-h\">ACME account ");
-            match account["state"].as_str() {
-                Some("ready") => h.raw("<span class=\"badge ok\">READY</span>"),
-                Some("error") => h.raw("<span class=\"badge fail\">ERROR</span>"),
-                _ => h.raw("<span class=\"badge info\">NOT YET USED</span>"),
+            match account.state {
+                AccountState::Ready => h.raw("<span class=\"badge ok\">READY</span>"),
+                AccountState::Error => h.raw("<span class=\"badge fail\">ERROR</span>"),
+                AccountState::Unknown => h.raw("<span class=\"badge info\">NOT YET USED</span>"),
             };
             h.raw("</h3>\n<dl><dt>CA directory</dt><dd>")
-                .text(s["acme"]["directory"].as_str().unwrap_or("-"))
+                .text(&acme.directory)
                 .raw("</dd></dl>\n");
-            if account["state"] == "error" {
-                if account["last_error"].is_object() {
-                    self.failure(h, &account["last_error"], &account["next_attempt"], None);
-                } else {
-                    h.raw("<div class=\"problem\"><p>")
-                        .text(account["error"].as_str().unwrap_or("error"))
-                        .raw("</p></div>\n");
+            if account.state == AccountState::Error {
+                match &account.last_error {
+                    Some(error) => self.failure(h, error, account.next_attempt.as_deref(), None),
+                    None => {
+                        h.raw("<div class=\"problem\"><p>")
+                            .text(account.error.as_deref().unwrap_or("error"))
+                            .raw("</p></div>\n");
+                    }
                 }
             }
             h.raw("</article>\n");
@@ -389,9 +394,15 @@ impl View<'_> {
         h.raw("</section>\n");
     }
 
-    /// Certificate `id`: `cert` (null when not issued yet) and its renewer state `acme` (null
+    /// Certificate `id`: `cert` (none when not issued yet) and its renewer state `acme` (none
     /// when it is not a `[[certificate]]`).
-    fn certificate(&self, h: &mut Html, id: &str, cert: &Value, acme: &Value) {
+    fn certificate(
+        &self,
+        h: &mut Html,
+        id: &str,
+        cert: Option<&CertView>,
+        acme: Option<&CertStatus>,
+    ) {
         let anchor = format!("cert-{id}");
         h.raw("<article class=\"card\" id=\"")
             .text(&anchor)
@@ -411,66 +422,60 @@ impl View<'_> {
 
         // Names, and which of them another certificate wins.
         h.raw("<dt>Names</dt><dd><ul class=\"plain\">");
-        let names = if cert.is_object() {
-            &cert["names"]
-        } else {
-            &acme["names"]
+        let empty = Vec::new();
+        let names = match (cert, acme) {
+            (Some(cert), _) => &cert.names,
+            (None, Some(acme)) => &acme.names,
+            (None, None) => &empty,
         };
-        for name in names.as_array().into_iter().flatten() {
-            let name = name.as_str().unwrap_or("?");
+        let not_served = cert.map_or(&[][..], |c| c.not_served.as_slice());
+        for name in names {
             h.raw("<li>").text(name);
-            let shadow = cert["not_served"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|n| n["name"] == name);
-            if let Some(n) = shadow {
+            if let Some(n) = not_served.iter().find(|n| &n.name == name) {
                 h.raw(" <span class=\"badge warn\">NOT SERVED</span> <span class=\"note\">")
-                    .text(n["served_by"].as_str().unwrap_or("?"))
+                    .text(&n.served_by)
                     .raw(" is presented for it (")
-                    .text(reason_text(n["reason"].as_str().unwrap_or("")))
+                    .text(reason_text(&n.reason))
                     .raw(")</span>");
             }
             h.raw("</li>");
         }
         // Names under a wildcard that another certificate has exactly.
-        for n in cert["not_served"].as_array().into_iter().flatten() {
-            let name = n["name"].as_str().unwrap_or("?");
-            if names
-                .as_array()
-                .is_some_and(|a| a.iter().any(|x| x == name))
-            {
+        for n in not_served {
+            if names.contains(&n.name) {
                 continue;
             }
             h.raw("<li><span class=\"note\">not for ")
-                .text(name)
+                .text(&n.name)
                 .raw(": ")
-                .text(n["served_by"].as_str().unwrap_or("?"))
+                .text(&n.served_by)
                 .raw(" has the exact name</span></li>");
         }
         h.raw("</ul></dd>\n");
 
-        if cert.is_object() {
+        if let Some(cert) = cert {
             h.raw("<dt>CA</dt><dd>");
-            if cert["self_signed"] == true {
-                h.raw("self-signed (")
-                    .text(cert["issuer"].as_str().unwrap_or("?"))
-                    .raw(")");
+            if cert.self_signed {
+                h.raw("self-signed (").text(&cert.issuer).raw(")");
             } else {
-                h.text(cert["issuer"].as_str().unwrap_or("?"));
+                h.text(&cert.issuer);
             }
-            if acme.is_object() {
+            if acme.is_some() {
                 h.raw(" <span class=\"note\">via ACME ")
-                    .text(self.status["acme"]["directory"].as_str().unwrap_or(""))
+                    .text(
+                        self.status
+                            .acme
+                            .as_ref()
+                            .map_or("", |a| a.directory.as_str()),
+                    )
                     .raw("</span>");
             }
-            h.raw("</dd>\n<dt>Source</dt><dd>")
-                .text(cert["source"].as_str().unwrap_or("?"));
-            if cert["default"] == true {
+            h.raw("</dd>\n<dt>Source</dt><dd>").text(&cert.source);
+            if cert.default {
                 h.raw(" · the default certificate (presented when no other covers the name)");
             }
             h.raw("</dd>\n<dt>Expires</dt><dd>");
-            self.time(h, &cert["not_after"]);
+            self.time(h, Some(&cert.not_after));
             if let Some((left, lifetime)) = self.lifetime(cert) {
                 let days_left = (left / 86_400.0).max(0.0);
                 let days = lifetime / 86_400.0;
@@ -501,44 +506,50 @@ impl View<'_> {
             }
             h.raw("</dd>\n");
             h.raw("<dt>Serial</dt><dd class=\"cause\">")
-                .text(cert["serial"].as_str().unwrap_or("?"))
+                .text(&cert.serial)
                 .raw("</dd>\n");
         } else {
             h.raw("<dt>Certificate</dt><dd>not issued yet</dd>\n");
         }
 
-        if acme.is_object() {
+        if let Some(acme) = acme {
             self.renewal(h, acme);
         }
         h.raw("</dl>\n");
-        if acme.is_object() {
-            if acme["state"] == "ordering" {
-                self.in_flight(h, &acme["progress"]);
+        if let Some(acme) = acme {
+            if acme.state == CertState::Ordering {
+                if let Some(progress) = &acme.progress {
+                    self.in_flight(h, progress);
+                }
             }
-            let error = &acme["last_error"];
-            if error.is_object() {
-                let next = if acme["state"] == "failed" {
-                    &acme["next_attempt"]
+            if let Some(error) = &acme.last_error {
+                let next = if acme.state == CertState::Failed {
+                    acme.next_attempt.as_deref()
                 } else {
-                    &Value::Null
+                    None
                 };
-                let failures = acme["consecutive_failures"].as_u64();
-                self.failure(h, error, next, failures);
+                self.failure(h, error, next, Some(acme.consecutive_failures));
             }
         }
         h.raw("</article>\n");
     }
 
-    fn cert_badge(&self, cert: &Value, acme: &Value) -> (&'static str, &'static str) {
-        if acme["last_error"].is_object() {
+    fn cert_badge(
+        &self,
+        cert: Option<&CertView>,
+        acme: Option<&CertStatus>,
+    ) -> (&'static str, &'static str) {
+        if acme.is_some_and(|a| a.last_error.is_some()) {
             return ("fail", "ORDER FAILING");
         }
-        if !cert.is_object() {
-            return match acme["state"].as_str() {
-                Some("ordering") => ("info", "ORDERING"),
-                _ => ("warn", "NOT ISSUED"),
+        let ordering = acme.is_some_and(|a| a.state == CertState::Ordering);
+        let Some(cert) = cert else {
+            return if ordering {
+                ("info", "ORDERING")
+            } else {
+                ("warn", "NOT ISSUED")
             };
-        }
+        };
         if let Some((class, _)) = self.lifetime_problem(cert) {
             return (
                 class,
@@ -549,107 +560,94 @@ impl View<'_> {
                 },
             );
         }
-        if acme["state"] == "ordering" {
+        if ordering {
             return ("info", "RENEWING");
         }
-        if cert["not_served"].as_array().is_some_and(|a| !a.is_empty()) {
+        if !cert.not_served.is_empty() {
             return ("warn", "PARTLY SHADOWED");
         }
-        if cert["default"] == true {
+        if cert.default {
             return ("info", "DEFAULT");
         }
         ("ok", "OK")
     }
 
-    fn renewal(&self, h: &mut Html, acme: &Value) {
+    fn renewal(&self, h: &mut Html, acme: &CertStatus) {
         h.raw("<dt>Renewal</dt><dd>");
-        let state = acme["state"].as_str().unwrap_or("?");
-        h.text(match state {
-            "waiting" => "planned",
-            "due" => "due now",
-            "ordering" => "ordering now",
-            "failed" => "last order failed, retrying",
-            other => other,
+        h.raw(match acme.state {
+            CertState::Waiting => "planned",
+            CertState::Due => "due now",
+            CertState::Ordering => "ordering now",
+            CertState::Failed => "last order failed, retrying",
         });
-        if let Some(next) = acme["next_renewal"].as_str() {
+        if let Some(next) = &acme.next_renewal {
             h.raw(" · next renewal ");
-            self.time(h, &Value::from(next));
+            self.time(h, Some(next));
         }
-        match acme["renewal_basis"].as_str() {
-            Some("ari") => {
+        match acme.renewal_basis {
+            Some(Basis::Ari) => {
                 h.raw(" · basis: the CA's renewal window (ARI)");
-                if let Some(w) = acme["ari_window"].as_array().filter(|w| w.len() == 2) {
+                if let Some([start, end]) = &acme.ari_window {
                     h.raw(" ");
-                    self.time(h, &w[0]);
+                    self.time(h, Some(start));
                     h.raw(" to ");
-                    self.time(h, &w[1]);
+                    self.time(h, Some(end));
                 }
             }
-            Some("third-left" | "two-thirds") => {
+            Some(Basis::ThirdLeft) => {
                 h.raw(" · basis: two thirds of the lifetime (the CA offers no ARI)");
             }
-            Some("half-left") => {
+            Some(Basis::HalfLeft) => {
                 h.raw(" · basis: half of the lifetime (short-lived certificate)");
             }
-            Some("missing") => {
+            Some(Basis::Missing) => {
                 h.raw(" · basis: no certificate yet");
-            }
-            Some(other) => {
-                h.raw(" · basis: ").text(other);
             }
             None => {}
         }
         h.raw("</dd>\n");
-        if let Some(ca) = acme["ca"].as_str() {
+        if let Some(ca) = &acme.ca {
             h.raw("<dt>Issued by</dt><dd>CA ").text(ca).raw("</dd>\n");
         }
-        let backup = &acme["backup"];
-        if backup.is_object() {
-            h.raw("<dt>Backup</dt><dd>")
-                .text(backup["state"].as_str().unwrap_or("?"));
-            if let Some(ca) = backup["ca"].as_str() {
+        if let Some(backup) = &acme.backup {
+            h.raw("<dt>Backup</dt><dd>").text(&wire_name(&backup.state));
+            if let Some(ca) = &backup.ca {
                 h.raw(" · CA ").text(ca);
             }
-            if let Some(until) = backup["not_after"].as_str() {
+            if let Some(until) = &backup.not_after {
                 h.raw(" · until ");
-                self.time(h, &Value::from(until));
+                self.time(h, Some(until));
             }
-            if let Some(at) = backup["swapped_in"]["at"].as_str() {
+            if let Some(swap) = &backup.swapped_in {
                 h.raw(" · swapped in ");
-                self.time(h, &Value::from(at));
-                h.raw(" (")
-                    .text(backup["swapped_in"]["reason"].as_str().unwrap_or("?"))
-                    .raw(")");
+                self.time(h, Some(&swap.at));
+                h.raw(" (").text(swap.reason.as_str()).raw(")");
             }
             h.raw("</dd>\n");
         }
-        for skip in acme["skipped"].as_array().into_iter().flatten() {
+        for skip in &acme.skipped {
             h.raw("<dt>CA passed over</dt><dd>")
-                .text(skip["ca"].as_str().unwrap_or("?"))
+                .text(&skip.ca)
                 .raw(" · ")
-                .text(skip["reason"].as_str().unwrap_or("?"));
-            if let Some(cause) = skip["cause"].as_str() {
+                .text(&wire_name(&skip.reason));
+            if let Some(cause) = skip.cause {
                 h.raw(" · <span class=\"cause\">")
-                    .text(cause)
+                    .text(cause.id())
                     .raw("</span> ");
             }
-            if let Some(remedy) = skip["remedy"].as_str() {
-                h.text(remedy);
-            }
-            h.raw(" · the CA said: ")
-                .text(skip["detail"].as_str().unwrap_or("-"))
+            h.text(&skip.remedy)
+                .raw(" · the CA said: ")
+                .text(&skip.detail)
                 .raw("</dd>\n");
         }
-        let order = &acme["last_order"];
-        if order.is_object() {
+        if let Some(order) = &acme.last_order {
             h.raw("<dt>Last order</dt><dd>")
-                .text(order["result"].as_str().unwrap_or("?"))
+                .text(&wire_name(&order.result))
                 .raw(" · ");
-            self.time(h, &order["finished"]);
-            if let Some(ms) = order["duration_ms"].as_u64() {
-                h.raw(" · took ").text(&span(Duration::from_millis(ms)));
-            }
-            if let Some(serial) = order["serial"].as_str() {
+            self.time(h, Some(&order.finished));
+            let ms = u64::try_from(order.duration_ms).unwrap_or(u64::MAX);
+            h.raw(" · took ").text(&span(Duration::from_millis(ms)));
+            if let Some(serial) = &order.serial {
                 h.raw(" · serial <span class=\"cause\">")
                     .text(serial)
                     .raw("</span>");
@@ -658,19 +656,19 @@ impl View<'_> {
         }
     }
 
-    fn in_flight(&self, h: &mut Html, progress: &Value) {
+    fn in_flight(&self, h: &mut Html, progress: &Progress) {
         h.raw("<div class=\"progress\" role=\"group\" aria-label=\"Order in flight\"><p><strong>Order in flight</strong>, step <span class=\"cause\">")
-            .text(progress["step"].as_str().unwrap_or("starting"))
+            .text(progress.step.as_str())
             .raw("</span>: ")
-            .text(progress["text"].as_str().unwrap_or(""))
+            .text(&progress.text)
             .raw("</p>");
-        if progress["next_poll"].is_string() {
+        if let Some(next) = &progress.next_poll {
             h.raw("<p>Next poll ");
-            self.time(h, &progress["next_poll"]);
+            self.time(h, Some(next));
             h.raw("</p>");
-        } else if progress["until"].is_string() {
+        } else if let Some(until) = &progress.until {
             h.raw("<p>Gives up ");
-            self.time(h, &progress["until"]);
+            self.time(h, Some(until));
             h.raw("</p>");
         }
         h.raw("</div>\n");
@@ -678,24 +676,25 @@ impl View<'_> {
 
     /// A failure read through the catalogue: cause id, summary, remedy, what the CA said, each
     /// subproblem, and when the next attempt is.
-    fn failure(&self, h: &mut Html, error: &Value, next: &Value, failures: Option<u64>) {
+    fn failure(&self, h: &mut Html, error: &Diagnosis, next: Option<&str>, failures: Option<u32>) {
         h.raw("<div class=\"problem\" role=\"group\" aria-label=\"Last failure\">");
         self.diagnosis(h, error);
-        for sub in error["subproblems"].as_array().into_iter().flatten() {
+        for sub in &error.subproblems {
             h.raw("<p><strong>Subproblem ")
-                .text(sub["identifier"].as_str().unwrap_or("-"))
+                .text(sub.identifier.as_deref().unwrap_or("-"))
                 .raw(":</strong></p>");
             self.diagnosis(h, sub);
         }
-        if next.is_string() || failures.is_some_and(|n| n > 0) {
+        let failures = failures.filter(|n| *n > 0);
+        if next.is_some() || failures.is_some() {
             h.raw("<p>");
-            if let Some(n) = failures.filter(|n| *n > 0) {
+            if let Some(n) = failures {
                 h.text(&format!(
                     "{n} failed order{} in a row. ",
                     if n == 1 { "" } else { "s" }
                 ));
             }
-            if next.is_string() {
+            if next.is_some() {
                 h.raw("Next attempt ");
                 self.time(h, next);
                 h.raw(".");
@@ -705,57 +704,41 @@ impl View<'_> {
         h.raw("</div>\n");
     }
 
-    fn diagnosis(&self, h: &mut Html, e: &Value) {
+    fn diagnosis(&self, h: &mut Html, e: &Diagnosis) {
         h.raw("<p>");
-        match e["cause"].as_str() {
+        match e.cause {
             Some(cause) => {
                 h.raw("<strong class=\"cause\">")
-                    .text(cause)
+                    .text(cause.id())
                     .raw("</strong> ")
-                    .text(e["summary"].as_str().unwrap_or(""));
+                    .text(e.summary.as_deref().unwrap_or(""));
             }
             None => {
                 h.raw("<strong>")
-                    .text(
-                        e["ca_type"]
-                            .as_str()
-                            .or(e["kind"].as_str())
-                            .unwrap_or("error"),
-                    )
+                    .text(e.type_label())
                     .raw("</strong> (no catalogue cause)");
             }
         }
         h.raw("</p>");
-        let remedy = e["remedy"].as_str().unwrap_or_else(|| {
-            crate::catalogue::remedy_without_cause(
-                e["ca_type"].as_str(),
-                e["kind"].as_str().unwrap_or(""),
-            )
+        let remedy = e.remedy.as_deref().unwrap_or_else(|| {
+            crate::catalogue::remedy_without_cause(e.ca_type.as_deref(), e.kind.as_str())
         });
         h.raw("<p><strong>Remedy:</strong> ")
             .text(remedy)
             .raw("</p>");
         h.raw("<p class=\"note\">");
-        h.text(
-            e["ca_type"]
-                .as_str()
-                .or(e["kind"].as_str())
-                .unwrap_or("error"),
-        );
-        if let Some(identifier) = e["identifier"].as_str() {
+        h.text(e.type_label());
+        if let Some(identifier) = &e.identifier {
             h.raw(" · ").text(identifier);
         }
-        h.raw(": ")
-            .text(e["detail"].as_str().unwrap_or(""))
-            .raw("</p>");
+        h.raw(": ").text(&e.detail).raw("</p>");
     }
 
     // ---- the self-probe
 
     fn probe(&self, h: &mut Html) {
-        let probe = &self.status["probe"];
         h.raw("<section id=\"probe\" aria-labelledby=\"probe-h\">\n<h2 id=\"probe-h\">Probed names</h2>\n");
-        let Some(names) = probe.as_object() else {
+        let Some(names) = &self.status.probe else {
             h.raw("<p>The self-probe does not run on this node (see the log at start for why).</p>\n</section>\n");
             return;
         };
@@ -783,7 +766,7 @@ impl View<'_> {
                 .raw("-h\">")
                 .text(name)
                 .raw(" ");
-            let verdict = report["verdict"].as_str();
+            let verdict = report.verdict.as_deref();
             match verdict {
                 Some("pass") => h.raw("<span class=\"badge ok\">PASS</span>"),
                 Some("warn") => h.raw("<span class=\"badge warn\">WARN</span>"),
@@ -804,12 +787,12 @@ impl View<'_> {
                 continue;
             }
             h.raw("<p>Last probe ");
-            self.time(h, &report["finished"]);
-            if let Some(ms) = report["duration_ms"].as_u64() {
+            self.time(h, report.finished.as_deref());
+            if let Some(ms) = report.duration_ms {
                 h.raw(", took ").text(&span(Duration::from_millis(ms)));
             }
             h.raw(".</p>\n");
-            let causes: Vec<&str> = strings(&report["causes"]);
+            let causes = report.causes.as_deref().unwrap_or_default();
             if !causes.is_empty() {
                 h.raw("<ul class=\"plain\">");
                 for id in causes {
@@ -825,29 +808,28 @@ impl View<'_> {
                 }
                 h.raw("</ul>\n");
             }
-            let findings = report["findings"].as_array().cloned().unwrap_or_default();
+            let findings = report.findings.as_deref().unwrap_or_default();
             if !findings.is_empty() {
                 h.raw("<div class=\"scroll\"><table><caption>Failing and warning checks of ")
                     .text(name)
                     .raw("</caption><thead><tr><th scope=\"col\">Status</th><th scope=\"col\">Check</th><th scope=\"col\">Target</th><th scope=\"col\">Cause</th><th scope=\"col\">What was seen</th></tr></thead><tbody>\n");
-                for f in &findings {
-                    let status = f["status"].as_str().unwrap_or("?");
+                for f in findings {
                     h.raw("<tr><td class=\"nw\"><span class=\"badge ")
-                        .raw(match status {
+                        .raw(match f.status.as_str() {
                             "fail" | "error" => "fail",
                             "warn" => "warn",
                             _ => "info",
                         })
                         .raw("\">")
-                        .text(&status.to_ascii_uppercase())
+                        .text(&f.status.to_ascii_uppercase())
                         .raw("</span></td><td class=\"cause nw\">")
-                        .text(f["check"].as_str().unwrap_or("?"))
+                        .text(&f.check)
                         .raw("</td><td class=\"nw\">")
-                        .text(f["target"].as_str().unwrap_or(""))
+                        .text(&f.target)
                         .raw("</td><td class=\"cause nw\">")
-                        .text(f["cause"].as_str().unwrap_or("-"))
+                        .text(f.cause.as_deref().unwrap_or("-"))
                         .raw("</td><td class=\"wide\">")
-                        .text(f["detail"].as_str().unwrap_or(""))
+                        .text(&f.detail)
                         .raw("</td></tr>\n");
                 }
                 h.raw("</tbody></table></div>\n");
@@ -860,47 +842,44 @@ impl View<'_> {
     // ---- the fleet
 
     fn fleet(&self, h: &mut Html) {
-        let fleet = &self.status["fleet"];
+        let fleet = &self.status.fleet;
         h.raw(
             "<section id=\"fleet\" aria-labelledby=\"fleet-h\">\n<h2 id=\"fleet-h\">Fleet</h2>\n",
         );
-        if fleet["backend"] != "etcd" {
+        if fleet.backend != "etcd" {
             h.raw("<p>This node runs alone (<span class=\"cause\">fleet.backend = \"local\"</span>): its state is in its own state directory only.</p>\n</section>\n");
             return;
         }
-        let me = fleet["node_id"].as_str().unwrap_or("?");
+        let me = fleet.node_id.as_deref().unwrap_or("?");
         h.raw("<div class=\"card\"><dl>\n<dt>This node</dt><dd>")
             .text(me)
             .raw("</dd>\n<dt>etcd</dt><dd>");
-        if fleet["connected"] == true {
+        if fleet.connected == Some(true) {
             h.raw("<span class=\"badge ok\">CONNECTED</span>");
         } else {
             h.raw("<span class=\"badge fail\">DISCONNECTED</span> serving the local snapshot; orders wait");
         }
         h.raw(" · ");
-        let endpoints: Vec<&str> = strings(&fleet["endpoints"]);
-        h.text(&endpoints.join(", "))
+        h.text(&fleet.endpoints.join(", "))
             .raw(" · prefix <span class=\"cause\">")
-            .text(fleet["prefix"].as_str().unwrap_or(""))
+            .text(fleet.prefix.as_deref().unwrap_or(""))
             .raw("</span> · revision ")
-            .text(&fleet["revision"].to_string())
+            .text(&fleet.revision.unwrap_or_default().to_string())
             .raw("</dd>\n");
-        if fleet["last_error"].is_object() {
+        if let Some(error) = &fleet.last_error {
             h.raw("<dt>Last error</dt><dd>");
-            self.time(h, &fleet["last_error"]["at"]);
-            h.raw(": ")
-                .text(fleet["last_error"]["error"].as_str().unwrap_or(""))
-                .raw("</dd>\n");
+            self.time(h, Some(&error.at));
+            h.raw(": ").text(&error.error).raw("</dd>\n");
         }
         h.raw("</dl></div>\n");
-        let members = fleet["members"].as_array().cloned().unwrap_or_default();
-        let version = self.status["version"].as_str().unwrap_or("");
+        let members = &fleet.members;
+        let version = &self.status.version;
         h.raw("<div class=\"scroll\"><table><caption>Live members (")
             .text(&members.len().to_string())
             .raw(")</caption><thead><tr><th scope=\"col\">Node</th><th scope=\"col\">State</th><th scope=\"col\">Public addresses</th><th scope=\"col\">HTTP / HTTPS port</th><th scope=\"col\">Version</th><th scope=\"col\">Started</th></tr></thead><tbody>\n");
-        for m in &members {
-            let id = m["node_id"].as_str().unwrap_or("?");
-            let addresses: Vec<&str> = strings(&m["public_addresses"]);
+        for m in members {
+            let id = &m.node_id;
+            let addresses: Vec<String> = m.public_addresses.iter().map(|a| a.to_string()).collect();
             h.raw("<tr><td>").text(id);
             if id == me {
                 h.raw(" (this node)");
@@ -912,41 +891,36 @@ impl View<'_> {
                 h.text(&addresses.join(", "));
             }
             h.raw("</td><td class=\"nw\">")
-                .text(&port(&m["http_port"]))
+                .text(&port(m.http_port))
                 .raw(" / ")
-                .text(&port(&m["https_port"]))
+                .text(&port(m.https_port))
                 .raw("</td><td class=\"nw\">")
-                .text(m["version"].as_str().unwrap_or("?"));
-            if m["version"].as_str().is_some_and(|v| v != version) {
+                .text(&m.version);
+            if &m.version != version {
                 h.raw(" <span class=\"badge warn\">DIFFERS</span>");
             }
             h.raw("</td><td class=\"nw\">");
-            if let Some(t) = m["started_unix"].as_u64() {
-                let at = SystemTime::UNIX_EPOCH + Duration::from_secs(t);
-                self.time(
-                    h,
-                    &Value::from(humantime::format_rfc3339_seconds(at).to_string()),
-                );
-            }
+            let at = SystemTime::UNIX_EPOCH + Duration::from_secs(m.started_unix);
+            self.time(h, Some(&humantime::format_rfc3339_seconds(at).to_string()));
             h.raw("</td></tr>\n");
         }
         h.raw("</tbody></table></div>\n<p class=\"note\">A member is listed while it keeps its lease in etcd; one that lost etcd for longer than <span class=\"cause\">fleet.lease_ttl</span> drops out of this list.</p>\n</section>\n");
     }
 
     fn answers(&self, h: &mut Html) {
-        let c = &self.status["challenges"];
+        let c = &self.status.challenges;
         h.raw("<section id=\"answers\" aria-labelledby=\"answers-h\">\n<h2 id=\"answers-h\">Validation answers</h2>\n<div class=\"card\"><dl>\n<dt>ACME tokens</dt><dd>")
-            .text(&c["acme_tokens"].to_string())
+            .text(&c.acme_tokens.to_string())
             .raw("</dd>\n<dt>pki-validation files</dt><dd>")
-            .text(&c["pki_files"].to_string())
+            .text(&c.pki_files.to_string())
             .raw("</dd>\n<dt>TLS-ALPN-01</dt><dd>")
-            .text(&c["tls_alpn"].to_string())
+            .text(&c.tls_alpn.to_string())
             .raw("</dd>\n</dl></div>\n</section>\n");
     }
 
-    /// `<time datetime="…">2027-01-15 08:00 UTC</time> (in 3 days)`.
-    fn time(&self, h: &mut Html, value: &Value) {
-        let Some(text) = value.as_str() else {
+    /// `<time datetime="…">2027-01-15 08:00 UTC</time> (in 3 days)`; `-` for none.
+    fn time(&self, h: &mut Html, value: Option<&str>) {
+        let Some(text) = value else {
             h.raw("-");
             return;
         };
@@ -999,17 +973,11 @@ impl Html {
 }
 
 /// `H1 (port 80 or 443 cannot be reached)` or the ACME type.
-fn failure_headline(error: &Value) -> String {
-    match (error["cause"].as_str(), error["summary"].as_str()) {
+fn failure_headline(error: &Diagnosis) -> String {
+    match (error.cause, &error.summary) {
         (Some(cause), Some(summary)) => format!("{cause}: {summary}"),
-        (Some(cause), None) => cause.to_owned(),
-        _ => format!(
-            "{} (not in the catalogue)",
-            error["ca_type"]
-                .as_str()
-                .or(error["kind"].as_str())
-                .unwrap_or("error")
-        ),
+        (Some(cause), None) => cause.to_string(),
+        (None, _) => format!("{} (not in the catalogue)", error.type_label()),
     }
 }
 
@@ -1026,14 +994,12 @@ fn reason_text(reason: &str) -> &'static str {
     .map_or("another certificate wins it", PassedOver::text)
 }
 
-fn time_of(value: &Value) -> Option<SystemTime> {
-    humantime::parse_rfc3339_weak(value.as_str()?).ok()
+fn time_of(text: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(text).ok()
 }
 
-fn port(value: &Value) -> String {
-    value
-        .as_u64()
-        .map_or_else(|| "-".to_owned(), |p| p.to_string())
+fn port(port: Option<u16>) -> String {
+    port.map_or_else(|| "-".to_owned(), |p| p.to_string())
 }
 
 /// `in 3 days`, `5 min ago`, `now`.
@@ -1068,24 +1034,15 @@ fn days_text(days: f64) -> String {
     }
 }
 
-/// The strings of a JSON array (none when it is no array; other elements skipped).
-fn strings(value: &Value) -> Vec<&str> {
-    value
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn view(status: &Value) -> String {
+    fn view(status: &serde_json::Value) -> String {
+        let status: Status<AcmeStatus> = serde_json::from_value(status.clone()).unwrap();
         View {
-            status,
+            status: &status,
             now: humantime::parse_rfc3339("2027-01-15T08:00:00Z").unwrap(),
             host_name: "edge-1",
             probe_interval: Some(Duration::from_secs(300)),
@@ -1094,7 +1051,7 @@ mod tests {
         .render()
     }
 
-    fn sample() -> Value {
+    fn sample() -> serde_json::Value {
         serde_json::json!({
             "version": "0.1.0",
             "started": "2027-01-15T07:00:00Z",
@@ -1102,22 +1059,31 @@ mod tests {
             "certificates": [{
                 "id": "shop",
                 "names": ["shop.test", "<b>x</b>.test"],
+                "subject": "CN=shop.test",
                 "issuer": "CN=<script>alert(1)</script> & \"CA\"",
                 "serial": "01",
+                "sha256_fingerprint": "00",
                 "not_before": "2026-12-16T08:00:00Z",
                 "not_after": "2027-01-25T08:00:00Z",
+                "not_after_unix": 1_800_000_000u64,
+                "expires_in_seconds": 864_000,
+                "chain_length": 1,
+                "published": "2026-12-16T08:00:00Z",
                 "self_signed": false,
                 "default": false,
                 "source": "upload",
                 "not_served": [{"name": "shop.test", "served_by": "other", "reason": "expires_earlier"}],
             }],
+            "names": [],
             "challenges": {"acme_tokens": 1, "pki_files": 0, "tls_alpn": 0},
             "acme": {
                 "directory": "https://ca.test/dir",
                 "account": {"state": "ready"},
+                "cas": [],
                 "certificates": {
                     "h1.test": {
                         "names": ["h1.test"],
+                        "challenge": "http-01",
                         "state": "failed",
                         "consecutive_failures": 3,
                         "next_attempt": "2027-01-15T08:02:00Z",

@@ -12,8 +12,10 @@
 
 use http::StatusCode;
 
+use std::collections::BTreeMap;
+
 use super::{AdminApi, Reply};
-use crate::api::{Removed, TxtRecord, TxtRecords};
+use crate::api::{wire_name, ProbeFinding, ProbeSummary, Removed, TxtRecord, TxtRecords};
 use crate::probe::ProbeRunner;
 use crate::probe::Report;
 use crate::probe::Status;
@@ -55,41 +57,45 @@ pub(super) fn list(api: &AdminApi) -> Reply {
 }
 
 /// The last result per name, for `GET /v1/probe` and `GET /v1/status`.
-pub(super) fn summaries(runner: &ProbeRunner) -> serde_json::Value {
-    let mut names = serde_json::Map::new();
+pub(super) fn summaries(runner: &ProbeRunner) -> BTreeMap<String, ProbeSummary> {
+    let mut names = BTreeMap::new();
     for report in runner.results().all() {
         names.insert(report.name.clone(), summary(&report));
     }
     for name in runner.names().iter() {
-        names
-            .entry(name.to_string())
-            .or_insert_with(|| serde_json::json!({ "verdict": null }));
+        names.entry(name.to_string()).or_insert(ProbeSummary {
+            verdict: None,
+            causes: None,
+            finished: None,
+            duration_ms: None,
+            findings: None,
+        });
     }
-    serde_json::Value::Object(names)
+    names
 }
 
-fn summary(report: &Report) -> serde_json::Value {
-    let failing: Vec<serde_json::Value> = report
+fn summary(report: &Report) -> ProbeSummary {
+    let findings = report
         .checks
         .iter()
         .filter(|c| matches!(c.status, Status::Fail | Status::Warn | Status::Error))
-        .map(|c| {
-            serde_json::json!({
-                "check": c.kind,
-                "target": c.target,
-                "status": c.status,
-                "cause": c.cause,
-                "detail": c.detail,
-            })
+        .map(|c| ProbeFinding {
+            check: wire_name(&c.kind),
+            target: c.target.clone(),
+            status: wire_name(&c.status),
+            cause: c.cause.map(|cause| cause.id().to_owned()),
+            detail: c.detail.clone(),
         })
         .collect();
-    serde_json::json!({
-        "verdict": report.verdict(),
-        "causes": report.causes(),
-        "finished": humantime::format_rfc3339_seconds(report.started + report.duration).to_string(),
-        "duration_ms": report.duration.as_millis() as u64,
-        "findings": failing,
-    })
+    ProbeSummary {
+        verdict: Some(wire_name(&report.verdict())),
+        causes: Some(report.causes().iter().map(|c| c.id().to_owned()).collect()),
+        finished: Some(
+            humantime::format_rfc3339_seconds(report.started + report.duration).to_string(),
+        ),
+        duration_ms: Some(u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX)),
+        findings: Some(findings),
+    }
 }
 
 pub(super) fn list_txt(api: &AdminApi) -> Reply {

@@ -6,9 +6,20 @@
 //! column, not a silently ignored setting); answers accept them, so an older client reads a
 //! newer node. Times are RFC 3339 strings, as everywhere in the API.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::state::fleet::Member;
+
+/// An enum as the documents spell it (`ordering`, `rate-limited`, `http-token`): its serde
+/// name, so that a table or a page shows exactly the word the JSON has.
+pub fn wire_name(value: &impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => "?".to_owned(),
+    }
+}
 
 /// `GET /healthz`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,11 +242,41 @@ pub struct Status<A> {
     /// The renewer's state; none without `[[certificate]]` for ACME.
     #[serde(default = "none")]
     pub acme: Option<A>,
-    /// The last self-probe result per name (null: not probed yet, or probe off): the probe's
-    /// own summary document (`GET /v1/probe`), which no client of this crate reads.
+    /// The last self-probe result per name (`GET /v1/probe`); none: the probe is off.
     #[serde(default)]
-    pub probe: Option<serde_json::Value>,
+    pub probe: Option<BTreeMap<String, ProbeSummary>>,
     pub fleet: FleetStatus,
+}
+
+/// The last probe of one name: its verdict, the causes of what failed or warned, and those
+/// checks. Only `verdict` (null) for a name not probed yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeSummary {
+    /// `pass`, `warn`, `fail` or `error`; none: not probed yet.
+    pub verdict: Option<String>,
+    /// Catalogue ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// The failing, warning and erring checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<Vec<ProbeFinding>>,
+}
+
+/// A check of a probe that did not pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeFinding {
+    /// The check's kind (`http-token`, `dns-resolve`, …).
+    pub check: String,
+    pub target: String,
+    /// `warn`, `fail` or `error`.
+    pub status: String,
+    /// The catalogue id, if the check names a cause.
+    pub cause: Option<String>,
+    pub detail: String,
 }
 
 fn none<A>() -> Option<A> {

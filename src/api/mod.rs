@@ -7,9 +7,10 @@ mod client;
 mod documents;
 
 pub use client::{AdminClient, ClientError};
+pub use documents::wire_name;
 pub use documents::{
     CertDetail, CertInstalled, CertList, CertNotIssued, CertPut, CertView, ChallengeCounts,
     ErrorBody, FleetError, FleetStatus, Health, NameOwnerView, NotServed, PassedOver, PkiFileView,
-    PkiFiles, PkiPut, Removed, RenewRequested, Status, TokenEntry, TokenList, TokenPut, TxtPut,
-    TxtRecord, TxtRecords,
+    PkiFiles, PkiPut, ProbeFinding, ProbeSummary, Removed, RenewRequested, Status, TokenEntry,
+    TokenList, TokenPut, TxtPut, TxtRecord, TxtRecords,
 };
