@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 use std::time::SystemTime;
 
 use crate::acme::{AccountState, AcmeStatus, BackupState, CertState, Diagnosis, Progress};
-use crate::api::{wire_name, AdminClient, CertInstalled, CertPut, Health, RenewRequested, Status};
+use crate::api::{
+    wire_name, AdminClient, CertInstalled, CertPut, ClientError, Health, RenewRequested, Status,
+};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 
 /// Exit status for a bad command line or configuration (BSD `EX_USAGE`).
@@ -194,8 +196,12 @@ fn check(config: Config, names: Vec<String>, json: bool) -> i32 {
     }
     let client = AdminClient::from_config(&config).with_timeout(config.probe.timeout);
     if !client.has_token() {
+        let why = match std::fs::read_to_string(&config.admin.token_file) {
+            Ok(_) => "the file is empty".to_owned(),
+            Err(e) => e.to_string(),
+        };
         eprintln!(
-            "dcv-proxy check: cannot read the admin token {} (the probe publishes its token through the admin API; run as the user dcv-proxy runs as)",
+            "dcv-proxy check: cannot read the admin token {}: {why} (the probe publishes its token through the admin API; run as the user dcv-proxy runs as)",
             config.admin.token_file.display()
         );
         return EXIT_PROBE_ERROR;
@@ -311,12 +317,22 @@ fn certs(config: &Config, action: CertsAction) -> i32 {
                 );
                 0
             }),
-        CertsAction::List { json: false } => runtime
-            .block_on(client.get::<Status<AcmeStatus>>("/v1/status"))
-            .map(|status| {
-                print!("{}", certs_table(&status));
-                0
-            }),
+        CertsAction::List { json: false } => {
+            match runtime.block_on(client.get::<Status<AcmeStatus>>("/v1/status")) {
+                Ok(status) => {
+                    print!("{}", certs_table(&status));
+                    Ok(0)
+                }
+                // A node of another version may write what this one cannot read.
+                Err(e @ ClientError::Unexpected { .. }) => {
+                    eprintln!(
+                        "dcv-proxy: {e}; is the node another version? `dcv-proxy certs list --json` shows its document as it is"
+                    );
+                    return EXIT_FAILURE;
+                }
+                Err(e) => Err(e),
+            }
+        }
         CertsAction::Renew { id } => runtime
             .block_on(client.call::<RenewRequested>(
                 http::Method::POST,
@@ -499,6 +515,9 @@ fn certs_table(status: &Status<AcmeStatus>) -> String {
                     .as_ref()
                     .map_or_else(|| "starting".to_owned(), |p| progress_line(p, now))
             );
+        }
+        if let Some(why) = &renewal.deferred {
+            let _ = writeln!(out, "  {id}: not ordered yet: {why}");
         }
         // `[[acme.ca]]`: who issued it, and which CAs were passed over and why.
         if let Some(ca) = &renewal.ca {
@@ -700,6 +719,13 @@ mod tests {
                             "text": "a.test: waiting for the CA to validate (poll 3)"
                         }
                     },
+                    "d.test": {
+                        "names": ["d.test"],
+                        "challenge": "http-01",
+                        "state": "due",
+                        "consecutive_failures": 0,
+                        "deferred": "the fleet lock cannot be taken (etcd away)"
+                    },
                     "h1.test": {
                         "names": ["h1.test", "www.h1.test"],
                         "challenge": "http-01",
@@ -747,6 +773,12 @@ mod tests {
         );
         assert!(
             text.contains("      next attempt in 2 s (2027-01-15T08:00:02Z)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  d.test: not ordered yet: the fleet lock cannot be taken (etcd away)\n"
+            ),
             "{text}"
         );
     }

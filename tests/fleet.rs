@@ -347,7 +347,8 @@ async fn one_order_for_three_nodes(challenge: &str) {
 
 /// While etcd is away a node places no order (another node may be ordering the same
 /// certificate, and the fleet's count of new orders cannot be read), and its status says why
-/// and what to look at, not only when it tries again.
+/// and what to look at, not only when it tries again; once etcd is back it orders, and the
+/// reason goes.
 #[tokio::test]
 async fn without_etcd_no_order_is_placed_and_the_status_says_why() {
     let (mut etcd, _dir, key, ports, pebble) = fleet_and_ca().await;
@@ -395,6 +396,19 @@ async fn without_etcd_no_order_is_placed_and_the_status_says_why() {
         "{why}"
     );
     assert_eq!(orders_seen_by_the_ca(&pebble), orders, "{}", pebble.log());
+
+    // etcd back: the renewal is ordered, and the status no longer says it waits.
+    etcd.start_again().await;
+    eventually("the renewal is ordered once etcd is back", || async {
+        let status = node.admin_get("/v1/status").await.json();
+        let renewal = &status["acme"]["certificates"][id];
+        (orders_seen_by_the_ca(&pebble) > orders
+            && renewal["state"] == "waiting"
+            && renewal["last_order"]["result"] == "valid"
+            && renewal["deferred"].is_null())
+        .then_some(())
+    })
+    .await;
 }
 
 /// The CA counts new orders per account and the fleet shares one account: with a budget of

@@ -1112,7 +1112,7 @@ impl Renewer {
             st.retry_at = Some(at);
             st.next_attempt = Some(rfc3339(at));
             st.deferred = Some(format!(
-                "the fleet lock cannot be taken ({error}); not ordering until it can, next at {}. fleet (no catalogue cause): {remedy}",
+                "{LOCK_UNAVAILABLE} ({error}); not ordering until it can, next at {}. fleet (no catalogue cause): {remedy}",
                 rfc3339(at)
             ));
         });
@@ -1425,6 +1425,18 @@ impl Renewer {
                 return Some(());
             }
         };
+        // The lock is there again: a deferral for want of it is over (an ARI renewal does not
+        // pass through the budget's look, which clears the others).
+        self.shared.with(|s| {
+            let st = s.cert_mut(cert);
+            if st
+                .deferred
+                .as_deref()
+                .is_some_and(|d| d.starts_with(LOCK_UNAVAILABLE))
+            {
+                st.deferred = None;
+            }
+        });
         let lock = match lock {
             Some(lock) => {
                 if let Err(e) = self.state.refresh_cert(&cert.id).await {
@@ -1998,6 +2010,9 @@ impl RenewerHandle {
 struct IssuerRecord {
     ca: String,
 }
+
+/// How a deferral for want of the fleet lock begins (`deferred` in the status).
+const LOCK_UNAVAILABLE: &str = "the fleet lock cannot be taken";
 
 /// What to do while the fleet store cannot be asked (no catalogue cause: an outage of the
 /// node's own etcd, not a reason the CA gives).

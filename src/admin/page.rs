@@ -128,7 +128,11 @@ struct Attention {
 impl View<'_> {
     fn render(&self) -> String {
         let s = self.status;
-        let node = s.fleet.node_id.as_deref().unwrap_or(self.host_name);
+        let node = s
+            .fleet
+            .etcd
+            .as_ref()
+            .map_or(self.host_name, |f| f.node_id.as_str());
         let attention = self.attention();
         let mut h = Html::default();
         h.raw("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
@@ -288,7 +292,7 @@ impl View<'_> {
                 });
             }
         }
-        if s.fleet.backend == "etcd" && s.fleet.connected != Some(true) {
+        if s.fleet.etcd.as_ref().is_some_and(|f| !f.connected) {
             out.push(Attention {
                 anchor: "fleet".into(),
                 text: "fleet: not connected to etcd, serving the local snapshot".into(),
@@ -606,6 +610,11 @@ impl View<'_> {
             None => {}
         }
         h.raw("</dd>\n");
+        if let Some(why) = &acme.deferred {
+            h.raw("<dt>Not ordered yet</dt><dd>")
+                .text(why)
+                .raw("</dd>\n");
+        }
         if let Some(ca) = &acme.ca {
             h.raw("<dt>Issued by</dt><dd>CA ").text(ca).raw("</dd>\n");
         }
@@ -842,19 +851,18 @@ impl View<'_> {
     // ---- the fleet
 
     fn fleet(&self, h: &mut Html) {
-        let fleet = &self.status.fleet;
         h.raw(
             "<section id=\"fleet\" aria-labelledby=\"fleet-h\">\n<h2 id=\"fleet-h\">Fleet</h2>\n",
         );
-        if fleet.backend != "etcd" {
+        let Some(fleet) = &self.status.fleet.etcd else {
             h.raw("<p>This node runs alone (<span class=\"cause\">fleet.backend = \"local\"</span>): its state is in its own state directory only.</p>\n</section>\n");
             return;
-        }
-        let me = fleet.node_id.as_deref().unwrap_or("?");
+        };
+        let me = fleet.node_id.as_str();
         h.raw("<div class=\"card\"><dl>\n<dt>This node</dt><dd>")
             .text(me)
             .raw("</dd>\n<dt>etcd</dt><dd>");
-        if fleet.connected == Some(true) {
+        if fleet.connected {
             h.raw("<span class=\"badge ok\">CONNECTED</span>");
         } else {
             h.raw("<span class=\"badge fail\">DISCONNECTED</span> serving the local snapshot; orders wait");
@@ -862,9 +870,9 @@ impl View<'_> {
         h.raw(" · ");
         h.text(&fleet.endpoints.join(", "))
             .raw(" · prefix <span class=\"cause\">")
-            .text(fleet.prefix.as_deref().unwrap_or(""))
+            .text(&fleet.prefix)
             .raw("</span> · revision ")
-            .text(&fleet.revision.unwrap_or_default().to_string())
+            .text(&fleet.revision.to_string())
             .raw("</dd>\n");
         if let Some(error) = &fleet.last_error {
             h.raw("<dt>Last error</dt><dd>");

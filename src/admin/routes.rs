@@ -8,8 +8,8 @@ use super::{AdminApi, AdminRequest, Reply};
 use crate::acme::AcmeStatus;
 use crate::api::{
     CertDetail, CertInstalled, CertList, CertNotIssued, CertView, ChallengeCounts, ErrorBody,
-    FleetError, FleetStatus, Health, NameOwnerView, NotServed, PassedOver, PkiFileView, PkiFiles,
-    Removed, RenewRequested, Status, TokenEntry, TokenList,
+    EtcdFleet, FleetError, FleetStatus, Health, NameOwnerView, NotServed, PassedOver, PkiFileView,
+    PkiFiles, Removed, RenewRequested, Status, TokenEntry, TokenList,
 };
 use crate::state::certs::{
     CertEntry, CertId, CertSnapshot, CertSource, InstallError, NameOwner, DEFAULT_ID,
@@ -112,15 +112,17 @@ fn fleet_status(api: &AdminApi) -> FleetStatus {
     members.sort_by(|a, b| a.node_id.cmp(&b.node_id));
     FleetStatus {
         backend: "etcd".into(),
-        node_id: Some(fleet.node_id().to_owned()),
-        endpoints: fleet.endpoints().to_vec(),
-        prefix: Some(fleet.prefix().to_owned()),
-        connected: Some(fleet.connected()),
-        revision: Some(fleet.revision()),
-        members,
-        last_error: fleet.last_error().map(|(at, error)| FleetError {
-            at: rfc3339(at),
-            error,
+        etcd: Some(EtcdFleet {
+            node_id: fleet.node_id().to_owned(),
+            endpoints: fleet.endpoints().to_vec(),
+            prefix: fleet.prefix().to_owned(),
+            connected: fleet.connected(),
+            revision: fleet.revision(),
+            members,
+            last_error: fleet.last_error().map(|(at, error)| FleetError {
+                at: rfc3339(at),
+                error,
+            }),
         }),
     }
 }

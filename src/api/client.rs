@@ -16,6 +16,9 @@ use crate::http1;
 /// The most of an answer read: the status document of a node with many certificates fits.
 const MAX_ANSWER: usize = 16 << 20;
 
+/// The longest wait for the connection (the node is local, or on the operator's network).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Talks to the admin listener of one node.
 #[derive(Debug, Clone)]
 pub struct AdminClient {
@@ -160,8 +163,12 @@ impl AdminClient {
                 path: path.to_owned(),
                 reason: format!("the request: {e}"),
             })?;
+        let connect = CONNECT_TIMEOUT.min(self.timeout);
+        let stream = tokio::time::timeout(connect, TcpStream::connect(addr))
+            .await
+            .map_err(|_| unreachable(format!("no connection within {connect:?}")))?
+            .map_err(|e| unreachable(e.to_string()))?;
         let exchange = async {
-            let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
             let answer = http1::send(stream, request)
                 .await
                 .map_err(|e| e.to_string())?;

@@ -3,8 +3,10 @@
 //! renamed on one side is a compile error on the other, not a `null` read by a string key.
 //!
 //! Request bodies refuse unknown fields (a misspelt `ttl_secnds` is a 400 with serde's line and
-//! column, not a silently ignored setting); answers accept them, so an older client reads a
-//! newer node. Times are RFC 3339 strings, as everywhere in the API.
+//! column, not a silently ignored setting); answers accept them, so a client reads a node that
+//! added fields. A value a client does not know (a state added later) is an error that says so;
+//! `dcv-proxy certs list --json` shows any node's document as it is. Times are RFC 3339
+//! strings, as everywhere in the API.
 
 use std::collections::BTreeMap;
 
@@ -306,27 +308,13 @@ pub struct ChallengeCounts {
     pub tls_alpn: usize,
 }
 
-/// The state backend: `local` (one node, a directory) or `etcd` (a fleet).
+/// The state backend: `local` (one node, a directory: `{"backend": "local"}` and nothing
+/// else) or `etcd` (a fleet, with [`EtcdFleet`]'s fields beside `backend`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetStatus {
     pub backend: String,
-    /// The rest is the fleet's (`etcd`) only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub endpoints: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prefix: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connected: Option<bool>,
-    /// The last etcd revision this node applied.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revision: Option<i64>,
-    /// The live members, this node included.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub members: Vec<Member>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<FleetError>,
+    #[serde(flatten, default)]
+    pub etcd: Option<EtcdFleet>,
 }
 
 impl FleetStatus {
@@ -334,15 +322,24 @@ impl FleetStatus {
     pub fn local() -> Self {
         Self {
             backend: "local".into(),
-            node_id: None,
-            endpoints: Vec::new(),
-            prefix: None,
-            connected: None,
-            revision: None,
-            members: Vec::new(),
-            last_error: None,
+            etcd: None,
         }
     }
+}
+
+/// A node's view of its fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdFleet {
+    pub node_id: String,
+    pub endpoints: Vec<String>,
+    pub prefix: String,
+    pub connected: bool,
+    /// The last etcd revision this node applied.
+    pub revision: i64,
+    /// The live members, this node included, by node id.
+    pub members: Vec<Member>,
+    /// Null until the node first fails to reach etcd.
+    pub last_error: Option<FleetError>,
 }
 
 /// The fleet store's last error.
@@ -350,4 +347,42 @@ impl FleetStatus {
 pub struct FleetError {
     pub at: String,
     pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A node on its own says only `backend`; a fleet node every field, `last_error` null
+    /// and `members` empty included, as readers of the JSON have always seen it.
+    #[test]
+    fn the_fleet_document_has_the_same_fields_as_before() {
+        let local = serde_json::to_value(FleetStatus::local()).unwrap();
+        assert_eq!(local, serde_json::json!({"backend": "local"}));
+        let etcd = FleetStatus {
+            backend: "etcd".into(),
+            etcd: Some(EtcdFleet {
+                node_id: "n1".into(),
+                endpoints: vec!["http://127.0.0.1:2379".into()],
+                prefix: "/dcv".into(),
+                connected: true,
+                revision: 7,
+                members: Vec::new(),
+                last_error: None,
+            }),
+        };
+        let json = serde_json::to_value(&etcd).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "backend": "etcd", "node_id": "n1", "endpoints": ["http://127.0.0.1:2379"],
+                "prefix": "/dcv", "connected": true, "revision": 7, "members": [],
+                "last_error": null
+            })
+        );
+        assert_eq!(serde_json::from_value::<FleetStatus>(json).unwrap(), etcd);
+        let back: FleetStatus = serde_json::from_value(local).unwrap();
+        assert_eq!(back, FleetStatus::local());
+    }
 }

@@ -10,7 +10,7 @@ pub use client::{AdminClient, ClientError};
 pub use documents::wire_name;
 pub use documents::{
     CertDetail, CertInstalled, CertList, CertNotIssued, CertPut, CertView, ChallengeCounts,
-    ErrorBody, FleetError, FleetStatus, Health, NameOwnerView, NotServed, PassedOver, PkiFileView,
-    PkiFiles, PkiPut, ProbeFinding, ProbeSummary, Removed, RenewRequested, Status, TokenEntry,
-    TokenList, TokenPut, TxtPut, TxtRecord, TxtRecords,
+    ErrorBody, EtcdFleet, FleetError, FleetStatus, Health, NameOwnerView, NotServed, PassedOver,
+    PkiFileView, PkiFiles, PkiPut, ProbeFinding, ProbeSummary, Removed, RenewRequested, Status,
+    TokenEntry, TokenList, TokenPut, TxtPut, TxtRecord, TxtRecords,
 };

@@ -9,13 +9,13 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use serde::de::IgnoredAny;
 
 use super::fleet::{Fleet, FleetMember, Members};
 use super::node_error::NodeError;
 use super::registry::TxtRegistry;
 use crate::api::{
-    AdminClient, ClientError, Health, PkiFiles, Removed, Status, TokenEntry, TokenPut, TxtRecords,
+    AdminClient, ClientError, FleetStatus, Health, PkiFiles, Removed, TokenEntry, TokenPut,
+    TxtRecords,
 };
 use crate::config::{DnsName, ExpectedTxt, RecordName};
 use crate::state::State;
@@ -138,17 +138,18 @@ impl AdminNode {
         Ok(())
     }
 
-    /// What the node's `/v1/status` says of its fleet.
+    /// What the node's `/v1/status` says of its fleet (only that part is read: the rest of
+    /// the document may be of another version).
     async fn fleet_status(&self) -> Result<Option<Fleet>, NodeError> {
-        let status: Status<IgnoredAny> = self.client.get("/v1/status").await?;
-        let fleet = status.fleet;
-        Ok(fleet
-            .node_id
-            .filter(|_| fleet.backend != "local")
-            .map(|node_id| Fleet {
-                node_id,
-                members: fleet.members.into_iter().map(FleetMember::from).collect(),
-            }))
+        #[derive(serde::Deserialize)]
+        struct FleetOnly {
+            fleet: FleetStatus,
+        }
+        let status: FleetOnly = self.client.get("/v1/status").await?;
+        Ok(status.fleet.etcd.map(|fleet| Fleet {
+            node_id: fleet.node_id,
+            members: fleet.members.into_iter().map(FleetMember::from).collect(),
+        }))
     }
 }
 
