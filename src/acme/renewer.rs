@@ -1008,9 +1008,7 @@ impl Renewer {
             let mut budget = self.shared.budget.lock().unwrap_or_else(|p| p.into_inner());
             (budget.allows(now), budget.next_free(now), budget.used(now))
         };
-        if allowed {
-            self.shared.with(|s| s.cert_mut(cert).deferred = None);
-        } else {
+        if !allowed {
             self.defer(cert, &self.budget_spent(used, next, ""));
         }
         allowed
@@ -1112,7 +1110,7 @@ impl Renewer {
             st.retry_at = Some(at);
             st.next_attempt = Some(rfc3339(at));
             st.deferred = Some(format!(
-                "{LOCK_UNAVAILABLE} ({error}); not ordering until it can, next at {}. fleet (no catalogue cause): {remedy}",
+                "the fleet lock cannot be taken ({error}); not ordering until it can, next at {}. fleet (no catalogue cause): {remedy}",
                 rfc3339(at)
             ));
         });
@@ -1425,18 +1423,10 @@ impl Renewer {
                 return Some(());
             }
         };
-        // The lock is there again: a deferral for want of it is over (an ARI renewal does not
-        // pass through the budget's look, which clears the others).
-        self.shared.with(|s| {
-            let st = s.cert_mut(cert);
-            if st
-                .deferred
-                .as_deref()
-                .is_some_and(|d| d.starts_with(LOCK_UNAVAILABLE))
-            {
-                st.deferred = None;
-            }
-        });
+        // With the lock the order goes ahead: whatever deferred it (the budget, the lock itself)
+        // is over, for ARI renewals and new orders alike. The one place that says so; the
+        // budget's slot, taken next, defers it again if the fleet's count is spent.
+        self.shared.with(|s| s.cert_mut(cert).deferred = None);
         let lock = match lock {
             Some(lock) => {
                 if let Err(e) = self.state.refresh_cert(&cert.id).await {
@@ -2010,9 +2000,6 @@ impl RenewerHandle {
 struct IssuerRecord {
     ca: String,
 }
-
-/// How a deferral for want of the fleet lock begins (`deferred` in the status).
-const LOCK_UNAVAILABLE: &str = "the fleet lock cannot be taken";
 
 /// What to do while the fleet store cannot be asked (no catalogue cause: an outage of the
 /// node's own etcd, not a reason the CA gives).
