@@ -44,6 +44,16 @@ async fn acme_status(node: &Node, id: &str) -> serde_json::Value {
     node.admin_get("/v1/status").await.json()["acme"]["certificates"][id].clone()
 }
 
+/// The renewer's state of `id` once the order in flight is recorded: a certificate is served a
+/// moment before the renewer records the order that made it (state `ordering`, step `install`).
+async fn recorded_status(node: &Node, id: &str) -> serde_json::Value {
+    eventually("the order is recorded", || async {
+        let st = acme_status(node, id).await;
+        (st["state"] != "ordering").then_some(st)
+    })
+    .await
+}
+
 /// `dcv-proxy certs list [--json]` against the node: its standard output.
 fn certs_list(node: &Node, json: bool) -> String {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_dcv-proxy"));
@@ -1824,7 +1834,7 @@ async fn ip_certificate_at(challenge: &str, addrs: (SocketAddr, SocketAddr)) {
     let node = node_for(&pebble, addrs, &certificate(&[&ip], challenge)).await;
     let cert = issued(&node, &id, None).await;
     assert_eq!(cert["names"], serde_json::json!([ip]), "{cert}");
-    let status = acme_status(&node, &id).await;
+    let status = recorded_status(&node, &id).await;
     assert_eq!(status["last_order"]["result"], "valid", "{status}");
     assert_eq!(status["challenge"], challenge, "{status}");
 
@@ -1924,12 +1934,7 @@ async fn a_name_the_first_ca_refuses_is_issued_by_the_second_and_status_says_why
         conn.presented.fingerprint(),
         cert["sha256_fingerprint"].as_str().unwrap()
     );
-    // The certificate is served a moment before the renewer records the order that made it.
-    let status = eventually("the order is recorded", || async {
-        let st = acme_status(&node, "fb.example.test").await;
-        (st["state"] != "ordering").then_some(st)
-    })
-    .await;
+    let status = recorded_status(&node, "fb.example.test").await;
     assert_eq!(status["ca"], "second", "{status}");
     assert_eq!(status["last_order"]["ca"], "second", "{status}");
     let skip = &status["skipped"][0];
@@ -2030,7 +2035,7 @@ async fn an_unreachable_first_ca_is_passed_over_after_fallback_after() {
         "{:?}",
         started.elapsed()
     );
-    let status = acme_status(&node, "out.example.test").await;
+    let status = recorded_status(&node, "out.example.test").await;
     assert_eq!(status["ca"], "second", "{status}");
     let skip = &status["skipped"][0];
     assert_eq!(
@@ -2078,7 +2083,7 @@ async fn a_rate_limit_beyond_the_margin_sends_the_order_to_the_second_ca() {
         .start()
         .await;
     issued(&node, "rl.example.test", None).await;
-    let status = acme_status(&node, "rl.example.test").await;
+    let status = recorded_status(&node, "rl.example.test").await;
     assert_eq!(status["ca"], "second", "{status}");
     let skip = &status["skipped"][0];
     assert_eq!(
