@@ -28,30 +28,23 @@ fn certificate(names: &[&str], challenge: &str) -> String {
     )
 }
 
-/// The certificate `id` once it was issued over ACME (optionally: other than `previous`).
+/// The certificate `id` once it was issued over ACME (optionally: other than `previous`) and
+/// the renewer has recorded the order that made it: the certificate is served a moment before
+/// (state `ordering`, step `install`), and a test reading the status then would race it.
 async fn issued(node: &Node, id: &str, previous: Option<&str>) -> serde_json::Value {
     eventually(&format!("certificate {id} issued over ACME"), || async {
         let rsp = node.admin_get(&format!("/v1/certificates/{id}")).await;
         let cert = rsp.json();
         let fresh =
             cert["source"] == "acme" && previous.is_none_or(|p| cert["serial"].as_str() != Some(p));
-        (rsp.status == 200 && fresh).then_some(cert)
+        let recorded = cert["acme"]["state"] != "ordering";
+        (rsp.status == 200 && fresh && recorded).then_some(cert)
     })
     .await
 }
 
 async fn acme_status(node: &Node, id: &str) -> serde_json::Value {
     node.admin_get("/v1/status").await.json()["acme"]["certificates"][id].clone()
-}
-
-/// The renewer's state of `id` once the order in flight is recorded: a certificate is served a
-/// moment before the renewer records the order that made it (state `ordering`, step `install`).
-async fn recorded_status(node: &Node, id: &str) -> serde_json::Value {
-    eventually("the order is recorded", || async {
-        let st = acme_status(node, id).await;
-        (st["state"] != "ordering").then_some(st)
-    })
-    .await
 }
 
 /// `dcv-proxy certs list [--json]` against the node: its standard output.
@@ -1834,7 +1827,7 @@ async fn ip_certificate_at(challenge: &str, addrs: (SocketAddr, SocketAddr)) {
     let node = node_for(&pebble, addrs, &certificate(&[&ip], challenge)).await;
     let cert = issued(&node, &id, None).await;
     assert_eq!(cert["names"], serde_json::json!([ip]), "{cert}");
-    let status = recorded_status(&node, &id).await;
+    let status = acme_status(&node, &id).await;
     assert_eq!(status["last_order"]["result"], "valid", "{status}");
     assert_eq!(status["challenge"], challenge, "{status}");
 
@@ -1934,7 +1927,7 @@ async fn a_name_the_first_ca_refuses_is_issued_by_the_second_and_status_says_why
         conn.presented.fingerprint(),
         cert["sha256_fingerprint"].as_str().unwrap()
     );
-    let status = recorded_status(&node, "fb.example.test").await;
+    let status = acme_status(&node, "fb.example.test").await;
     assert_eq!(status["ca"], "second", "{status}");
     assert_eq!(status["last_order"]["ca"], "second", "{status}");
     let skip = &status["skipped"][0];
@@ -2035,7 +2028,7 @@ async fn an_unreachable_first_ca_is_passed_over_after_fallback_after() {
         "{:?}",
         started.elapsed()
     );
-    let status = recorded_status(&node, "out.example.test").await;
+    let status = acme_status(&node, "out.example.test").await;
     assert_eq!(status["ca"], "second", "{status}");
     let skip = &status["skipped"][0];
     assert_eq!(
@@ -2083,7 +2076,7 @@ async fn a_rate_limit_beyond_the_margin_sends_the_order_to_the_second_ca() {
         .start()
         .await;
     issued(&node, "rl.example.test", None).await;
-    let status = recorded_status(&node, "rl.example.test").await;
+    let status = acme_status(&node, "rl.example.test").await;
     assert_eq!(status["ca"], "second", "{status}");
     let skip = &status["skipped"][0];
     assert_eq!(

@@ -28,7 +28,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ),
     // The admin API's documents and client: below the probe (its node client) and the admin
     // API (its routes), which both use it.
-    ("api", &["config", "state", "http1"]),
+    ("api", &["config", "state", "catalogue", "http1"]),
     // The probe derives DNS-01 values the way the ACME client does (`acme::txt_value`).
     (
         "probe",

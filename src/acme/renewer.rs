@@ -45,6 +45,7 @@ use super::progress::{Progress, ProgressSink};
 use super::schedule::{self, Basis};
 use super::selfcheck::SelfCheck;
 use super::{account, backup, AcmeError, Diagnosis, ProblemDoc, SwapReason};
+use crate::catalogue::FLEET_UNAVAILABLE;
 use crate::config::{AcmeConfig, CertId, CertificateConfig};
 use crate::state::certs::{name_covers, CertEntry, CertSource};
 use crate::state::unix;
@@ -191,7 +192,7 @@ pub enum OrderResult {
 
 impl OrderResult {
     /// The `result` label of `dcv_acme_orders_total`.
-    pub(super) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             OrderResult::Valid => "valid",
             OrderResult::Failed => "failed",
@@ -1048,7 +1049,7 @@ impl Renewer {
                     why: format!(
                         "the fleet's count of new orders cannot be read ({e}); not ordering until it can, next at {}. fleet (no catalogue cause): {}",
                         rfc3339(at),
-                        fleet_remedy()
+                        FLEET_UNAVAILABLE
                     ),
                     until: at,
                 })
@@ -1103,7 +1104,7 @@ impl Renewer {
             .copied()
             .unwrap_or(Duration::from_secs(60));
         let at = SystemTime::now() + first;
-        let remedy = fleet_remedy();
+        let remedy = FLEET_UNAVAILABLE;
         tracing::warn!(certificate = %cert.id, %error, next_attempt = %rfc3339(at), kind = "fleet", remedy, "fleet lock unavailable; not ordering now");
         self.shared.with(|s| {
             let st = s.cert_mut(cert);
@@ -1715,7 +1716,7 @@ impl Renewer {
         let lock = match lock {
             Ok(lock) => lock,
             Err(e) => {
-                tracing::warn!(certificate = %cert.id, error = %e, kind = "fleet", remedy = fleet_remedy(), "fleet lock unavailable; no backup order now");
+                tracing::warn!(certificate = %cert.id, error = %e, kind = "fleet", remedy = FLEET_UNAVAILABLE, "fleet lock unavailable; no backup order now");
                 return Some(());
             }
         };
@@ -1999,12 +2000,6 @@ impl RenewerHandle {
 #[derive(Serialize, Deserialize)]
 struct IssuerRecord {
     ca: String,
-}
-
-/// What to do while the fleet store cannot be asked (no catalogue cause: an outage of the
-/// node's own etcd, not a reason the CA gives).
-fn fleet_remedy() -> &'static str {
-    crate::catalogue::remedy_without_cause(None, super::FailureKind::Fleet.as_str())
 }
 
 /// An order's steps, into the certificate's status.

@@ -276,7 +276,10 @@ impl View<'_> {
             };
             if !class.is_empty() {
                 let causes = match report.causes.as_deref() {
-                    Some(causes) if !causes.is_empty() => format!(" ({})", causes.join(", ")),
+                    Some(causes) if !causes.is_empty() => {
+                        let ids: Vec<&str> = causes.iter().map(|c| c.id()).collect();
+                        format!(" ({})", ids.join(", "))
+                    }
                     _ => String::new(),
                 };
                 out.push(Attention {
@@ -651,7 +654,7 @@ impl View<'_> {
         }
         if let Some(order) = &acme.last_order {
             h.raw("<dt>Last order</dt><dd>")
-                .text(&wire_name(&order.result))
+                .text(order.result.as_str())
                 .raw(" · ");
             self.time(h, Some(&order.finished));
             let ms = u64::try_from(order.duration_ms).unwrap_or(u64::MAX);
@@ -804,16 +807,14 @@ impl View<'_> {
             let causes = report.causes.as_deref().unwrap_or_default();
             if !causes.is_empty() {
                 h.raw("<ul class=\"plain\">");
-                for id in causes {
+                for cause in causes {
                     h.raw("<li class=\"problem\"><p><strong class=\"cause\">")
-                        .text(id)
-                        .raw("</strong> ");
-                    if let Ok(cause) = id.parse::<Cause>() {
-                        h.text(cause.summary())
-                            .raw("</p><p><strong>Remedy:</strong> ")
-                            .text(cause.remedy());
-                    }
-                    h.raw("</p></li>");
+                        .text(cause.id())
+                        .raw("</strong> ")
+                        .text(cause.summary())
+                        .raw("</p><p><strong>Remedy:</strong> ")
+                        .text(cause.remedy())
+                        .raw("</p></li>");
                 }
                 h.raw("</ul>\n");
             }
@@ -836,7 +837,7 @@ impl View<'_> {
                         .raw("</td><td class=\"nw\">")
                         .text(&f.target)
                         .raw("</td><td class=\"cause nw\">")
-                        .text(f.cause.as_deref().unwrap_or("-"))
+                        .text(f.cause.map_or("-", Cause::id))
                         .raw("</td><td class=\"wide\">")
                         .text(&f.detail)
                         .raw("</td></tr>\n");
@@ -1089,6 +1090,13 @@ mod tests {
                 "account": {"state": "ready"},
                 "cas": [],
                 "certificates": {
+                    "d.test": {
+                        "names": ["d.test"],
+                        "challenge": "http-01",
+                        "state": "due",
+                        "consecutive_failures": 0,
+                        "deferred": "the fleet lock cannot be taken (etcd away)"
+                    },
                     "h1.test": {
                         "names": ["h1.test"],
                         "challenge": "http-01",
@@ -1156,6 +1164,13 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("NOT SERVED"));
+        // Due but held back, and why.
+        assert!(
+            page.contains(
+                "<dt>Not ordered yet</dt><dd>the fleet lock cannot be taken (etcd away)</dd>"
+            ),
+            "{page}"
+        );
     }
 
     #[test]

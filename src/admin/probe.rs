@@ -15,7 +15,7 @@ use http::StatusCode;
 use std::collections::BTreeMap;
 
 use super::{AdminApi, Reply};
-use crate::api::{wire_name, ProbeFinding, ProbeSummary, Removed, TxtRecord, TxtRecords};
+use crate::api::{ProbeFinding, ProbeSummary, Removed, TxtRecord, TxtRecords};
 use crate::probe::ProbeRunner;
 use crate::probe::Report;
 use crate::probe::Status;
@@ -80,16 +80,16 @@ fn summary(report: &Report) -> ProbeSummary {
         .iter()
         .filter(|c| matches!(c.status, Status::Fail | Status::Warn | Status::Error))
         .map(|c| ProbeFinding {
-            check: wire_name(&c.kind),
+            check: c.kind.as_str().to_owned(),
             target: c.target.clone(),
-            status: wire_name(&c.status),
-            cause: c.cause.map(|cause| cause.id().to_owned()),
+            status: c.status.as_str().to_owned(),
+            cause: c.cause,
             detail: c.detail.clone(),
         })
         .collect();
     ProbeSummary {
-        verdict: Some(wire_name(&report.verdict())),
-        causes: Some(report.causes().iter().map(|c| c.id().to_owned()).collect()),
+        verdict: Some(report.verdict().as_str().to_owned()),
+        causes: Some(report.causes().into_iter().collect()),
         finished: Some(
             humantime::format_rfc3339_seconds(report.started + report.duration).to_string(),
         ),

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalogue::Cause;
 use crate::state::fleet::Member;
 
 /// An enum as the documents spell it (`ordering`, `rate-limited`, `http-token`): its serde
@@ -256,9 +257,9 @@ pub struct Status<A> {
 pub struct ProbeSummary {
     /// `pass`, `warn`, `fail` or `error`; none: not probed yet.
     pub verdict: Option<String>,
-    /// Catalogue ids.
+    /// The causes of the checks that did not pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub causes: Option<Vec<String>>,
+    pub causes: Option<Vec<Cause>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -276,8 +277,8 @@ pub struct ProbeFinding {
     pub target: String,
     /// `warn`, `fail` or `error`.
     pub status: String,
-    /// The catalogue id, if the check names a cause.
-    pub cause: Option<String>,
+    /// The cause the check names, if any.
+    pub cause: Option<Cause>,
     pub detail: String,
 }
 

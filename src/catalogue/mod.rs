@@ -11,7 +11,7 @@ mod acme_problem;
 pub use acme_problem::{diagnose as diagnose_acme_problem, ACME_ERROR_PREFIX};
 mod uncatalogued;
 
-pub use uncatalogued::remedy_without_cause;
+pub use uncatalogued::{remedy_without_cause, FLEET_UNAVAILABLE};
 
 use std::fmt;
 use std::str::FromStr;

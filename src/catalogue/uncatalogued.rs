@@ -2,6 +2,10 @@
 //! nonce, a full disk. They keep their ACME type or kind rather than being forced into a cause
 //! that does not fit, but they still come with a remedy.
 
+/// What to do while a node cannot reach the fleet's etcd (failure kind `fleet`): said by the
+/// fleet store's log line and by every order the node holds back meanwhile.
+pub const FLEET_UNAVAILABLE: &str = "the node cannot reach the fleet's etcd: look at its connection (dcv_fleet_connected, `fleet` in GET /v1/status: endpoints, last_error) and its log (`fleet: etcd unavailable`); meanwhile it serves its local snapshot and places no order, so that no two nodes order one certificate and the fleet's budget of new orders holds";
+
 /// What to do about a failure the catalogue has no cause for, by its ACME error type (without
 /// the URN prefix) or, without one, the failure's kind (`transport`, `timeout`, …): the log, the
 /// status page and `certs list` show it where a cause's remedy would be, so that no failure an
@@ -20,9 +24,7 @@ pub fn remedy_without_cause(ca_type: Option<&str>, kind: &str) -> &'static str {
         "badNonce" => {
             "a stale replay nonce, normally retried at once: if it repeats, something between the node and the CA caches or replays answers"
         }
-        "fleet" => {
-            "the node cannot reach the fleet's etcd: look at its connection (dcv_fleet_connected, `fleet` in GET /v1/status: endpoints, last_error) and its log (`fleet: etcd unavailable`); meanwhile it serves its local snapshot and places no order, so that no two nodes order one certificate and the fleet's budget of new orders holds"
-        }
+        "fleet" => FLEET_UNAVAILABLE,
         "storage" => "the state directory could not be written (full or read-only disk: see the detail)",
         "key" => "a key or CSR could not be made (see the detail)",
         "config" => "the [acme] settings cannot be used as they are: fix what the detail names",

@@ -71,7 +71,7 @@ impl FleetFollower {
                     self.shared.record_error(stage, &error.to_string());
                     let wait = backoff(failures);
                     if failures == 1 || failures % 20 == 0 {
-                        tracing::warn!(%error, stage, retry_in = ?wait, attempts = failures, kind = "fleet", remedy = crate::catalogue::remedy_without_cause(None, "fleet"), "fleet: etcd unavailable; serving the local snapshot");
+                        tracing::warn!(%error, stage, retry_in = ?wait, attempts = failures, kind = "fleet", remedy = crate::catalogue::FLEET_UNAVAILABLE, "fleet: etcd unavailable; serving the local snapshot");
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
